@@ -1,0 +1,62 @@
+# Every target works on a fresh clone: the first one that needs node_modules installs them
+# from package-lock.json. The targets are thin names over the npm scripts in package.json.
+.PHONY: dev test test-short build start migrate-up migrate-down migrate-down-all migrate-version \
+        migrate-create openapi lint typecheck clean
+
+NPM_INSTALLED := node_modules/.package-lock.json
+
+$(NPM_INSTALLED): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+## dev: run the service on :8090 with the embedded database (APP_ENV=dev)
+dev: $(NPM_INSTALLED)
+	APP_ENV=$${APP_ENV:-dev} npm run --silent dev
+
+## test: typecheck, lint, then every test on both drivers (embedded and real PostgreSQL)
+test: $(NPM_INSTALLED)
+	npm test
+
+## test-short: typecheck, lint, then the tests on the embedded driver only (no PostgreSQL needed)
+test-short: $(NPM_INSTALLED)
+	npm run test:short
+
+## build: compile to dist/ and write the launchers bin/tenant-registry and bin/migrate
+build: $(NPM_INSTALLED)
+	npm run build
+	@mkdir -p bin
+	@printf '#!/bin/sh\nexec node "$$(dirname "$$0")/../dist/src/main.js" "$$@"\n' > bin/tenant-registry
+	@printf '#!/bin/sh\nexec node "$$(dirname "$$0")/../dist/src/cli/migrate.js" "$$@"\n' > bin/migrate
+	@chmod +x bin/tenant-registry bin/migrate
+	@echo "built: ./bin/tenant-registry (server), ./bin/migrate (migrations)"
+
+migrate-up: $(NPM_INSTALLED)
+	npm run --silent migrate -- up
+
+migrate-down: $(NPM_INSTALLED)
+	npm run --silent migrate -- down
+
+## migrate-down-all: revert every migration (destroys all data: dev databases only)
+migrate-down-all: $(NPM_INSTALLED)
+	npm run --silent migrate -- down-all
+
+migrate-version: $(NPM_INSTALLED)
+	npm run --silent migrate -- version
+
+## migrate-create NAME=add_team_table: write the next empty pair of migration files
+migrate-create: $(NPM_INSTALLED)
+	@test -n "$(NAME)" || (echo "usage: make migrate-create NAME=add_team_table" >&2; exit 2)
+	npm run --silent migrate -- create $(NAME)
+
+## openapi: regenerate openapi.yaml from the route schemas
+openapi: $(NPM_INSTALLED)
+	npm run --silent openapi
+
+lint: $(NPM_INSTALLED)
+	npm run lint
+
+typecheck: $(NPM_INSTALLED)
+	npm run typecheck
+
+clean:
+	rm -rf dist bin coverage

@@ -1,0 +1,68 @@
+// buildApp(deps): the whole HTTP service around the dependencies it is handed. It opens nothing
+// itself (main.ts and the tests own the database), so tests build as many apps as they like.
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Config } from './config.js';
+import { registerErrorHandler } from './http/error-handler.js';
+import { healthRoutes } from './http/health.js';
+import { registerJsonParser } from './http/json-parser.js';
+import { registerNotFoundHandler } from './http/not-found.js';
+import { registerOpenApi } from './http/openapi.js';
+import { REQUEST_ID_HEADER, requestIdFor } from './http/request-id.js';
+import { RequestLog } from './http/request-log.js';
+import { tenantRoutes } from './http/tenants.js';
+import { validatorCompiler } from './http/validation.js';
+import type { Database } from './store/database.js';
+import { SERVICE_VERSION } from './version.js';
+
+export interface AppDeps {
+  db: Database;
+  config: Pick<Config, 'appEnv' | 'bodyLimitBytes'>;
+  /** A pino logger; tests pass a silent one. */
+  logger: FastifyBaseLogger;
+  /** The time source of lifecycle rules (trial ends); tests can pin it. */
+  clock?: () => Date;
+}
+
+// A request still running after this long is stuck (the database timeouts are far shorter);
+// cutting it frees the socket instead of holding it open forever.
+const REQUEST_TIMEOUT_MS = 30_000;
+
+export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: deps.logger,
+    genReqId: requestIdFor,
+    requestIdHeader: false,
+    logController: new RequestLog(),
+    bodyLimit: deps.config.bodyLimitBytes,
+    requestTimeout: REQUEST_TIMEOUT_MS,
+    // During shutdown, requests already on an open connection are served (the database is
+    // still open until they finish) and told Connection: close, rather than refused.
+    return503OnClosing: false,
+    routerOptions: { ignoreTrailingSlash: false },
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  app.setValidatorCompiler(validatorCompiler);
+  // Fastify closes the connections that are idle when shutdown starts; one that carries an
+  // in-flight request would stay open after its answer (keep-alive) and hold the process up.
+  // Answers sent while closing therefore end their connection.
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  app.addHook('onSend', async (_request, reply) => {
+    if (closing) reply.header('connection', 'close');
+  });
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header(REQUEST_ID_HEADER, request.id);
+  });
+  registerErrorHandler(app);
+  registerNotFoundHandler(app);
+  registerJsonParser(app);
+  await registerOpenApi(app, SERVICE_VERSION);
+
+  await app.register(healthRoutes, { db: deps.db });
+  await app.register(tenantRoutes, { db: deps.db, clock: deps.clock ?? (() => new Date()) });
+
+  return app;
+}

@@ -1,0 +1,16 @@
+// Writes openapi.yaml from the routes' schemas (`make openapi`). The app is built around an
+// embedded database that is never queried: generating the document only walks the routes.
+import { writeFile } from 'node:fs/promises';
+import { pino } from 'pino';
+import { buildApp } from '../app.js';
+import { openApiYaml } from '../http/openapi.js';
+import { openPglite } from '../store/pglite-driver.js';
+
+const target = new URL('../../openapi.yaml', import.meta.url);
+const db = await openPglite({ dataDir: null });
+const app = await buildApp({ db, config: { appEnv: 'dev', bodyLimitBytes: 1024 }, logger: pino({ level: 'silent' }) });
+await app.ready();
+await writeFile(target, openApiYaml(app));
+await app.close();
+await db.close();
+console.log(`wrote ${target.pathname}`);

@@ -1,0 +1,154 @@
+// Environment -> one typed, validated configuration. The schema below is the single description
+// of every variable: its default, its rule and the hint printed when a value breaks the rule.
+// A bad value stops the process at boot; nothing falls back silently.
+import Type, { type Static } from 'typebox';
+import Value from 'typebox/value';
+
+const oneOf = <const T extends string[]>(values: T, defaultValue: T[number]) =>
+  Type.Enum(values, { default: defaultValue, description: `one of ${values.join(', ')}` });
+
+// A URL check in JSON Schema alone would accept "http:foo"; the deeper checks run in refine().
+const EnvSchema = Type.Object(
+  {
+    APP_ENV: oneOf(['dev', 'stage', 'prod'], 'dev'),
+    ADDR: Type.String({
+      default: ':8090',
+      pattern: '^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9.-]*):[0-9]{1,5}$',
+      description: 'host:port or :port, e.g. :8090 or 127.0.0.1:8090',
+    }),
+    KEYCLOAK_ISSUER: Type.String({
+      default: 'http://localhost:8080/realms/breakpilot-dev',
+      description: 'an http(s) URL, the OIDC issuer of the realm',
+    }),
+    DATABASE_URL: Type.String({
+      default: '',
+      description: 'empty (embedded PostgreSQL) or a postgres:// URL',
+    }),
+    EMBEDDED_DB_DIR: Type.String({
+      default: '',
+      description: 'empty (in memory) or a directory for the embedded database; only without DATABASE_URL',
+    }),
+    KEYCLOAK_ADMIN_URL: Type.String({
+      default: '',
+      description: 'empty (mock adapter) or an http(s) URL of Keycloak',
+    }),
+    KEYCLOAK_REALM: Type.String({
+      default: 'breakpilot-dev',
+      pattern: '^[A-Za-z0-9._-]{1,100}$',
+      description: 'a realm name (letters, digits, . _ -)',
+    }),
+    KEYCLOAK_CLIENT_ID: Type.String({ default: '', maxLength: 255, description: 'a client id' }),
+    KEYCLOAK_CLIENT_SECRET: Type.String({ default: '', maxLength: 1024, description: 'a client secret' }),
+    LOG_LEVEL: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'info'),
+    BODY_LIMIT_BYTES: Type.String({
+      // Every request body of this API is a small JSON document; 256 KiB leaves room for audit
+      // events with metadata while refusing a flood before it is buffered and parsed.
+      default: '262144',
+      pattern: '^[1-9][0-9]{2,8}$',
+      description: 'a byte count between 100 and 999999999',
+    }),
+    SHUTDOWN_GRACE_SECONDS: Type.String({
+      // Kubernetes sends SIGKILL 30 s after SIGTERM by default; finishing in-flight requests
+      // within 10 s leaves the rest of that window for closing the database cleanly.
+      default: '10',
+      pattern: '^[0-9]{1,3}$',
+      description: 'whole seconds, 0 to 999',
+    }),
+  },
+  { additionalProperties: true },
+);
+
+type Env = Static<typeof EnvSchema>;
+type VariableName = keyof Env;
+
+/** Raised for a variable that breaks its rule; the message is one line and names the variable. */
+export class ConfigError extends Error {
+  constructor(readonly variable: VariableName, expected: string) {
+    // The value itself is never echoed: DATABASE_URL and the client secret carry credentials.
+    super(`invalid ${variable}: expected ${expected}`);
+    this.name = 'ConfigError';
+  }
+}
+
+export interface Config {
+  appEnv: Env['APP_ENV'];
+  listen: { host: string; port: number };
+  keycloakIssuer: string;
+  database: { kind: 'postgres'; url: string } | { kind: 'embedded'; dataDir: string | null };
+  keycloak: { adminUrl: string; realm: string; clientId: string; clientSecret: string };
+  logLevel: Env['LOG_LEVEL'];
+  bodyLimitBytes: number;
+  shutdownGraceMs: number;
+}
+
+function hintFor(name: VariableName): string {
+  return (EnvSchema.properties[name] as { description?: string }).description ?? 'a valid value';
+}
+
+function isHttpUrl(value: string): boolean {
+  const url = URL.parse(value);
+  return url !== null && (url.protocol === 'http:' || url.protocol === 'https:') && url.hostname !== '';
+}
+
+function isPostgresUrl(value: string): boolean {
+  const url = URL.parse(value);
+  return url !== null && (url.protocol === 'postgres:' || url.protocol === 'postgresql:') && url.hostname !== '';
+}
+
+function parseListen(addr: string): { host: string; port: number } {
+  const cut = addr.lastIndexOf(':');
+  const host = addr.slice(0, cut).replace(/^\[|\]$/g, '');
+  const port = Number(addr.slice(cut + 1));
+  if (port > 65535) throw new ConfigError('ADDR', hintFor('ADDR'));
+  // ":8090" means every interface, as in Go's net.Listen.
+  return { host: host === '' ? '0.0.0.0' : host, port };
+}
+
+/** Reads the environment (process.env by default) into a Config, or throws a ConfigError. */
+export function loadConfig(source: Record<string, string | undefined> = process.env): Config {
+  // Unset and empty are the same thing for every variable here, as in the shell.
+  const present = Object.fromEntries(
+    Object.keys(EnvSchema.properties)
+      .filter((name) => source[name] !== undefined && source[name] !== '')
+      .map((name) => [name, source[name]]),
+  );
+  const env = Value.Default(EnvSchema, present) as Env;
+  const firstError = Value.Errors(EnvSchema, env)[0];
+  if (firstError) {
+    const name = firstError.instancePath.slice(1) as VariableName;
+    throw new ConfigError(name, hintFor(name));
+  }
+  if (!isHttpUrl(env.KEYCLOAK_ISSUER)) throw new ConfigError('KEYCLOAK_ISSUER', hintFor('KEYCLOAK_ISSUER'));
+  if (env.KEYCLOAK_ADMIN_URL !== '' && !isHttpUrl(env.KEYCLOAK_ADMIN_URL)) {
+    throw new ConfigError('KEYCLOAK_ADMIN_URL', hintFor('KEYCLOAK_ADMIN_URL'));
+  }
+  if (env.DATABASE_URL !== '' && !isPostgresUrl(env.DATABASE_URL)) {
+    throw new ConfigError('DATABASE_URL', hintFor('DATABASE_URL'));
+  }
+  if (env.DATABASE_URL !== '' && env.EMBEDDED_DB_DIR !== '') {
+    throw new ConfigError('EMBEDDED_DB_DIR', 'to be empty when DATABASE_URL is set');
+  }
+  // An embedded database outside dev would lose every tenant on restart without a word.
+  if (env.APP_ENV !== 'dev' && env.DATABASE_URL === '') {
+    throw new ConfigError('DATABASE_URL', `a postgres:// URL when APP_ENV is ${env.APP_ENV}`);
+  }
+
+  return {
+    appEnv: env.APP_ENV,
+    listen: parseListen(env.ADDR),
+    keycloakIssuer: env.KEYCLOAK_ISSUER,
+    database:
+      env.DATABASE_URL !== ''
+        ? { kind: 'postgres', url: env.DATABASE_URL }
+        : { kind: 'embedded', dataDir: env.EMBEDDED_DB_DIR === '' ? null : env.EMBEDDED_DB_DIR },
+    keycloak: {
+      adminUrl: env.KEYCLOAK_ADMIN_URL,
+      realm: env.KEYCLOAK_REALM,
+      clientId: env.KEYCLOAK_CLIENT_ID,
+      clientSecret: env.KEYCLOAK_CLIENT_SECRET,
+    },
+    logLevel: env.LOG_LEVEL,
+    bodyLimitBytes: Number(env.BODY_LIMIT_BYTES),
+    shutdownGraceMs: Number(env.SHUTDOWN_GRACE_SECONDS) * 1000,
+  };
+}

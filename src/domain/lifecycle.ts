@@ -1,0 +1,43 @@
+// The tenant lifecycle as one table: which action moves a tenant from which status to which.
+// Anything not in the table is refused with `invalid_transition`.
+//
+//   demo      -- no action applies: demo tenants are shared, reset nightly and never billed.
+//   trial     -- activate -> active   (the customer signed)
+//             -- cancel   -> frozen   (the evaluation was abandoned; data kept for export)
+//   active    -- cancel   -> frozen   (cancellation or non-payment)
+//   frozen    -- activate -> active   (payment arrived or the customer came back)
+//   archived  -- terminal: the export window closed; only the audit log remains.
+
+export const TENANT_STATUSES = ['demo', 'trial', 'active', 'frozen', 'archived'] as const;
+export type TenantStatus = (typeof TENANT_STATUSES)[number];
+
+export const TENANT_KINDS = ['customer', 'demo'] as const;
+export type TenantKind = (typeof TENANT_KINDS)[number];
+
+export type LifecycleAction = 'activate' | 'cancel';
+
+export const TRANSITIONS: Readonly<Record<LifecycleAction, { from: readonly TenantStatus[]; to: TenantStatus }>> = {
+  activate: { from: ['trial', 'frozen'], to: 'active' },
+  cancel: { from: ['trial', 'active'], to: 'frozen' },
+};
+
+/** A new customer evaluates the platform for this long before it must activate. */
+export const TRIAL_DAYS = 14;
+const DAY_MS = 24 * 60 * 60 * 1000;
+
+/** The status an action leads to from `current`, or null when the table has no such move. */
+export function nextStatus(action: LifecycleAction, current: TenantStatus): TenantStatus | null {
+  const transition = TRANSITIONS[action];
+  return transition.from.includes(current) ? transition.to : null;
+}
+
+/** Where a new tenant starts: customers in a trial that ends TRIAL_DAYS from now, demos in demo. */
+export function initialState(kind: TenantKind, now: Date): { status: TenantStatus; trialEndsAt: Date | null } {
+  if (kind === 'demo') return { status: 'demo', trialEndsAt: null };
+  return { status: 'trial', trialEndsAt: new Date(now.getTime() + TRIAL_DAYS * DAY_MS) };
+}
+
+/** A trial's end date means nothing outside the trial, so leaving the trial clears it. */
+export function trialEndsAfter(next: TenantStatus, current: Date | null): Date | null {
+  return next === 'trial' ? current : null;
+}

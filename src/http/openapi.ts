@@ -1,0 +1,56 @@
+// The OpenAPI 3.1 document, generated from the route schemas themselves: the same TypeBox
+// objects that validate and serialize become the spec, so it cannot drift from the code.
+// openapi.yaml at the repository root is this output, committed; a test keeps them equal.
+import swagger from '@fastify/swagger';
+import type { FastifyInstance } from 'fastify';
+import Type from 'typebox';
+import { SHARED_SCHEMAS } from './schemas/shared.js';
+
+/** Must be registered before the routes: the plugin collects them as they are added. */
+export async function registerOpenApi(app: FastifyInstance, version: string): Promise<void> {
+  let document: string | undefined;
+  for (const schema of SHARED_SCHEMAS) app.addSchema(schema);
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'tenant-registry',
+        version,
+        description:
+          'Control plane of the platform: tenants and their lifecycle, entitlements, API keys, ' +
+          'the audit log and Keycloak provisioning. Errors are application/problem+json (RFC 9457).',
+      },
+      tags: [
+        { name: 'tenants', description: 'Tenants (organizations) and their lifecycle' },
+        { name: 'health', description: 'Probes for the orchestrator' },
+        { name: 'meta', description: 'This document' },
+      ],
+    },
+    // Shared schemas keep their own names (components/schemas/Problem) instead of def-N.
+    refResolver: {
+      buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`),
+    },
+  });
+
+  app.get(
+    '/openapi.yaml',
+    {
+      schema: {
+        operationId: 'openapi',
+        tags: ['meta'],
+        summary: 'This OpenAPI document',
+        produces: ['application/yaml'],
+        response: { 200: Type.String({ description: 'OpenAPI 3.1 document in YAML' }) },
+      },
+    },
+    async (_request, reply) => {
+      // Rendering walks every route schema; the routes cannot change once the app is ready.
+      document ??= openApiYaml(app);
+      return reply.type('application/yaml; charset=utf-8').send(document);
+    },
+  );
+}
+
+export function openApiYaml(app: FastifyInstance): string {
+  return app.swagger({ yaml: true });
+}

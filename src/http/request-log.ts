@@ -1,0 +1,23 @@
+// One log line per request, written when the answer is sent: method, route pattern (not the raw
+// URL, which may carry identifiers and has unbounded cardinality), status, duration and request
+// id (bound by the child logger). Fastify's own pair of "incoming"/"completed" lines is replaced.
+import { LogController, type FastifyReply, type FastifyRequest } from 'fastify';
+
+export class RequestLog extends LogController {
+  constructor() {
+    super({ requestIdLogLabel: 'request_id' });
+  }
+
+  override incomingRequest(): void {}
+
+  override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
+    const line = {
+      method: request.method,
+      route: request.routeOptions.url ?? 'unmatched',
+      status: reply.statusCode,
+      duration_ms: Math.round(reply.elapsedTime * 10) / 10,
+    };
+    if (error) reply.log.error({ ...line, err: error }, 'request failed');
+    else reply.log.info(line, 'request');
+  }
+}

@@ -1,0 +1,33 @@
+// Building blocks shared by the resource schemas. Each is plain JSON Schema (TypeBox), so the
+// same object validates requests, serializes responses, types handlers and becomes openapi.yaml.
+import Type, { type Static, type TSchema } from 'typebox';
+
+/** Ajv's "uuid" format also takes a urn:uuid: prefix, which PostgreSQL refuses; the pattern does not. */
+export const Uuid = (options: { description?: string } = {}) =>
+  Type.String({
+    format: 'uuid',
+    pattern: '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$',
+    ...options,
+  });
+
+export const Timestamp = (options: { description?: string } = {}) =>
+  Type.String({ format: 'date-time', ...options });
+
+export const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()]);
+
+/**
+ * Free text a person typed (names, ids from other systems): at least one visible character,
+ * no control characters, bounded so nothing unbounded reaches the database or the logs.
+ */
+export const Text = (maxLength: number, options: { description?: string } = {}) =>
+  Type.String({ minLength: 1, maxLength, pattern: '^(?=.*\\S)[^\\u0000-\\u001f\\u007f]+$', ...options });
+
+/**
+ * A $ref to a schema registered once by its $id (it appears once in openapi.yaml, under
+ * components/schemas), typed as the schema itself so handlers stay type-checked.
+ */
+export function RefTo<T extends TSchema>(schema: T, options: { description?: string } = {}) {
+  const id = (schema as { $id?: unknown }).$id;
+  if (typeof id !== 'string') throw new Error('RefTo needs a schema with an $id');
+  return Type.Unsafe<Static<T>>(Type.Ref(id, options));
+}

@@ -1,0 +1,51 @@
+// The problem+json body (RFC 9457) every error answers with, registered once under the id
+// "Problem" and referenced from each route's error responses.
+import Type from 'typebox';
+
+export const PROBLEM_SCHEMA_ID = 'Problem';
+
+export const ProblemSchema = Type.Object(
+  {
+    type: Type.String({ description: 'URN naming the problem type' }),
+    title: Type.String(),
+    status: Type.Integer(),
+    detail: Type.String(),
+    code: Type.String({ description: 'stable snake_case word to switch on, e.g. slug_taken' }),
+    request_id: Type.String({ description: 'the X-Request-Id of the request, for support and logs' }),
+    errors: Type.Optional(
+      Type.Array(
+        Type.Object({
+          path: Type.String({ description: 'JSON pointer into the part of the request named by `in`' }),
+          in: Type.Enum(['body', 'querystring', 'params', 'headers']),
+          message: Type.String(),
+        }),
+      ),
+    ),
+    current_status: Type.Optional(Type.String({ description: 'with invalid_transition: the status the tenant is in' })),
+  },
+  { $id: PROBLEM_SCHEMA_ID, title: 'Problem' },
+);
+
+const DESCRIPTIONS: Record<number, string> = {
+  400: 'Malformed or invalid input (validation_failed, malformed_json)',
+  404: 'Not found',
+  405: 'Method not allowed on this path',
+  409: 'Conflicts with the current state',
+  413: 'Body over the size limit',
+  415: 'Body is not application/json',
+  500: 'Unexpected failure; the body carries no internals',
+  503: 'A dependency (the database) is unavailable',
+};
+
+/** The error responses of a route (500 always), each application/problem+json of the one schema. */
+export function problemResponses(...statuses: number[]) {
+  return Object.fromEntries(
+    [...statuses, 500].map((status) => [
+      status,
+      {
+        description: DESCRIPTIONS[status] ?? 'Error',
+        content: { 'application/problem+json': { schema: Type.Ref(PROBLEM_SCHEMA_ID) } },
+      },
+    ]),
+  );
+}

@@ -1,0 +1,52 @@
+// Request validation. Two Ajv instances, because the parts of a request differ: a query string
+// or a path only carries text, so "limit=20" must become the number 20; a JSON body carries real
+// types, and turning {"name": 123} into "123" would hide a client's bug. Neither drops unknown
+// fields silently: a schema that forbids them makes the request fail with the field named.
+import { Ajv, type ErrorObject, type Options } from 'ajv';
+import addFormatsModule from 'ajv-formats';
+import type { FastifySchemaCompiler } from 'fastify';
+import type { FieldError } from './problem.js';
+import { SHARED_SCHEMAS } from './schemas/shared.js';
+
+// ajv-formats is CommonJS; under NodeNext its default export arrives wrapped.
+const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
+
+function makeAjv(options: Options): Ajv {
+  const ajv = new Ajv({
+    allErrors: true,
+    removeAdditional: false,
+    useDefaults: true,
+    // OpenAPI's "example(s)" and "description" are annotations, not validation keywords.
+    strict: false,
+    ...options,
+  });
+  addFormats(ajv);
+  for (const schema of SHARED_SCHEMAS) ajv.addSchema(schema);
+  return ajv;
+}
+
+const bodyAjv = makeAjv({ coerceTypes: false });
+const textAjv = makeAjv({ coerceTypes: 'array' });
+
+export const validatorCompiler: FastifySchemaCompiler<unknown> = ({ schema, httpPart }) =>
+  (httpPart === 'body' ? bodyAjv : textAjv).compile(schema as object);
+
+type RequestPart = FieldError['in'];
+
+/** Turns Ajv's errors into field errors whose path names the offending field itself. */
+export function fieldErrors(errors: ErrorObject[], part: RequestPart): FieldError[] {
+  return errors.map((error) => {
+    let path = error.instancePath;
+    let message = error.message ?? 'is invalid';
+    if (error.keyword === 'required') {
+      path += `/${String(error.params.missingProperty)}`;
+      message = 'is required';
+    } else if (error.keyword === 'additionalProperties') {
+      path += `/${String(error.params.additionalProperty)}`;
+      message = 'is not a known field';
+    } else if (error.keyword === 'pattern') {
+      message = 'has a character or form the field does not allow';
+    }
+    return { path: path === '' ? '/' : path, in: part, message };
+  });
+}

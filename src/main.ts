@@ -1,0 +1,51 @@
+// The process: read the configuration, open the database, build the app, listen, and on SIGTERM
+// or SIGINT drain in-flight requests, close the database and exit 0.
+import { pino } from 'pino';
+import { buildApp } from './app.js';
+import { ConfigError, loadConfig, type Config } from './config.js';
+import { openDatabase } from './store/open.js';
+
+function fail(message: string): never {
+  // One line on stderr: the orchestrator shows it as the reason the container did not start.
+  process.stderr.write(`tenant-registry: ${message}\n`);
+  process.exit(1);
+}
+
+async function start(config: Config): Promise<void> {
+  const logger = pino({ level: config.logLevel, base: { service: 'tenant-registry' } });
+  const db = await openDatabase(config.database);
+  const app = await buildApp({ db, config, logger });
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down: draining in-flight requests');
+    // If draining hangs (a client that never finishes its body), give up at the deadline.
+    const deadline = setTimeout(() => {
+      logger.error({ grace_ms: config.shutdownGraceMs }, 'in-flight requests did not finish in time');
+      process.exit(1);
+    }, config.shutdownGraceMs);
+    deadline.unref();
+    await app.close();
+    await db.close();
+    logger.info('stopped');
+    process.exit(0);
+  };
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, (s) => void stop(s));
+
+  await app.listen({ host: config.listen.host, port: config.listen.port });
+  logger.info(
+    { env: config.appEnv, database: config.database.kind === 'embedded' ? 'embedded' : 'postgres' },
+    'tenant-registry ready',
+  );
+}
+
+let config: Config;
+try {
+  config = loadConfig();
+} catch (error) {
+  if (error instanceof ConfigError) fail(error.message);
+  throw error;
+}
+start(config).catch((error: unknown) => fail(error instanceof Error ? error.message : String(error)));

@@ -1,0 +1,45 @@
+// The embedded driver: PostgreSQL compiled to WebAssembly, running inside this process. It has a
+// single connection; PGlite queues queries and transactions, so callers need no pool.
+import { PGlite, type Transaction } from '@electric-sql/pglite';
+import { TYPE_OIDS, type Database, type Queryable } from './database.js';
+
+export interface PgliteOptions {
+  /** A directory to keep the database in; null keeps it in memory for the life of the process. */
+  dataDir: string | null;
+}
+
+const parsers = {
+  [TYPE_OIDS.int8]: (value: string) => Number(value),
+  [TYPE_OIDS.date]: (value: string) => value,
+};
+
+function queryableOf(target: PGlite | Transaction): Queryable {
+  return {
+    async query<Row>(text: string, params: readonly unknown[] = []) {
+      const result = await target.query<Row>(text, params as unknown[]);
+      return result.rows;
+    },
+    async exec(script: string) {
+      await target.exec(script);
+    },
+  };
+}
+
+export async function openPglite(options: PgliteOptions): Promise<Database> {
+  const db = new PGlite({ ...(options.dataDir === null ? {} : { dataDir: options.dataDir }), parsers });
+  await db.waitReady;
+  const base = queryableOf(db);
+
+  return {
+    driver: 'pglite',
+    query: base.query,
+    exec: base.exec,
+    transaction: (fn) => db.transaction((tx) => fn(queryableOf(tx))),
+    async ping() {
+      await db.query('SELECT 1');
+    },
+    async close() {
+      if (!db.closed) await db.close();
+    },
+  };
+}

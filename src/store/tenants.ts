@@ -1,0 +1,85 @@
+// Queries on the tenants table. Each takes the Queryable it runs on, so a caller decides whether
+// it runs alone or inside a transaction together with other writes (its audit event).
+import type { TenantKind, TenantStatus } from '../domain/lifecycle.js';
+import type { Queryable } from './database.js';
+
+export interface TenantRow {
+  id: string;
+  slug: string;
+  name: string;
+  status: TenantStatus;
+  kind: TenantKind;
+  plan: string | null;
+  trial_ends_at: Date | null;
+  erp_id: string | null;
+  stripe_id: string | null;
+  sales_owner: string | null;
+  created_at: Date;
+  updated_at: Date;
+}
+
+export interface NewTenant {
+  id?: string;
+  slug: string;
+  name: string;
+  status: TenantStatus;
+  kind: TenantKind;
+  plan: string | null;
+  trialEndsAt: Date | null;
+  erpId: string | null;
+  stripeId: string | null;
+  salesOwner: string | null;
+}
+
+const COLUMNS = `id, slug, name, status, kind, plan, trial_ends_at, erp_id, stripe_id, sales_owner,
+  created_at, updated_at`;
+
+export async function insertTenant(db: Queryable, tenant: NewTenant): Promise<TenantRow> {
+  const [row] = await db.query<TenantRow>(
+    `INSERT INTO tenants (id, slug, name, status, kind, plan, trial_ends_at, erp_id, stripe_id, sales_owner)
+     VALUES (COALESCE($1::uuid, gen_random_uuid()), $2, $3, $4, $5, $6, $7, $8, $9, $10)
+     RETURNING ${COLUMNS}`,
+    [
+      tenant.id ?? null,
+      tenant.slug,
+      tenant.name,
+      tenant.status,
+      tenant.kind,
+      tenant.plan,
+      tenant.trialEndsAt,
+      tenant.erpId,
+      tenant.stripeId,
+      tenant.salesOwner,
+    ],
+  );
+  return row!;
+}
+
+export async function findTenantById(db: Queryable, id: string): Promise<TenantRow | undefined> {
+  const [row] = await db.query<TenantRow>(`SELECT ${COLUMNS} FROM tenants WHERE id = $1`, [id]);
+  return row;
+}
+
+export async function findTenantBySlug(db: Queryable, slug: string): Promise<TenantRow | undefined> {
+  const [row] = await db.query<TenantRow>(`SELECT ${COLUMNS} FROM tenants WHERE slug = $1`, [slug]);
+  return row;
+}
+
+/** Reads the tenant and locks its row until the transaction ends, so two transitions serialize. */
+export async function lockTenant(tx: Queryable, id: string): Promise<TenantRow | undefined> {
+  const [row] = await tx.query<TenantRow>(`SELECT ${COLUMNS} FROM tenants WHERE id = $1 FOR UPDATE`, [id]);
+  return row;
+}
+
+export async function updateTenantStatus(
+  tx: Queryable,
+  id: string,
+  status: TenantStatus,
+  trialEndsAt: Date | null,
+): Promise<TenantRow> {
+  const [row] = await tx.query<TenantRow>(
+    `UPDATE tenants SET status = $2, trial_ends_at = $3 WHERE id = $1 RETURNING ${COLUMNS}`,
+    [id, status, trialEndsAt],
+  );
+  return row!;
+}

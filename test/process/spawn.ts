@@ -1,0 +1,180 @@
+// The service as a real child process: `node --import tsx src/main.ts` on a free loopback port,
+// its output captured, readiness awaited by polling /healthz. Every child started here is
+// remembered so that stopAll() in afterEach leaves no process behind, even after a failure.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import net from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+export const PROJECT_DIR = fileURLToPath(new URL('../../', import.meta.url));
+
+// Every variable config.ts reads; the child gets none of them from the test runner's environment,
+// only what a test passes, so a developer's shell cannot change what a test sees.
+const CONFIG_VARIABLES = [
+  'APP_ENV',
+  'ADDR',
+  'KEYCLOAK_ISSUER',
+  'DATABASE_URL',
+  'EMBEDDED_DB_DIR',
+  'KEYCLOAK_ADMIN_URL',
+  'KEYCLOAK_REALM',
+  'KEYCLOAK_CLIENT_ID',
+  'KEYCLOAK_CLIENT_SECRET',
+  'LOG_LEVEL',
+  'BODY_LIMIT_BYTES',
+  'SHUTDOWN_GRACE_SECONDS',
+];
+
+export interface Exit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  /** performance.now() when the process ended. */
+  at: number;
+}
+
+export interface ServiceProcess {
+  child: ChildProcess;
+  port: number;
+  baseUrl: string;
+  stdout(): string;
+  stderr(): string;
+  isRunning(): boolean;
+  /** Resolves once the process has ended and its output is fully read. */
+  exited: Promise<Exit>;
+  /** The exit, or null if the process is still running after timeoutMs. */
+  waitForExit(timeoutMs: number): Promise<Exit | null>;
+  /** Resolves when stdout contains text; rejects at the deadline or when the process ends first. */
+  waitForOutput(text: string, timeoutMs: number): Promise<void>;
+}
+
+const running = new Set<ServiceProcess>();
+
+/** A port nothing listens on right now: bind port 0, read the port, release it. */
+export async function freePort(): Promise<number> {
+  const server = net.createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const address = server.address();
+  if (address === null || typeof address === 'string') throw new Error('no TCP address');
+  server.close();
+  await once(server, 'close');
+  return address.port;
+}
+
+function childEnv(overrides: Record<string, string>): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  for (const name of CONFIG_VARIABLES) delete env[name];
+  return { ...env, ...overrides };
+}
+
+function track(child: ChildProcess, port: number): ServiceProcess {
+  let out = '';
+  let err = '';
+  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
+  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (err += chunk));
+  let exitedAt = 0;
+  child.once('exit', () => (exitedAt = performance.now()));
+  const exited = new Promise<Exit>((resolve) => {
+    child.once('close', (code: number | null, signal: NodeJS.Signals | null) => {
+      resolve({ code, signal, at: exitedAt || performance.now() });
+    });
+  });
+
+  const service: ServiceProcess = {
+    child,
+    port,
+    baseUrl: `http://127.0.0.1:${port}`,
+    stdout: () => out,
+    stderr: () => err,
+    isRunning: () => child.exitCode === null && child.signalCode === null,
+    exited,
+    async waitForExit(timeoutMs) {
+      const timeout = sleep(timeoutMs, null, { ref: false });
+      return Promise.race([exited, timeout]);
+    },
+    async waitForOutput(text, timeoutMs) {
+      const deadline = performance.now() + timeoutMs;
+      while (!out.includes(text)) {
+        if (!service.isRunning()) throw new Error(`process ended before printing ${JSON.stringify(text)}\n${err}`);
+        if (performance.now() > deadline) throw new Error(`no ${JSON.stringify(text)} within ${timeoutMs} ms\n${out}`);
+        await sleep(20);
+      }
+    },
+  };
+  running.add(service);
+  void exited.then(() => running.delete(service));
+  return service;
+}
+
+/** Starts `node --import tsx src/main.ts` on 127.0.0.1:<port> without waiting for it. */
+export function spawnService(env: Record<string, string> = {}, port = 0): ServiceProcess {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+    cwd: PROJECT_DIR,
+    env: childEnv({ ADDR: `127.0.0.1:${port}`, LOG_LEVEL: 'warn', ...env }),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  return track(child, port);
+}
+
+/** Polls GET /healthz until it answers 200; fails fast if the process ends, or at the deadline. */
+export async function waitUntilReady(service: ServiceProcess, timeoutMs = 30_000): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    if (!service.isRunning()) {
+      const exit = await service.exited;
+      throw new Error(`service exited (${exit.code ?? exit.signal}) before it was ready:\n${service.stderr()}`);
+    }
+    try {
+      const response = await fetch(`${service.baseUrl}/healthz`, { signal: AbortSignal.timeout(1_000) });
+      await response.arrayBuffer();
+      if (response.status === 200) return;
+    } catch {
+      // Not listening yet (connection refused) or not answering yet: poll again.
+    }
+    if (performance.now() > deadline) throw new Error(`service not ready within ${timeoutMs} ms:\n${service.stderr()}`);
+    await sleep(50);
+  }
+}
+
+/** Spawns the service on a free port and waits until it is ready. */
+export async function startService(env: Record<string, string> = {}): Promise<ServiceProcess> {
+  const service = spawnService(env, await freePort());
+  await waitUntilReady(service);
+  return service;
+}
+
+/** Sends a signal and waits for the exit; null if the process is still running after timeoutMs. */
+export async function stopService(
+  service: ServiceProcess,
+  signal: NodeJS.Signals = 'SIGTERM',
+  timeoutMs = 10_000,
+): Promise<Exit | null> {
+  service.child.kill(signal);
+  return service.waitForExit(timeoutMs);
+}
+
+/** SIGKILLs every child still running and waits for each to end. For afterEach/afterAll. */
+export async function stopAll(): Promise<void> {
+  const left = [...running];
+  for (const service of left) service.child.kill('SIGKILL');
+  await Promise.all(left.map((service) => service.exited));
+}
+
+export interface CommandResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `node --import tsx src/cli/migrate.ts <args>` to completion. */
+export async function runMigrate(args: string[], env: Record<string, string>): Promise<CommandResult> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/migrate.ts', ...args], {
+    cwd: PROJECT_DIR,
+    env: childEnv(env),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const service = track(child, 0);
+  const exit = await service.exited;
+  return { code: exit.code, stdout: service.stdout(), stderr: service.stderr() };
+}
