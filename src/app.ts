@@ -4,6 +4,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Config } from './config.js';
 import { registerErrorHandler } from './http/error-handler.js';
+import { auditRoutes } from './http/audit.js';
 import { healthRoutes } from './http/health.js';
 import { registerJsonParser } from './http/json-parser.js';
 import { registerNotFoundHandler } from './http/not-found.js';
@@ -62,7 +63,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await registerOpenApi(app, SERVICE_VERSION);
 
   await app.register(healthRoutes, { db: deps.db });
-  await app.register(tenantRoutes, { db: deps.db, clock: deps.clock ?? (() => new Date()) });
+  const clock = deps.clock ?? (() => new Date());
+  await app.register(tenantRoutes, { db: deps.db, clock });
+  await app.register(auditRoutes, { db: deps.db, clock });
 
   return app;
 }

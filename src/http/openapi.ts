@@ -22,6 +22,7 @@ export async function registerOpenApi(app: FastifyInstance, version: string): Pr
       },
       tags: [
         { name: 'tenants', description: 'Tenants (organizations) and their lifecycle' },
+        { name: 'audit', description: 'The tamper-evident audit log' },
         { name: 'health', description: 'Probes for the orchestrator' },
         { name: 'meta', description: 'This document' },
       ],

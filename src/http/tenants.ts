@@ -1,5 +1,6 @@
 // /v1/tenants: create a tenant, read it by id or slug, move it through its lifecycle.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyRequest } from 'fastify';
 import { initialState, nextStatus, trialEndsAfter, type LifecycleAction } from '../domain/lifecycle.js';
 import type { Database } from '../store/database.js';
 import {
@@ -10,6 +11,7 @@ import {
   updateTenantStatus,
   type TenantRow,
 } from '../store/tenants.js';
+import { recordTenantChange } from './audit-trail.js';
 import { AppError, notFound } from './problem.js';
 import { RefTo } from './schemas/common.js';
 import { problemResponses } from './schemas/problem.js';
@@ -59,9 +61,10 @@ export const tenantRoutes: FastifyPluginAsyncTypebox<TenantRoutesOptions> = asyn
     async (request, reply) => {
       const body = request.body;
       const kind = body.kind ?? 'customer';
-      const { status, trialEndsAt } = initialState(kind, clock());
-      const row = await db.transaction((tx) =>
-        insertTenant(tx, {
+      const now = clock();
+      const { status, trialEndsAt } = initialState(kind, now);
+      const row = await db.transaction(async (tx) => {
+        const tenant = await insertTenant(tx, {
           slug: body.slug,
           name: body.name.trim(),
           status,
@@ -71,8 +74,10 @@ export const tenantRoutes: FastifyPluginAsyncTypebox<TenantRoutesOptions> = asyn
           erpId: body.erp_id ?? null,
           stripeId: body.stripe_id ?? null,
           salesOwner: body.sales_owner ?? null,
-        }),
-      );
+        });
+        await recordTenantChange(tx, request, { action: 'tenant.created', crud: 'c', tenant, fields: { status, kind } }, now);
+        return tenant;
+      });
       return reply
         .code(201)
         .header('location', `/v1/tenants/${row.id}`)
@@ -118,7 +123,7 @@ export const tenantRoutes: FastifyPluginAsyncTypebox<TenantRoutesOptions> = asyn
 
   // One row lock per transition: two concurrent calls serialize, and the second sees the
   // status the first left, so it either applies on top of it or answers invalid_transition.
-  const transition = (action: LifecycleAction, id: string) =>
+  const transition = (action: LifecycleAction, id: string, request: FastifyRequest) =>
     db.transaction(async (tx) => {
       const tenant = await lockTenant(tx, id);
       if (!tenant) throw notFound('tenant');
@@ -129,9 +134,17 @@ export const tenantRoutes: FastifyPluginAsyncTypebox<TenantRoutesOptions> = asyn
           extensions: { current_status: tenant.status },
         });
       }
-      return updateTenantStatus(tx, id, next, trialEndsAfter(next, tenant.trial_ends_at));
+      const updated = await updateTenantStatus(tx, id, next, trialEndsAfter(next, tenant.trial_ends_at));
+      await recordTenantChange(
+        tx,
+        request,
+        { action: PAST_TENSE[action], crud: 'u', tenant: updated, fields: { from_status: tenant.status, to_status: next } },
+        clock(),
+      );
+      return updated;
     });
 
+  const PAST_TENSE: Record<LifecycleAction, string> = { activate: 'tenant.activated', cancel: 'tenant.cancelled' };
   const summaries: Record<LifecycleAction, string> = {
     activate: 'Activate a tenant (trial or frozen -> active)',
     cancel: 'Cancel a tenant (trial or active -> frozen)',
@@ -148,7 +161,7 @@ export const tenantRoutes: FastifyPluginAsyncTypebox<TenantRoutesOptions> = asyn
           response: { 200: RefTo(TenantSchema, { description: 'The tenant after the transition' }), ...problemResponses(400, 404, 409, 503) },
         },
       },
-      async (request) => toTenant(await transition(action, request.params.id)),
+      async (request) => toTenant(await transition(action, request.params.id, request)),
     );
   }
 };

@@ -2,6 +2,7 @@
 // or a path only carries text, so "limit=20" must become the number 20; a JSON body carries real
 // types, and turning {"name": 123} into "123" would hide a client's bug. Neither drops unknown
 // fields silently: a schema that forbids them makes the request fail with the field named.
+import { isIP } from 'node:net';
 import { Ajv, type ErrorObject, type Options } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import type { FastifySchemaCompiler } from 'fastify';
@@ -21,6 +22,8 @@ function makeAjv(options: Options): Ajv {
     ...options,
   });
   addFormats(ajv);
+  // One format for "an IPv4 or IPv6 address", so an invalid source_ip gets one clear error.
+  ajv.addFormat('ip', { type: 'string', validate: (value: string) => isIP(value) !== 0 });
   for (const schema of SHARED_SCHEMAS) ajv.addSchema(schema);
   return ajv;
 }

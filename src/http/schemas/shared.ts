@@ -1,6 +1,7 @@
 // Schemas registered once by $id and referenced from routes: each appears once in openapi.yaml
 // (components/schemas) and is known to both the validator and the serializer.
+import { AuditEventSchema } from './audit.js';
 import { ProblemSchema } from './problem.js';
 import { TenantSchema } from './tenant.js';
 
-export const SHARED_SCHEMAS = [ProblemSchema, TenantSchema];
+export const SHARED_SCHEMAS = [ProblemSchema, TenantSchema, AuditEventSchema];

@@ -1,0 +1,156 @@
+// /v1/audit: publish events, query them page by page, export them as a stream, and verify a
+// tenant's hash chain.
+import { Readable } from 'node:stream';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { chainKeyOf } from '../domain/audit.js';
+import { verifyChain } from '../domain/audit-chain.js';
+import { appendEvent, chainHead, queryEvents, scanEvents, walkChain, type AuditFilters } from '../store/audit.js';
+import type { Database } from '../store/database.js';
+import { lockTenantKey } from '../store/tenants.js';
+import { exportLines, EXPORT_FORMATS } from './audit-export.js';
+import { toAuditEvent } from './audit-view.js';
+import { decodeCursor, encodeCursor } from './cursor.js';
+import { AppError, notFound } from './problem.js';
+import {
+  AppendedEvent,
+  AuditEventBody,
+  AuditExportQuery,
+  AuditListQuery,
+  AuditPage,
+  AuditVerifyQuery,
+  ChainReportSchema,
+} from './schemas/audit.js';
+import { problemResponses } from './schemas/problem.js';
+
+export interface AuditRoutesOptions {
+  db: Database;
+  clock: () => Date;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+function filtersOf(query: AuditFilters & Record<string, unknown>): AuditFilters {
+  const keys = ['tenant_id', 'product', 'actor_id', 'action', 'target_id', 'target_type', 'crud', 'is_failure', 'since', 'until'] as const;
+  const filters: AuditFilters = {};
+  for (const key of keys) if (query[key] !== undefined) Object.assign(filters, { [key]: query[key] });
+  return filters;
+}
+
+export const auditRoutes: FastifyPluginAsyncTypebox<AuditRoutesOptions> = async (app, { db, clock }) => {
+  app.post(
+    '/v1/audit',
+    {
+      schema: {
+        operationId: 'appendAuditEvent',
+        tags: ['audit'],
+        summary: 'Append an event; a retry with the same external_id answers the original',
+        body: AuditEventBody,
+        response: {
+          201: { ...AppendedEvent, description: 'Appended' },
+          200: { ...AppendedEvent, description: 'An event with this external_id already exists; nothing appended' },
+          ...problemResponses(400, 404, 413, 415, 503),
+        },
+      },
+    },
+    async (request, reply) => {
+      const event = request.body;
+      if (!event.actor && event.is_anonymous !== true) {
+        throw new AppError(400, 'validation_failed', {
+          detail: 'the request body is invalid',
+          errors: [{ path: '/actor', in: 'body', message: 'is required unless is_anonymous is true' }],
+        });
+      }
+      const result = await db.transaction(async (tx) => {
+        // Holds the tenant (if any) until commit, so it cannot vanish between check and append.
+        if (event.tenant_id && !(await lockTenantKey(tx, event.tenant_id))) throw notFound('tenant');
+        return appendEvent(tx, event, clock());
+      });
+      if (result.replayed) reply.header('idempotent-replayed', 'true');
+      return reply.code(result.replayed ? 200 : 201).send({ id: result.id, hash: result.hash });
+    },
+  );
+
+  app.get(
+    '/v1/audit',
+    {
+      schema: {
+        operationId: 'listAuditEvents',
+        tags: ['audit'],
+        summary: 'Events newest first, filtered, one keyset page at a time',
+        querystring: AuditListQuery,
+        response: { 200: { ...AuditPage, description: 'One page of events' }, ...problemResponses(400, 503) },
+      },
+    },
+    async (request) => {
+      const { limit = 50, cursor } = request.query;
+      const after = cursor
+        ? (([created, id]) => ({ created: created!, id: id! }))(
+            decodeCursor(cursor, 2, (part, i) => (i === 0 ? !Number.isNaN(Date.parse(part)) : UUID.test(part))),
+          )
+        : null;
+      // One row more than the page tells whether another page follows, without a count.
+      const rows = await queryEvents(db, filtersOf(request.query), after, limit + 1);
+      const items = rows.slice(0, limit);
+      const last = items.at(-1);
+      return {
+        items: items.map(toAuditEvent),
+        next_cursor: rows.length > limit && last ? encodeCursor([last.created, last.id]) : null,
+      };
+    },
+  );
+
+  app.get(
+    '/v1/audit/export',
+    {
+      schema: {
+        operationId: 'exportAuditEvents',
+        tags: ['audit'],
+        summary: 'Every matching event, newest first, streamed as NDJSON or CSV',
+        querystring: AuditExportQuery,
+        response: {
+          200: {
+            description: 'The events, streamed',
+            content: {
+              'application/x-ndjson': { schema: { type: 'string', description: 'one AuditEvent JSON object per line' } },
+              'text/csv': { schema: { type: 'string', description: 'a header row, then one row per event' } },
+            },
+          },
+          ...problemResponses(400, 503),
+        },
+      },
+    },
+    async (request, reply) => {
+      const format = request.query.format ?? 'ndjson';
+      const { contentType, extension } = EXPORT_FORMATS[format];
+      const events = scanEvents(db, filtersOf(request.query));
+      return reply
+        .type(contentType)
+        .header('content-disposition', `attachment; filename="audit-${clock().toISOString().slice(0, 10)}.${extension}"`)
+        // A stream is sent as is; the schema above documents what it carries.
+        .send(Readable.from(exportLines(events, format)) as unknown as string);
+    },
+  );
+
+  app.get(
+    '/v1/audit/verify',
+    {
+      schema: {
+        operationId: 'verifyAuditChain',
+        tags: ['audit'],
+        summary: "Re-walk a tenant's hash chain (or the platform chain) and report the first break",
+        querystring: AuditVerifyQuery,
+        response: { 200: ChainReportSchema, ...problemResponses(400, 503) },
+      },
+    },
+    async (request) => {
+      const chainKey = chainKeyOf(request.query.tenant_id);
+      // One snapshot for the head and every row, so appends made meanwhile cannot look like a
+      // broken tail.
+      return db.transaction(async (tx) => {
+        await tx.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY');
+        const head = await chainHead(tx, chainKey);
+        return verifyChain(walkChain(tx, chainKey), head);
+      });
+    },
+  );
+};

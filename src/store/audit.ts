@@ -1,0 +1,267 @@
+// Queries on the audit log. Appends take the chain head's row lock for the duration of the
+// caller's transaction: events of one chain get consecutive positions in commit order, while
+// chains of different tenants never wait for each other.
+import { randomUUID } from 'node:crypto';
+import { chainKeyOf, hashRecord, toRecord, type AuditEventInput, type AuditRecord, type Crud } from '../domain/audit.js';
+import type { Queryable } from './database.js';
+
+interface AuditRow {
+  id: string;
+  chain_key: string;
+  chain_seq: number;
+  prev_hash: string | null;
+  hash: string | null;
+  tenant_id: string | null;
+  product: string | null;
+  action: string;
+  crud: Crud;
+  group_id: string | null;
+  group_name: string | null;
+  actor_id: string | null;
+  actor_name: string | null;
+  actor_href: string | null;
+  actor_fields: Record<string, string> | null;
+  target_id: string | null;
+  target_name: string | null;
+  target_href: string | null;
+  target_type: string | null;
+  target_fields: Record<string, string> | null;
+  source_ip: string | null;
+  created: Date;
+  received: Date;
+  description: string | null;
+  is_failure: boolean;
+  is_anonymous: boolean;
+  fields: Record<string, string> | null;
+  metadata: Record<string, string> | null;
+  component: string | null;
+  version: string | null;
+  external_id: string | null;
+}
+
+export interface StoredEvent extends AuditRecord {
+  hash: string | null;
+}
+
+const COLUMNS = `id, chain_key, chain_seq, prev_hash, hash, tenant_id, product, action, crud,
+  group_id, group_name, actor_id, actor_name, actor_href, actor_fields,
+  target_id, target_name, target_href, target_type, target_fields, source_ip, created, received,
+  description, is_failure, is_anonymous, fields, metadata, component, version, external_id`;
+
+function fromRow(row: AuditRow): StoredEvent {
+  return {
+    id: row.id,
+    chain_key: row.chain_key,
+    chain_seq: row.chain_seq,
+    prev_hash: row.prev_hash,
+    hash: row.hash,
+    tenant_id: row.tenant_id,
+    product: row.product,
+    action: row.action,
+    crud: row.crud,
+    group: row.group_id === null ? null : { id: row.group_id, name: row.group_name },
+    actor:
+      row.actor_id === null
+        ? null
+        : { id: row.actor_id, name: row.actor_name, href: row.actor_href, fields: row.actor_fields },
+    target:
+      row.target_id === null
+        ? null
+        : {
+            id: row.target_id,
+            name: row.target_name,
+            href: row.target_href,
+            type: row.target_type,
+            fields: row.target_fields,
+          },
+    source_ip: row.source_ip,
+    created: row.created.toISOString(),
+    received: row.received.toISOString(),
+    description: row.description,
+    is_failure: row.is_failure,
+    is_anonymous: row.is_anonymous,
+    fields: row.fields,
+    metadata: row.metadata,
+    component: row.component,
+    version: row.version,
+    external_id: row.external_id,
+  };
+}
+
+export interface AppendResult {
+  id: string;
+  hash: string;
+  /** True when external_id matched an event already in the chain: nothing was appended. */
+  replayed: boolean;
+}
+
+// jsonb parameters go in as JSON text; both drivers would otherwise pass a JS object through
+// their own array/object conversion.
+const json = (value: Record<string, string> | null | undefined) => (value == null ? null : JSON.stringify(value));
+
+/** Appends one event inside the caller's transaction. */
+export async function appendEvent(tx: Queryable, input: AuditEventInput, now: Date): Promise<AppendResult> {
+  const chainKey = chainKeyOf(input.tenant_id);
+  // Creates the chain head on first use and, either way, locks it until the transaction ends.
+  const [head] = await tx.query<{ last_seq: number; last_hash: string | null }>(
+    `INSERT INTO audit_chains AS c (chain_key, last_seq) VALUES ($1, 0)
+     ON CONFLICT (chain_key) DO UPDATE SET last_seq = c.last_seq
+     RETURNING last_seq, last_hash`,
+    [chainKey],
+  );
+  if (input.external_id) {
+    const [existing] = await tx.query<{ id: string; hash: string }>(
+      'SELECT id, hash FROM audit_log WHERE chain_key = $1 AND external_id = $2',
+      [chainKey, input.external_id],
+    );
+    if (existing) return { ...existing, replayed: true };
+  }
+
+  const record = toRecord(input, {
+    id: randomUUID(),
+    chainSeq: head!.last_seq + 1,
+    prevHash: head!.last_hash,
+    received: now,
+  });
+  const hash = hashRecord(record);
+  await tx.query(
+    `INSERT INTO audit_log (${COLUMNS})
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15::jsonb, $16, $17, $18, $19,
+             $20::jsonb, $21, $22, $23, $24, $25, $26, $27::jsonb, $28::jsonb, $29, $30, $31)`,
+    [
+      record.id,
+      record.chain_key,
+      record.chain_seq,
+      record.prev_hash,
+      hash,
+      record.tenant_id,
+      record.product,
+      record.action,
+      record.crud,
+      record.group?.id ?? null,
+      record.group?.name ?? null,
+      record.actor?.id ?? null,
+      record.actor?.name ?? null,
+      record.actor?.href ?? null,
+      json(record.actor?.fields),
+      record.target?.id ?? null,
+      record.target?.name ?? null,
+      record.target?.href ?? null,
+      record.target?.type ?? null,
+      json(record.target?.fields),
+      record.source_ip,
+      record.created,
+      record.received,
+      record.description,
+      record.is_failure,
+      record.is_anonymous,
+      json(record.fields),
+      json(record.metadata),
+      record.component,
+      record.version,
+      record.external_id,
+    ],
+  );
+  await tx.query('UPDATE audit_chains SET last_seq = $2, last_hash = $3 WHERE chain_key = $1', [
+    chainKey,
+    record.chain_seq,
+    hash,
+  ]);
+  return { id: record.id, hash, replayed: false };
+}
+
+export interface AuditFilters {
+  tenant_id?: string;
+  product?: string;
+  actor_id?: string;
+  /** Exact, or a prefix when it ends with '*'. */
+  action?: string;
+  target_id?: string;
+  target_type?: string;
+  crud?: Crud;
+  is_failure?: boolean;
+  since?: string;
+  until?: string;
+}
+
+/** A position in the (created, id) order: the last event of the previous page. */
+export interface AuditPosition {
+  created: string;
+  id: string;
+}
+
+const escapeLike = (text: string) => text.replace(/[\\%_]/g, (c) => `\\${c}`);
+
+function whereClause(filters: AuditFilters, after: AuditPosition | null): { sql: string; params: unknown[] } {
+  const conditions: string[] = [];
+  const params: unknown[] = [];
+  const add = (condition: (placeholder: string) => string, value: unknown) => {
+    params.push(value);
+    conditions.push(condition(`$${params.length}`));
+  };
+  const equal = ['tenant_id', 'product', 'actor_id', 'target_id', 'target_type', 'crud', 'is_failure'] as const;
+  for (const column of equal) {
+    const value = filters[column];
+    if (value !== undefined) add((p) => `${column} = ${p}`, value);
+  }
+  if (filters.action !== undefined) {
+    if (filters.action.endsWith('*')) add((p) => `action LIKE ${p}`, `${escapeLike(filters.action.slice(0, -1))}%`);
+    else add((p) => `action = ${p}`, filters.action);
+  }
+  if (filters.since !== undefined) add((p) => `created >= ${p}`, filters.since);
+  if (filters.until !== undefined) add((p) => `created < ${p}`, filters.until);
+  if (after) {
+    params.push(after.created, after.id);
+    conditions.push(`(created, id) < ($${params.length - 1}, $${params.length})`);
+  }
+  return { sql: conditions.length === 0 ? '' : `WHERE ${conditions.join(' AND ')}`, params };
+}
+
+/** One page, newest first by (created, id), strictly after `after`. */
+export async function queryEvents(
+  db: Queryable,
+  filters: AuditFilters,
+  after: AuditPosition | null,
+  limit: number,
+): Promise<StoredEvent[]> {
+  const { sql, params } = whereClause(filters, after);
+  const rows = await db.query<AuditRow>(
+    `SELECT ${COLUMNS} FROM audit_log ${sql} ORDER BY created DESC, id DESC LIMIT ${Number(limit)}`,
+    params,
+  );
+  return rows.map(fromRow);
+}
+
+/** Every matching event, newest first, fetched page by page so memory stays flat. */
+export async function* scanEvents(db: Queryable, filters: AuditFilters, batchSize = 1000): AsyncGenerator<StoredEvent> {
+  let after: AuditPosition | null = null;
+  for (;;) {
+    const page = await queryEvents(db, filters, after, batchSize);
+    yield* page;
+    if (page.length < batchSize) return;
+    const last = page[page.length - 1]!;
+    after = { created: last.created, id: last.id };
+  }
+}
+
+/** The events of one chain in chain order, batch by batch. */
+export async function* walkChain(db: Queryable, chainKey: string, batchSize = 1000): AsyncGenerator<StoredEvent> {
+  let afterSeq = 0;
+  for (;;) {
+    const rows = await db.query<AuditRow>(
+      `SELECT ${COLUMNS} FROM audit_log WHERE chain_key = $1 AND chain_seq > $2 ORDER BY chain_seq LIMIT ${Number(batchSize)}`,
+      [chainKey, afterSeq],
+    );
+    for (const row of rows) yield fromRow(row);
+    if (rows.length < batchSize) return;
+    afterSeq = rows[rows.length - 1]!.chain_seq;
+  }
+}
+
+export async function chainHead(db: Queryable, chainKey: string): Promise<{ last_seq: number; last_hash: string | null } | undefined> {
+  const [head] = await db.query<{ last_seq: number; last_hash: string | null }>(
+    'SELECT last_seq, last_hash FROM audit_chains WHERE chain_key = $1',
+    [chainKey],
+  );
+  return head;
+}
