@@ -9,6 +9,9 @@ DROP INDEX IF EXISTS audit_log_external_id_key;
 DROP TABLE IF EXISTS audit_chains;
 
 ALTER TABLE audit_log DROP CONSTRAINT IF EXISTS audit_log_chain_position_key;
+ALTER TABLE audit_log DROP CONSTRAINT IF EXISTS audit_log_created_ms;
+ALTER TABLE audit_log DROP CONSTRAINT IF EXISTS audit_log_received_ms;
+ALTER TABLE audit_log ALTER COLUMN created SET DEFAULT now();
 UPDATE audit_log SET metadata = '{}' WHERE metadata IS NULL;
 ALTER TABLE audit_log
   ALTER COLUMN metadata SET DEFAULT '{}',

@@ -37,7 +37,7 @@ ALTER TABLE audit_log
   ALTER COLUMN chain_key SET NOT NULL,
   ALTER COLUMN chain_seq SET NOT NULL,
   -- A source IP is kept as the exact text that was hashed; inet would rewrite it (::ffff:...).
-  ALTER COLUMN source_ip TYPE text USING source_ip::text,
+  ALTER COLUMN source_ip TYPE text USING host(source_ip),
   -- The hash covers metadata; an absent map and an empty one must stay distinct.
   ALTER COLUMN metadata DROP NOT NULL,
   ALTER COLUMN metadata DROP DEFAULT;
@@ -45,15 +45,27 @@ ALTER TABLE audit_log
 ALTER TABLE audit_log
   ADD CONSTRAINT audit_log_chain_position_key UNIQUE (chain_key, chain_seq);
 
+-- Times are kept to the millisecond: that is what the hash covers (JavaScript dates) and what the
+-- keyset cursor carries, so a finer time would make pages skip rows within one millisecond.
+UPDATE audit_log SET created = date_trunc('milliseconds', created), received = date_trunc('milliseconds', received);
+ALTER TABLE audit_log
+  ALTER COLUMN created SET DEFAULT date_trunc('milliseconds', now()),
+  ALTER COLUMN received SET DEFAULT date_trunc('milliseconds', now()),
+  ADD CONSTRAINT audit_log_created_ms CHECK (created = date_trunc('milliseconds', created)),
+  ADD CONSTRAINT audit_log_received_ms CHECK (received = date_trunc('milliseconds', received));
+
 -- The head of each chain: appends lock this one row, so appends to one chain are serialized while
 -- different tenants never wait for each other; it also lets verification notice deleted tails.
 CREATE TABLE audit_chains (
-  chain_key text PRIMARY KEY,
-  last_seq  bigint NOT NULL,
-  last_hash text
+  chain_key   text PRIMARY KEY,
+  last_seq    bigint NOT NULL,
+  last_hash   text,
+  -- How many leading rows predate the chain and so have no hash. Fixed here, so clearing the
+  -- hashes of later rows cannot pass them off as old ones.
+  legacy_rows bigint NOT NULL DEFAULT 0
 );
-INSERT INTO audit_chains (chain_key, last_seq, last_hash)
-SELECT chain_key, max(chain_seq), NULL FROM audit_log GROUP BY chain_key;
+INSERT INTO audit_chains (chain_key, last_seq, last_hash, legacy_rows)
+SELECT chain_key, max(chain_seq), NULL, max(chain_seq) FROM audit_log GROUP BY chain_key;
 
 -- A retried append with the same external_id lands once per chain.
 CREATE UNIQUE INDEX audit_log_external_id_key ON audit_log (chain_key, external_id)

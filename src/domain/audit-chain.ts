@@ -4,9 +4,11 @@
 //   gap            positions jump (a row was deleted from the middle)
 //   head_mismatch  the chain head records more or other rows than remain (the tail was deleted,
 //                  or rows were inserted after it)
-import { hashRecord, type AuditRecord } from './audit.js';
+//   tenant_mismatch a row's tenant_id names another tenant than its chain (moved between tenants;
+//                  tenant_id is not hashed because deleting a tenant sets it to NULL)
+import { PLATFORM_CHAIN, hashRecord, type AuditRecord } from './audit.js';
 
-export type ChainBreak = 'hash_mismatch' | 'link_mismatch' | 'gap' | 'head_mismatch';
+export type ChainBreak = 'hash_mismatch' | 'link_mismatch' | 'gap' | 'head_mismatch' | 'tenant_mismatch';
 
 export interface ChainReport {
   ok: boolean;
@@ -20,6 +22,8 @@ export interface ChainReport {
 export interface ChainHead {
   last_seq: number;
   last_hash: string | null;
+  /** Rows that existed before the chain (migration 0002) and so carry no hash. */
+  legacy_rows: number;
 }
 
 export async function verifyChain(
@@ -37,12 +41,15 @@ export async function verifyChain(
   });
 
   for await (const record of records) {
-    // Rows from before the chain existed (migration 0002) carry no hash and open the chain.
-    if (record.hash === null && previousHash === null) {
-      expectedSeq = record.chain_seq + 1;
+    if (record.chain_seq !== expectedSeq) return broken('gap', record.id);
+    const tenantOfChain = record.chain_key === PLATFORM_CHAIN ? null : record.chain_key;
+    if (record.tenant_id !== null && record.tenant_id !== tenantOfChain) return broken('tenant_mismatch', record.id);
+    // Rows from before the chain existed carry no hash; the head says how many there were.
+    if (record.chain_seq <= (head?.legacy_rows ?? 0)) {
+      if (record.hash !== null) return broken('hash_mismatch', record.id);
+      expectedSeq += 1;
       continue;
     }
-    if (record.chain_seq !== expectedSeq) return broken('gap', record.id);
     if (record.prev_hash !== previousHash) return broken('link_mismatch', record.id);
     if (hashRecord(record) !== record.hash) return broken('hash_mismatch', record.id);
     checked += 1;

@@ -79,7 +79,8 @@ export interface AuditRecord {
 /** The chain of platform events, which belong to no tenant. */
 export const PLATFORM_CHAIN = 'platform';
 
-export const chainKeyOf = (tenantId: string | null | undefined): string => tenantId ?? PLATFORM_CHAIN;
+/** A UUID may arrive in either case; one tenant must always land in one chain. */
+export const chainKeyOf = (tenantId: string | null | undefined): string => tenantId?.toLowerCase() ?? PLATFORM_CHAIN;
 
 /** Version of the canonical form; bump it (and keep the old one verifiable) to change it. */
 const CANONICAL_VERSION = 1;
@@ -87,7 +88,7 @@ const CANONICAL_VERSION = 1;
 /** JSON with object keys sorted at every depth: one byte sequence per value. */
 export function canonicalJson(value: unknown): string {
   if (value === null || typeof value !== 'object') return JSON.stringify(value);
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (Array.isArray(value)) return `[${value.map((item: unknown) => canonicalJson(item ?? null)).join(',')}]`;
   const entries = Object.entries(value as Record<string, unknown>)
     .filter(([, v]) => v !== undefined)
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
@@ -158,7 +159,7 @@ export function toRecord(
     chain_key: chainKeyOf(input.tenant_id),
     chain_seq: position.chainSeq,
     prev_hash: position.prevHash,
-    tenant_id: nullable(input.tenant_id),
+    tenant_id: input.tenant_id?.toLowerCase() ?? null,
     product: nullable(input.product),
     action: input.action,
     crud: input.crud,

@@ -29,6 +29,12 @@ export interface AuditRoutesOptions {
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
+/** Cursors carry times exactly as this service writes them; anything else was not issued here. */
+const isIssuedTimestamp = (text: string) => {
+  const time = Date.parse(text);
+  return !Number.isNaN(time) && new Date(time).toISOString() === text;
+};
+
 function filtersOf(query: AuditFilters & Record<string, unknown>): AuditFilters {
   const keys = ['tenant_id', 'product', 'actor_id', 'action', 'target_id', 'target_type', 'crud', 'is_failure', 'since', 'until'] as const;
   const filters: AuditFilters = {};
@@ -85,7 +91,7 @@ export const auditRoutes: FastifyPluginAsyncTypebox<AuditRoutesOptions> = async 
       const { limit = 50, cursor } = request.query;
       const after = cursor
         ? (([created, id]) => ({ created: created!, id: id! }))(
-            decodeCursor(cursor, 2, (part, i) => (i === 0 ? !Number.isNaN(Date.parse(part)) : UUID.test(part))),
+            decodeCursor(cursor, 2, (part, i) => (i === 0 ? isIssuedTimestamp(part) : UUID.test(part))),
           )
         : null;
       // One row more than the page tells whether another page follows, without a count.

@@ -1,9 +1,27 @@
 // JSON bodies, parsed by Fastify's own safe parser (it refuses __proto__ and constructor
-// poisoning), with one difference: an empty body with a JSON content type counts as no body.
-// Many HTTP clients send "Content-Type: application/json" on every POST, also on actions that
-// take no body (activate, cancel); those should not fail as malformed JSON. No other media type
-// is parsed, so a text/plain or form body answers 415.
+// poisoning), with two additions:
+// - An empty body with a JSON content type counts as no body. Many HTTP clients send
+//   "Content-Type: application/json" on every POST, also on actions that take no body
+//   (activate, cancel); those should not fail as malformed JSON.
+// - Every string must be storable: PostgreSQL text cannot hold U+0000, and a lone UTF-16
+//   surrogate would be stored as U+FFFD, silently changing what was sent (and hashed).
+// No other media type is parsed, so a text/plain or form body answers 415.
 import type { FastifyInstance } from 'fastify';
+import { AppError } from './problem.js';
+
+/** JSON pointer of the first string (value or key) PostgreSQL cannot store as given, if any. */
+export function firstUnstorableString(value: unknown, path = ''): string | undefined {
+  const unstorable = (text: string) => text.includes('\u0000') || !text.isWellFormed();
+  if (typeof value === 'string') return unstorable(value) ? path || '/' : undefined;
+  if (value === null || typeof value !== 'object') return undefined;
+  for (const [key, item] of Object.entries(value)) {
+    const itemPath = `${path}/${key.replace(/~/g, '~0').replace(/\//g, '~1')}`;
+    if (unstorable(key)) return itemPath;
+    const found = firstUnstorableString(item, itemPath);
+    if (found !== undefined) return found;
+  }
+  return undefined;
+}
 
 export function registerJsonParser(app: FastifyInstance): void {
   const parseJson = app.getDefaultJsonParser('error', 'error');
@@ -14,6 +32,17 @@ export function registerJsonParser(app: FastifyInstance): void {
       done(null, undefined);
       return;
     }
-    void parseJson(request, text, done);
+    void parseJson(request, text, (error, parsed) => {
+      if (error) return done(error, undefined);
+      const path = firstUnstorableString(parsed);
+      if (path === undefined) return done(null, parsed);
+      done(
+        new AppError(400, 'validation_failed', {
+          detail: 'the request body is invalid',
+          errors: [{ path, in: 'body', message: 'contains a NUL character or an unpaired surrogate' }],
+        }),
+        undefined,
+      );
+    });
   });
 }

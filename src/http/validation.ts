@@ -5,6 +5,7 @@
 import { isIP } from 'node:net';
 import { Ajv, type ErrorObject, type Options } from 'ajv';
 import addFormatsModule from 'ajv-formats';
+import { fullFormats } from 'ajv-formats/dist/formats.js';
 import type { FastifySchemaCompiler } from 'fastify';
 import type { FieldError } from './problem.js';
 import { SHARED_SCHEMAS } from './schemas/shared.js';
@@ -24,8 +25,21 @@ function makeAjv(options: Options): Ajv {
   addFormats(ajv);
   // One format for "an IPv4 or IPv6 address", so an invalid source_ip gets one clear error.
   ajv.addFormat('ip', { type: 'string', validate: (value: string) => isIP(value) !== 0 });
+  ajv.addFormat('date-time', { type: 'string', validate: isStorableTimestamp });
   for (const schema of SHARED_SCHEMAS) ajv.addSchema(schema);
   return ajv;
+}
+
+const RFC3339 = fullFormats['date-time'] as { validate: (value: string) => boolean };
+
+/**
+ * RFC 3339 as JSON Schema means it, narrowed to what both JavaScript and PostgreSQL can hold:
+ * a leap second (23:59:60) has no JavaScript Date, and year 0000 is out of PostgreSQL's range.
+ */
+export function isStorableTimestamp(value: string): boolean {
+  if (!RFC3339.validate(value)) return false;
+  const time = Date.parse(value);
+  return !Number.isNaN(time) && new Date(time).getUTCFullYear() >= 1;
 }
 
 const bodyAjv = makeAjv({ coerceTypes: false });

@@ -3,6 +3,7 @@
 // chains of different tenants never wait for each other.
 import { randomUUID } from 'node:crypto';
 import { chainKeyOf, hashRecord, toRecord, type AuditEventInput, type AuditRecord, type Crud } from '../domain/audit.js';
+import type { ChainHead } from '../domain/audit-chain.js';
 import type { Queryable } from './database.js';
 
 interface AuditRow {
@@ -258,9 +259,9 @@ export async function* walkChain(db: Queryable, chainKey: string, batchSize = 10
   }
 }
 
-export async function chainHead(db: Queryable, chainKey: string): Promise<{ last_seq: number; last_hash: string | null } | undefined> {
-  const [head] = await db.query<{ last_seq: number; last_hash: string | null }>(
-    'SELECT last_seq, last_hash FROM audit_chains WHERE chain_key = $1',
+export async function chainHead(db: Queryable, chainKey: string): Promise<ChainHead | undefined> {
+  const [head] = await db.query<ChainHead>(
+    'SELECT last_seq, last_hash, legacy_rows FROM audit_chains WHERE chain_key = $1',
     [chainKey],
   );
   return head;

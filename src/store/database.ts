@@ -26,4 +26,4 @@ export interface Database extends Queryable {
  * int8 (COUNT(*) and bigint columns) becomes a number: the values here stay far below 2^53.
  * date stays the 'YYYY-MM-DD' text, because a Date would shift with the process time zone.
  */
-export const TYPE_OIDS = { int8: 20, date: 1082 } as const;
+export const TYPE_OIDS = { int8: 20, date: 1082, timestamp: 1114, timestamptz: 1184 } as const;

@@ -1,6 +1,7 @@
 // The embedded driver: PostgreSQL compiled to WebAssembly, running inside this process. It has a
 // single connection; PGlite queues queries and transactions, so callers need no pool.
 import { PGlite, type Transaction } from '@electric-sql/pglite';
+import pg from 'pg';
 import { TYPE_OIDS, type Database, type Queryable } from './database.js';
 
 export interface PgliteOptions {
@@ -8,9 +9,15 @@ export interface PgliteOptions {
   dataDir: string | null;
 }
 
+// PGlite's own timestamp parser is `new Date(text)`, which reads year 0050 as 1950; pg's parsers
+// read it right, and using them here makes both drivers return the same Date for the same row.
+const pgParser = (oid: number) => pg.types.getTypeParser(oid) as (value: string) => Date;
+
 const parsers = {
   [TYPE_OIDS.int8]: (value: string) => Number(value),
   [TYPE_OIDS.date]: (value: string) => value,
+  [TYPE_OIDS.timestamp]: pgParser(TYPE_OIDS.timestamp),
+  [TYPE_OIDS.timestamptz]: pgParser(TYPE_OIDS.timestamptz),
 };
 
 function queryableOf(target: PGlite | Transaction): Queryable {

@@ -173,7 +173,7 @@ export const ChainReportSchema = Type.Object(
     ok: Type.Boolean(),
     checked: Type.Integer({ description: 'events whose hash was recomputed and matched' }),
     first_broken_id: Type.Optional(Uuid()),
-    reason: Type.Optional(Type.Enum(['hash_mismatch', 'link_mismatch', 'gap', 'head_mismatch'])),
+    reason: Type.Optional(Type.Enum(['hash_mismatch', 'link_mismatch', 'gap', 'head_mismatch', 'tenant_mismatch'])),
   },
   { additionalProperties: false, description: 'The result of re-walking the chain' },
 );

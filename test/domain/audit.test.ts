@@ -1,0 +1,401 @@
+import { describe, expect, it } from 'vitest';
+import {
+  PLATFORM_CHAIN,
+  canonicalJson,
+  chainKeyOf,
+  hashRecord,
+  toRecord,
+  type AuditEventInput,
+  type AuditRecord,
+} from '../../src/domain/audit.js';
+import { verifyChain, type ChainHead } from '../../src/domain/audit-chain.js';
+
+const TENANT = '3f6c2a1e-8b1d-4c7e-9f0a-5d2b7c9e1a44';
+const RECEIVED = new Date('2026-11-27T10:00:00.000Z');
+
+/** A record with every optional field set, so each one can be changed on its own. */
+function fullRecord(): AuditRecord {
+  return {
+    id: '0b8e4a52-6f1d-4d8a-a3c2-7e9f1b2c3d4e',
+    chain_key: TENANT,
+    chain_seq: 7,
+    prev_hash: 'a'.repeat(64),
+    tenant_id: TENANT,
+    product: 'reports',
+    action: 'report.exported',
+    crud: 'r',
+    group: { id: 'grp-1', name: 'Globex' },
+    actor: { id: 'user-1', name: 'Hank Scorpio', href: 'https://idp.example.com/u/1', fields: { role: 'admin' } },
+    target: {
+      id: 'rep-9',
+      name: 'Q3 revenue',
+      href: 'https://app.example.com/r/9',
+      type: 'report',
+      fields: { format: 'csv' },
+    },
+    source_ip: '203.0.113.7',
+    created: '2026-11-27T09:59:58.123Z',
+    received: '2026-11-27T10:00:00.000Z',
+    description: 'exported a report',
+    is_failure: false,
+    is_anonymous: false,
+    fields: { rows: '1200' },
+    metadata: { request_id: 'req-1' },
+    component: 'exporter',
+    version: '1.2.3',
+    external_id: 'ext-1',
+  };
+}
+
+/** A different value of the same kind, so the record stays well-formed. */
+function changed(value: unknown): unknown {
+  if (typeof value === 'string') return `${value}x`;
+  if (typeof value === 'number') return value + 1;
+  if (typeof value === 'boolean') return !value;
+  if (value === null) return 'set';
+  return { ...(value as Record<string, unknown>), extra: 'x' };
+}
+
+type Mutation = [path: string, mutate: (record: AuditRecord) => void];
+
+const MAPS = new Set(['fields', 'metadata']);
+const NOT_NULL = new Set(['id', 'chain_key', 'chain_seq', 'action', 'crud', 'created', 'received', 'is_failure', 'is_anonymous']);
+
+/** One mutation per field of the record, nested ones included, plus null for each nullable one. */
+function mutationsOf(record: AuditRecord): Mutation[] {
+  const mutations: Mutation[] = [];
+  const walk = (path: string[], value: Record<string, unknown>) => {
+    for (const [key, inner] of Object.entries(value)) {
+      const at = [...path, key];
+      const setTo = (next: unknown) => (target: AuditRecord) => {
+        let node = target as unknown as Record<string, unknown>;
+        for (const step of at.slice(0, -1)) node = node[step] as Record<string, unknown>;
+        node[key] = next;
+      };
+      // String maps are values, not structure: their keys are data.
+      if (inner !== null && typeof inner === 'object' && !MAPS.has(key)) walk(at, inner as Record<string, unknown>);
+      else mutations.push([at.join('.'), setTo(changed(inner))]);
+      if (inner !== null && !NOT_NULL.has(key)) mutations.push([`${at.join('.')} = null`, setTo(null)]);
+    }
+  };
+  walk([], record as unknown as Record<string, unknown>);
+  return mutations;
+}
+
+describe('canonicalJson', () => {
+  it('sorts keys at every depth', () => {
+    const value = { b: 1, a: { d: { z: true, y: null }, c: 'x' } };
+    expect(canonicalJson(value)).toBe('{"a":{"c":"x","d":{"y":null,"z":true}},"b":1}');
+  });
+
+  it('keeps arrays in their order, and sorts the objects inside them', () => {
+    expect(canonicalJson([3, 1, 2])).toBe('[3,1,2]');
+    expect(canonicalJson({ list: [{ b: 2, a: 1 }, 'k', [2, 1]] })).toBe('{"list":[{"a":1,"b":2},"k",[2,1]]}');
+  });
+
+  it('drops undefined members at every depth, but keeps null', () => {
+    expect(canonicalJson({ a: undefined, b: null, c: { d: undefined, e: 1 } })).toBe('{"b":null,"c":{"e":1}}');
+  });
+
+  it('gives one string for objects built in different key orders', () => {
+    const one: Record<string, unknown> = {};
+    one.zeta = { y: 2, x: 1 };
+    one.alpha = 'a';
+    one.mid = [1, { q: 1, p: 2 }];
+    const other: Record<string, unknown> = {};
+    other.mid = [1, { p: 2, q: 1 }];
+    other.alpha = 'a';
+    other.zeta = { x: 1, y: 2 };
+    expect(canonicalJson(one)).toBe(canonicalJson(other));
+    expect(JSON.stringify(one)).not.toBe(JSON.stringify(other));
+  });
+
+  it('writes scalars and escapes exactly as JSON does', () => {
+    for (const value of ['plain', 'quote " and \\ backslash', 'line\nbreak', 'ünïcødé 🚀', 0, -1.5, true, false, null]) {
+      expect(canonicalJson(value)).toBe(JSON.stringify(value));
+      expect(JSON.parse(canonicalJson({ k: value }))).toEqual({ k: value });
+    }
+  });
+
+  it('orders keys by code unit, independent of locale', () => {
+    expect(canonicalJson({ b: 1, B: 2, a: 3, _: 4, é: 5 })).toBe('{"B":2,"_":4,"a":3,"b":1,"é":5}');
+  });
+});
+
+describe('hashRecord', () => {
+  it('is a SHA-256 hex digest, stable for the same record', () => {
+    const hash = hashRecord(fullRecord());
+    expect(hash).toMatch(/^[0-9a-f]{64}$/);
+    expect(hashRecord(fullRecord())).toBe(hash);
+  });
+
+  const base = hashRecord(fullRecord());
+  const mutations = mutationsOf(fullRecord()).filter(([path]) => path !== 'tenant_id' && path !== 'tenant_id = null');
+
+  it('covers every field of the record, nested ones included', () => {
+    const paths = mutations.map(([path]) => path);
+    for (const field of Object.keys(fullRecord()).filter((key) => key !== 'tenant_id')) {
+      expect(paths.some((path) => path === field || path.startsWith(`${field}.`))).toBe(true);
+    }
+    expect(paths).toEqual(
+      expect.arrayContaining([
+        ...['group.id', 'group.name', 'actor.id', 'actor.name', 'actor.href', 'actor.fields'],
+        ...['target.id', 'target.name', 'target.href', 'target.type', 'target.fields'],
+        ...['prev_hash', 'chain_seq', 'chain_key', 'prev_hash = null', 'metadata = null', 'actor = null'],
+      ]),
+    );
+  });
+
+  it.each(mutations)('changes when %s changes', (_path, mutate) => {
+    const record = fullRecord();
+    mutate(record);
+    expect(hashRecord(record)).not.toBe(base);
+  });
+
+  it('changes when a value or a key inside a map changes', () => {
+    for (const mutate of [
+      (r: AuditRecord) => (r.metadata = { request_id: 'req-2' }),
+      (r: AuditRecord) => (r.metadata = { request_ID: 'req-1' }),
+      (r: AuditRecord) => (r.actor!.fields = { role: 'admin', team: 'ops' }),
+      (r: AuditRecord) => (r.target!.fields = {}),
+    ]) {
+      const record = fullRecord();
+      mutate(record);
+      expect(hashRecord(record)).not.toBe(base);
+    }
+  });
+
+  it('tells an empty map from an absent one', () => {
+    const empty = { ...fullRecord(), metadata: {} };
+    const absent = { ...fullRecord(), metadata: null };
+    expect(hashRecord(empty)).not.toBe(hashRecord(absent));
+  });
+
+  it('does not change with tenant_id, which turns NULL when the tenant is deleted', () => {
+    expect(hashRecord({ ...fullRecord(), tenant_id: null })).toBe(base);
+    expect(hashRecord({ ...fullRecord(), tenant_id: '9a1b2c3d-0000-4000-8000-000000000000' })).toBe(base);
+  });
+
+  it('does not change with the key order of maps (jsonb stores them reordered)', () => {
+    const one = { ...fullRecord(), fields: { a: '1', b: '2', c: '3' } };
+    const other = { ...fullRecord(), fields: { c: '3', a: '1', b: '2' } };
+    expect(hashRecord(one)).toBe(hashRecord(other));
+  });
+
+  it('hashes a nested object missing its optional members like one with them null', () => {
+    // The database gives every column back; a record built from input may omit them.
+    const sparse = { ...fullRecord(), actor: { id: 'user-1' } as AuditRecord['actor'], group: { id: 'g' } as AuditRecord['group'] };
+    const explicit = {
+      ...fullRecord(),
+      actor: { id: 'user-1', name: null, href: null, fields: null },
+      group: { id: 'g', name: null },
+    };
+    expect(hashRecord(sparse)).toBe(hashRecord(explicit));
+  });
+});
+
+describe('toRecord', () => {
+  const position = { id: 'f1e2d3c4-b5a6-4978-8a6b-5c4d3e2f1a0b', chainSeq: 3, prevHash: 'b'.repeat(64), received: RECEIVED };
+
+  it('defaults created to received, and both are millisecond ISO strings', () => {
+    const record = toRecord({ action: 'x.happened', crud: 'c' }, position);
+    expect(record.received).toBe('2026-11-27T10:00:00.000Z');
+    expect(record.created).toBe(record.received);
+  });
+
+  it('keeps a publisher created time, normalized to UTC milliseconds', () => {
+    expect(toRecord({ action: 'x', crud: 'c', created: '2026-11-27T11:30:00+01:00' }, position).created).toBe('2026-11-27T10:30:00.000Z');
+    expect(toRecord({ action: 'x', crud: 'c', created: '2026-01-02T03:04:05.678Z' }, position).created).toBe('2026-01-02T03:04:05.678Z');
+  });
+
+  it('normalizes every absent optional field to null, and the flags to false', () => {
+    const record = toRecord({ action: 'platform.started', crud: 'c' }, position);
+    expect(record).toEqual({
+      id: position.id,
+      chain_key: PLATFORM_CHAIN,
+      chain_seq: 3,
+      prev_hash: 'b'.repeat(64),
+      tenant_id: null,
+      product: null,
+      action: 'platform.started',
+      crud: 'c',
+      group: null,
+      actor: null,
+      target: null,
+      source_ip: null,
+      created: '2026-11-27T10:00:00.000Z',
+      received: '2026-11-27T10:00:00.000Z',
+      description: null,
+      is_failure: false,
+      is_anonymous: false,
+      fields: null,
+      metadata: null,
+      component: null,
+      version: null,
+      external_id: null,
+    });
+  });
+
+  it('normalizes the optional members of group, actor and target to null', () => {
+    const input: AuditEventInput = {
+      action: 'x',
+      crud: 'u',
+      tenant_id: TENANT,
+      group: { id: 'g' },
+      actor: { id: 'a' },
+      target: { id: 't' },
+    };
+    const record = toRecord(input, position);
+    expect(record.group).toEqual({ id: 'g', name: null });
+    expect(record.actor).toEqual({ id: 'a', name: null, href: null, fields: null });
+    expect(record.target).toEqual({ id: 't', name: null, href: null, type: null, fields: null });
+    expect(record.chain_key).toBe(TENANT);
+    expect(record.tenant_id).toBe(TENANT);
+  });
+
+  it('treats explicit nulls like absent fields', () => {
+    const withNulls = toRecord(
+      { action: 'x', crud: 'c', tenant_id: null, product: null, actor: null, description: null, metadata: null, created: null },
+      position,
+    );
+    expect(withNulls).toEqual(toRecord({ action: 'x', crud: 'c' }, position));
+  });
+
+  it('puts an event without a tenant on the platform chain', () => {
+    expect(chainKeyOf(undefined)).toBe(PLATFORM_CHAIN);
+    expect(chainKeyOf(null)).toBe(PLATFORM_CHAIN);
+    expect(chainKeyOf(TENANT)).toBe(TENANT);
+  });
+});
+
+type Row = AuditRecord & { hash: string | null };
+
+/** n events chained the way the store chains them, and the head it would keep. */
+function buildChain(n: number, chainKey = TENANT): { rows: Row[]; head: ChainHead } {
+  const rows: Row[] = [];
+  let prevHash: string | null = null;
+  for (let seq = 1; seq <= n; seq += 1) {
+    const record = toRecord(
+      { action: 'doc.edited', crud: 'u', tenant_id: chainKey, actor: { id: `user-${seq % 3}` }, description: `edit ${seq}` },
+      {
+        id: `00000000-0000-4000-8000-${String(seq).padStart(12, '0')}`,
+        chainSeq: seq,
+        prevHash,
+        received: new Date(RECEIVED.getTime() + seq),
+      },
+    );
+    const hash = hashRecord(record);
+    rows.push({ ...record, hash });
+    prevHash = hash;
+  }
+  return { rows, head: { last_seq: n, last_hash: prevHash, legacy_rows: 0 } };
+}
+
+async function* stream(rows: Row[]): AsyncGenerator<Row> {
+  for (const row of rows) yield row;
+}
+
+const verify = (rows: Row[], head: ChainHead | undefined) => verifyChain(stream(rows), head);
+
+describe('verifyChain', () => {
+  it('accepts an intact chain and counts every row', async () => {
+    const { rows, head } = buildChain(10);
+    expect(await verify(rows, head)).toEqual({ ok: true, checked: 10 });
+  });
+
+  it('accepts an empty chain with no head, and one with an empty head', async () => {
+    expect(await verify([], undefined)).toEqual({ ok: true, checked: 0 });
+    expect(await verify([], { last_seq: 0, last_hash: null, legacy_rows: 0 })).toEqual({ ok: true, checked: 0 });
+  });
+
+  it('reports hash_mismatch at a row whose fields were changed', async () => {
+    const { rows, head } = buildChain(10);
+    rows[4] = { ...rows[4]!, description: 'rewritten' };
+    expect(await verify(rows, head)).toEqual({ ok: false, checked: 4, reason: 'hash_mismatch', first_broken_id: rows[4].id });
+  });
+
+  it('reports hash_mismatch at a row whose hash was replaced', async () => {
+    const { rows, head } = buildChain(5);
+    rows[0] = { ...rows[0]!, hash: 'f'.repeat(64) };
+    expect(await verify(rows, head)).toEqual({ ok: false, checked: 0, reason: 'hash_mismatch', first_broken_id: rows[0].id });
+  });
+
+  it('reports link_mismatch at a row rehashed over a different predecessor', async () => {
+    const { rows, head } = buildChain(8);
+    const forged: AuditRecord = { ...rows[5]!, prev_hash: 'c'.repeat(64) };
+    rows[5] = { ...forged, hash: hashRecord(forged) };
+    expect(await verify(rows, head)).toEqual({ ok: false, checked: 5, reason: 'link_mismatch', first_broken_id: rows[5].id });
+  });
+
+  it('reports link_mismatch after a row that was edited and rehashed', async () => {
+    const { rows, head } = buildChain(8);
+    const edited: AuditRecord = { ...rows[2]!, description: 'covered up' };
+    rows[2] = { ...edited, hash: hashRecord(edited) };
+    expect(await verify(rows, head)).toEqual({ ok: false, checked: 3, reason: 'link_mismatch', first_broken_id: rows[3]!.id });
+  });
+
+  it('reports a gap at the row after one deleted from the middle', async () => {
+    const { rows, head } = buildChain(10);
+    const after = rows[6]!;
+    rows.splice(5, 1);
+    expect(await verify(rows, head)).toEqual({ ok: false, checked: 5, reason: 'gap', first_broken_id: after.id });
+  });
+
+  it('reports a gap when the first row is deleted', async () => {
+    const { rows, head } = buildChain(4);
+    const second = rows[1]!;
+    expect(await verify(rows.slice(1), head)).toEqual({ ok: false, checked: 0, reason: 'gap', first_broken_id: second.id });
+  });
+
+  it('reports head_mismatch without a row id when the tail is deleted', async () => {
+    const { rows, head } = buildChain(10);
+    const report = await verify(rows.slice(0, 9), head);
+    expect(report).toEqual({ ok: false, checked: 9, reason: 'head_mismatch' });
+    expect(report).not.toHaveProperty('first_broken_id');
+  });
+
+  it('reports head_mismatch when every row is deleted but the head remains', async () => {
+    const { head } = buildChain(3);
+    expect(await verify([], head)).toEqual({ ok: false, checked: 0, reason: 'head_mismatch' });
+  });
+
+  it('reports head_mismatch for a well-hashed row appended behind the head', async () => {
+    const { rows, head } = buildChain(6);
+    const longer = buildChain(7).rows;
+    expect(longer.slice(0, 6)).toEqual(rows);
+    expect(await verify(longer, head)).toEqual({ ok: false, checked: 7, reason: 'head_mismatch' });
+  });
+
+  it('reports head_mismatch when the head hash does not match the last row', async () => {
+    const { rows, head } = buildChain(5);
+    expect(await verify(rows, { ...head, last_hash: 'd'.repeat(64) })).toEqual({ ok: false, checked: 5, reason: 'head_mismatch' });
+    expect(await verify(rows, undefined)).toEqual({ ok: false, checked: 5, reason: 'head_mismatch' });
+  });
+
+  it('reports a gap for a duplicated position', async () => {
+    const { rows, head } = buildChain(5);
+    rows.splice(3, 0, rows[2]!);
+    expect(await verify(rows, head)).toEqual({ ok: false, checked: 3, reason: 'gap', first_broken_id: rows[3]!.id });
+  });
+
+  it('skips rows from before the chain existed and checks the rows after them', async () => {
+    const template = buildChain(1).rows[0]!;
+    const legacy: Row[] = [1, 2].map((seq) => ({ ...template, id: `legacy-${seq}`, chain_seq: seq, prev_hash: null, hash: null }));
+    const chained: Row[] = [];
+    let prevHash: string | null = null;
+    for (let seq = 3; seq <= 5; seq += 1) {
+      const position = { id: `new-${seq}`, chainSeq: seq, prevHash, received: RECEIVED };
+      const record = toRecord({ action: 'x', crud: 'c', tenant_id: TENANT }, position);
+      const hash = hashRecord(record);
+      chained.push({ ...record, hash });
+      prevHash = hash;
+    }
+    expect(await verify([...legacy, ...chained], { last_seq: 5, last_hash: prevHash, legacy_rows: 2 })).toEqual({ ok: true, checked: 3 });
+  });
+
+  it('refuses a row without a hash after the chain has started', async () => {
+    const { rows, head } = buildChain(5);
+    rows[3] = { ...rows[3]!, hash: null };
+    expect(await verify(rows, head)).toEqual({ ok: false, checked: 3, reason: 'hash_mismatch', first_broken_id: rows[3].id });
+  });
+});
