@@ -2,7 +2,10 @@
 // itself (main.ts and the tests own the database), so tests build as many apps as they like.
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Authentication } from './auth/setup.js';
 import type { Config } from './config.js';
+import { registerAccessControl } from './http/access.js';
+import { devTokenRoutes } from './http/dev-token.js';
 import { registerErrorHandler } from './http/error-handler.js';
 import { auditRoutes } from './http/audit.js';
 import { healthRoutes } from './http/health.js';
@@ -18,6 +21,7 @@ import { SERVICE_VERSION } from './version.js';
 
 export interface AppDeps {
   db: Database;
+  auth: Authentication;
   config: Pick<Config, 'appEnv' | 'bodyLimitBytes'>;
   /** A pino logger; tests pass a silent one. */
   logger: FastifyBaseLogger;
@@ -60,12 +64,17 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   registerErrorHandler(app);
   registerNotFoundHandler(app);
   registerJsonParser(app);
+  registerAccessControl(app, deps.auth.verifier);
   await registerOpenApi(app, SERVICE_VERSION);
 
   await app.register(healthRoutes, { db: deps.db });
   const clock = deps.clock ?? (() => new Date());
   await app.register(tenantRoutes, { db: deps.db, clock });
   await app.register(auditRoutes, { db: deps.db, clock });
+  if (deps.auth.devIssuer) {
+    if (deps.config.appEnv !== 'dev') throw new Error('the development issuer runs only with APP_ENV=dev');
+    await app.register(devTokenRoutes, { issuer: deps.auth.devIssuer });
+  }
 
   return app;
 }

@@ -17,9 +17,24 @@ const EnvSchema = Type.Object(
       description: 'host:port or :port, e.g. :8090 or 127.0.0.1:8090',
     }),
     KEYCLOAK_ISSUER: Type.String({
-      default: 'http://localhost:8080/realms/breakpilot-dev',
-      description: 'an http(s) URL, the OIDC issuer of the realm',
+      // Empty in dev runs the embedded development issuer; the dev stack's Keycloak is
+      // http://localhost:8080/realms/breakpilot-dev.
+      default: '',
+      description: 'an http(s) URL, the OIDC issuer of the realm (required outside dev)',
     }),
+    KEYCLOAK_AUDIENCE: Type.String({
+      default: '',
+      maxLength: 255,
+      description: 'empty (no audience check) or the audience tokens must carry',
+    }),
+    AUTH_ROLES_CLIENT: Type.String({
+      default: 'tenant-registry',
+      pattern: '^[A-Za-z0-9._:-]{1,255}$',
+      description: 'the client whose resource_access roles count, besides realm roles',
+    }),
+    ROLE_PLATFORM_ADMIN: Type.String({ default: 'platform_admin', pattern: '^\\S{1,255}$', description: 'a role name' }),
+    ROLE_IT_ADMIN: Type.String({ default: 'IT_ADMIN', pattern: '^\\S{1,255}$', description: 'a role name' }),
+    ROLE_REGISTRY_SERVICE: Type.String({ default: 'registry_service', pattern: '^\\S{1,255}$', description: 'a role name' }),
     DATABASE_URL: Type.String({
       default: '',
       description: 'empty (embedded PostgreSQL) or a postgres:// URL',
@@ -73,7 +88,13 @@ export class ConfigError extends Error {
 export interface Config {
   appEnv: Env['APP_ENV'];
   listen: { host: string; port: number };
-  keycloakIssuer: string;
+  auth: {
+    /** null: the embedded development issuer (dev only). */
+    issuer: string | null;
+    audience: string | null;
+    rolesClient: string;
+    roles: { platformAdmin: string; itAdmin: string; service: string };
+  };
   database: { kind: 'postgres'; url: string } | { kind: 'embedded'; dataDir: string | null };
   keycloak: { adminUrl: string; realm: string; clientId: string; clientSecret: string };
   logLevel: Env['LOG_LEVEL'];
@@ -118,7 +139,9 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     const name = firstError.instancePath.slice(1) as VariableName;
     throw new ConfigError(name, hintFor(name));
   }
-  if (!isHttpUrl(env.KEYCLOAK_ISSUER)) throw new ConfigError('KEYCLOAK_ISSUER', hintFor('KEYCLOAK_ISSUER'));
+  if (env.KEYCLOAK_ISSUER !== '' && !isHttpUrl(env.KEYCLOAK_ISSUER)) {
+    throw new ConfigError('KEYCLOAK_ISSUER', hintFor('KEYCLOAK_ISSUER'));
+  }
   if (env.KEYCLOAK_ADMIN_URL !== '' && !isHttpUrl(env.KEYCLOAK_ADMIN_URL)) {
     throw new ConfigError('KEYCLOAK_ADMIN_URL', hintFor('KEYCLOAK_ADMIN_URL'));
   }
@@ -132,11 +155,24 @@ export function loadConfig(source: Record<string, string | undefined> = process.
   if (env.APP_ENV !== 'dev' && env.DATABASE_URL === '') {
     throw new ConfigError('DATABASE_URL', `a postgres:// URL when APP_ENV is ${env.APP_ENV}`);
   }
+  // Without an issuer only the development issuer could sign tokens; it must never run for real.
+  if (env.APP_ENV !== 'dev' && env.KEYCLOAK_ISSUER === '') {
+    throw new ConfigError('KEYCLOAK_ISSUER', `an http(s) URL when APP_ENV is ${env.APP_ENV}`);
+  }
 
   return {
     appEnv: env.APP_ENV,
     listen: parseListen(env.ADDR),
-    keycloakIssuer: env.KEYCLOAK_ISSUER,
+    auth: {
+      issuer: env.KEYCLOAK_ISSUER === '' ? null : env.KEYCLOAK_ISSUER,
+      audience: env.KEYCLOAK_AUDIENCE === '' ? null : env.KEYCLOAK_AUDIENCE,
+      rolesClient: env.AUTH_ROLES_CLIENT,
+      roles: {
+        platformAdmin: env.ROLE_PLATFORM_ADMIN,
+        itAdmin: env.ROLE_IT_ADMIN,
+        service: env.ROLE_REGISTRY_SERVICE,
+      },
+    },
     database:
       env.DATABASE_URL !== ''
         ? { kind: 'postgres', url: env.DATABASE_URL }

@@ -2,6 +2,7 @@
 // or SIGINT drain in-flight requests, close the database and exit 0.
 import { pino } from 'pino';
 import { buildApp } from './app.js';
+import { authenticationFor } from './auth/setup.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { openDatabase } from './store/open.js';
 
@@ -14,7 +15,8 @@ function fail(message: string): never {
 async function start(config: Config): Promise<void> {
   const logger = pino({ level: config.logLevel, base: { service: 'tenant-registry' } });
   const db = await openDatabase(config.database);
-  const app = await buildApp({ db, config, logger });
+  const auth = await authenticationFor(config);
+  const app = await buildApp({ db, auth, config, logger });
 
   let stopping = false;
   const stop = async (signal: string) => {
@@ -36,7 +38,11 @@ async function start(config: Config): Promise<void> {
 
   await app.listen({ host: config.listen.host, port: config.listen.port });
   logger.info(
-    { env: config.appEnv, database: config.database.kind === 'embedded' ? 'embedded' : 'postgres' },
+    {
+      env: config.appEnv,
+      database: config.database.kind === 'embedded' ? 'embedded' : 'postgres',
+      issuer: auth.devIssuer ? 'embedded development issuer (POST /dev/token)' : config.auth.issuer,
+    },
     'tenant-registry ready',
   );
 }

@@ -6,7 +6,12 @@ describe('loadConfig', () => {
     expect(loadConfig({})).toEqual({
       appEnv: 'dev',
       listen: { host: '0.0.0.0', port: 8090 },
-      keycloakIssuer: 'http://localhost:8080/realms/breakpilot-dev',
+      auth: {
+        issuer: null,
+        audience: null,
+        rolesClient: 'tenant-registry',
+        roles: { platformAdmin: 'platform_admin', itAdmin: 'IT_ADMIN', service: 'registry_service' },
+      },
       database: { kind: 'embedded', dataDir: null },
       keycloak: { adminUrl: '', realm: 'breakpilot-dev', clientId: '', clientSecret: '' },
       logLevel: 'info',
@@ -25,6 +30,11 @@ describe('loadConfig', () => {
       KEYCLOAK_REALM: 'prod',
       KEYCLOAK_CLIENT_ID: 'tenant-registry',
       KEYCLOAK_CLIENT_SECRET: 's3cret',
+      KEYCLOAK_AUDIENCE: 'tenant-registry',
+      AUTH_ROLES_CLIENT: 'registry-api',
+      ROLE_PLATFORM_ADMIN: 'ops',
+      ROLE_IT_ADMIN: 'tenant-admin',
+      ROLE_REGISTRY_SERVICE: 'svc',
       LOG_LEVEL: 'warn',
       BODY_LIMIT_BYTES: '1000',
       SHUTDOWN_GRACE_SECONDS: '3',
@@ -37,6 +47,12 @@ describe('loadConfig', () => {
       realm: 'prod',
       clientId: 'tenant-registry',
       clientSecret: 's3cret',
+    });
+    expect(config.auth).toEqual({
+      issuer: 'https://id.example.com/realms/prod',
+      audience: 'tenant-registry',
+      rolesClient: 'registry-api',
+      roles: { platformAdmin: 'ops', itAdmin: 'tenant-admin', service: 'svc' },
     });
     expect(config.bodyLimitBytes).toBe(1000);
     expect(config.shutdownGraceMs).toBe(3000);
@@ -69,6 +85,9 @@ describe('loadConfig', () => {
     ['SHUTDOWN_GRACE_SECONDS', { SHUTDOWN_GRACE_SECONDS: 'soon' }],
     ['EMBEDDED_DB_DIR', { DATABASE_URL: 'postgres://db/registry', EMBEDDED_DB_DIR: '/tmp/x' }],
     ['DATABASE_URL', { APP_ENV: 'stage' }],
+    ['KEYCLOAK_ISSUER', { APP_ENV: 'prod', DATABASE_URL: 'postgres://db/registry' }],
+    ['KEYCLOAK_ISSUER', { APP_ENV: 'stage', DATABASE_URL: 'postgres://db/registry', KEYCLOAK_ISSUER: 'issuer' }],
+    ['ROLE_IT_ADMIN', { ROLE_IT_ADMIN: 'has space' }],
   ];
   it.each(refused)('refuses a bad %s with a one-line message naming it', (variable, env) => {
     let caught: unknown;

@@ -6,7 +6,7 @@ import { parse } from 'yaml';
 import { openApiYaml } from '../src/http/openapi.js';
 import { servedRoutes } from '../src/http/not-found.js';
 import { eachDriver } from './support/drivers.js';
-import { client, type Client } from './support/http.js';
+import { type Client } from './support/http.js';
 import { startServer, type TestServer } from './support/server.js';
 
 const SPEC_FILE = new URL('../openapi.yaml', import.meta.url);
@@ -34,7 +34,7 @@ eachDriver('openapi.yaml', (driver) => {
   let committed: string;
   beforeAll(async () => {
     server = await startServer(driver);
-    api = client(server.url);
+    api = server.api;
     committed = await readFile(SPEC_FILE, 'utf8');
   });
   afterAll(() => server.close());

@@ -3,12 +3,15 @@
 import { writeFile } from 'node:fs/promises';
 import { pino } from 'pino';
 import { buildApp } from '../app.js';
+import { authenticationFor } from '../auth/setup.js';
+import { loadConfig } from '../config.js';
 import { openApiYaml } from '../http/openapi.js';
 import { openPglite } from '../store/pglite-driver.js';
 
 const target = new URL('../../openapi.yaml', import.meta.url);
 const db = await openPglite({ dataDir: null });
-const app = await buildApp({ db, config: { appEnv: 'dev', bodyLimitBytes: 1024 }, logger: pino({ level: 'silent' }) });
+const auth = await authenticationFor({ appEnv: 'dev', auth: loadConfig({}).auth });
+const app = await buildApp({ db, auth, config: { appEnv: 'dev', bodyLimitBytes: 1024 }, logger: pino({ level: 'silent' }) });
 await app.ready();
 await writeFile(target, openApiYaml(app));
 await app.close();

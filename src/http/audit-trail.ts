@@ -7,8 +7,19 @@ import type { Queryable } from '../store/database.js';
 import type { TenantRow } from '../store/tenants.js';
 import { SERVICE_VERSION } from '../version.js';
 
-/** Who acts until requests carry an authenticated principal. */
-export const SYSTEM_ACTOR: AuditActor = { id: 'system', name: 'tenant-registry' };
+/** Who acts when no principal does (the service's own work, outside any request). */
+export const SYSTEM_ACTOR: AuditActor = { id: 'system', name: 'tenant-registry', fields: { kind: 'system' } };
+
+/** The authenticated principal of the request as an audit actor. */
+export function actorOf(request: FastifyRequest): AuditActor {
+  const principal = request.principal;
+  if (!principal) return SYSTEM_ACTOR;
+  return {
+    id: principal.sub,
+    name: principal.name,
+    fields: { kind: principal.kind, ...(principal.tenantId ? { tenant_id: principal.tenantId } : {}) },
+  };
+}
 
 export interface TenantChange {
   action: string;
@@ -24,7 +35,7 @@ export function tenantChangeEvent(request: FastifyRequest, change: TenantChange)
     crud: change.crud,
     tenant_id: tenant.id,
     group: { id: tenant.id, name: tenant.name },
-    actor: SYSTEM_ACTOR,
+    actor: actorOf(request),
     target: { id: tenant.id, name: tenant.slug, type: 'tenant' },
     source_ip: request.ip,
     component: 'tenant-registry',

@@ -7,6 +7,7 @@ import { verifyChain } from '../domain/audit-chain.js';
 import { appendEvent, chainHead, queryEvents, scanEvents, walkChain, type AuditFilters } from '../store/audit.js';
 import type { Database } from '../store/database.js';
 import { lockTenantKey } from '../store/tenants.js';
+import { tenantFrom, type Access } from './access.js';
 import { exportLines, EXPORT_FORMATS } from './audit-export.js';
 import { toAuditEvent } from './audit-view.js';
 import { decodeCursor, encodeCursor } from './cursor.js';
@@ -42,10 +43,14 @@ function filtersOf(query: AuditFilters & Record<string, unknown>): AuditFilters 
   return filters;
 }
 
+// Operators read every log; a tenant's IT_ADMIN reads that tenant's (tenant_id is required).
+const READ_LOG: Access = { allow: ['platform_admin', 'it_admin'], tenant: tenantFrom.query('tenant_id') };
+
 export const auditRoutes: FastifyPluginAsyncTypebox<AuditRoutesOptions> = async (app, { db, clock }) => {
   app.post(
     '/v1/audit',
     {
+      config: { access: { allow: ['platform_admin', 'service'] } },
       schema: {
         operationId: 'appendAuditEvent',
         tags: ['audit'],
@@ -79,6 +84,7 @@ export const auditRoutes: FastifyPluginAsyncTypebox<AuditRoutesOptions> = async 
   app.get(
     '/v1/audit',
     {
+      config: { access: READ_LOG },
       schema: {
         operationId: 'listAuditEvents',
         tags: ['audit'],
@@ -108,6 +114,7 @@ export const auditRoutes: FastifyPluginAsyncTypebox<AuditRoutesOptions> = async 
   app.get(
     '/v1/audit/export',
     {
+      config: { access: READ_LOG },
       schema: {
         operationId: 'exportAuditEvents',
         tags: ['audit'],
@@ -140,6 +147,7 @@ export const auditRoutes: FastifyPluginAsyncTypebox<AuditRoutesOptions> = async 
   app.get(
     '/v1/audit/verify',
     {
+      config: { access: READ_LOG },
       schema: {
         operationId: 'verifyAuditChain',
         tags: ['audit'],

@@ -15,6 +15,7 @@ export const healthRoutes: FastifyPluginAsyncTypebox<{ db: Database }> = async (
   app.get(
     '/healthz',
     {
+      config: { access: { public: true } },
       schema: {
         operationId: 'liveness',
         tags: ['health'],
@@ -28,6 +29,7 @@ export const healthRoutes: FastifyPluginAsyncTypebox<{ db: Database }> = async (
   app.get(
     '/readyz',
     {
+      config: { access: { public: true } },
       schema: {
         operationId: 'readiness',
         tags: ['health'],

@@ -2,7 +2,9 @@
 // objects that validate and serialize become the spec, so it cannot drift from the code.
 // openapi.yaml at the repository root is this output, committed; a test keeps them equal.
 import swagger from '@fastify/swagger';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifySchema } from 'fastify';
+import type { Access } from './access.js';
+import { problemResponses } from './schemas/problem.js';
 import Type from 'typebox';
 import { SHARED_SCHEMAS } from './schemas/shared.js';
 
@@ -20,6 +22,16 @@ export async function registerOpenApi(app: FastifyInstance, version: string): Pr
           'Control plane of the platform: tenants and their lifecycle, entitlements, API keys, ' +
           'the audit log and Keycloak provisioning. Errors are application/problem+json (RFC 9457).',
       },
+      components: {
+        securitySchemes: {
+          bearer: {
+            type: 'http',
+            scheme: 'bearer',
+            bearerFormat: 'JWT',
+            description: 'An access token of the Keycloak realm (KEYCLOAK_ISSUER)',
+          },
+        },
+      },
       tags: [
         { name: 'tenants', description: 'Tenants (organizations) and their lifecycle' },
         { name: 'audit', description: 'The tamper-evident audit log' },
@@ -27,6 +39,8 @@ export async function registerOpenApi(app: FastifyInstance, version: string): Pr
         { name: 'meta', description: 'This document' },
       ],
     },
+    // Every route that needs a token says so, with the answers the access rules can give.
+    transform: ({ schema, url, route }) => ({ url, schema: withAccess(schema, route.config?.access) }),
     // Shared schemas keep their own names (components/schemas/Problem) instead of def-N.
     refResolver: {
       buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`),
@@ -36,6 +50,7 @@ export async function registerOpenApi(app: FastifyInstance, version: string): Pr
   app.get(
     '/openapi.yaml',
     {
+      config: { access: { public: true } },
       schema: {
         operationId: 'openapi',
         tags: ['meta'],
@@ -50,6 +65,21 @@ export async function registerOpenApi(app: FastifyInstance, version: string): Pr
       return reply.type('application/yaml; charset=utf-8').send(document);
     },
   );
+}
+
+function withAccess(schema: FastifySchema, access: Access | undefined): FastifySchema {
+  if (!access || 'public' in access) return schema;
+  const tenantScoped = access.allow.includes('member') || access.allow.includes('it_admin');
+  const who = access.allow.join(', ') + (tenantScoped ? ' (own tenant only)' : '');
+  return {
+    ...schema,
+    description: [schema.description, `Who may call: ${who}.`].filter(Boolean).join(' '),
+    security: [{ bearer: [] }],
+    response: {
+      ...(schema.response as object),
+      ...problemResponses(401, 403, ...(tenantScoped ? [404] : [])),
+    },
+  };
 }
 
 export function openApiYaml(app: FastifyInstance): string {

@@ -11,6 +11,7 @@ import {
   updateTenantStatus,
   type TenantRow,
 } from '../store/tenants.js';
+import { tenantFrom, type TenantOf } from './access.js';
 import { recordTenantChange } from './audit-trail.js';
 import { AppError, notFound } from './problem.js';
 import { RefTo } from './schemas/common.js';
@@ -47,9 +48,14 @@ export function toTenant(row: TenantRow): Tenant {
 }
 
 export const tenantRoutes: FastifyPluginAsyncTypebox<TenantRoutesOptions> = async (app, { db, clock }) => {
+  // A tenant user asking by slug is checked against the tenant the slug names (null: none).
+  const tenantOfSlug: TenantOf = async (request) =>
+    (await findTenantBySlug(db, (request.params as { slug: string }).slug))?.id ?? null;
+
   app.post(
     '/v1/tenants',
     {
+      config: { access: { allow: ['platform_admin'] } },
       schema: {
         operationId: 'createTenant',
         tags: ['tenants'],
@@ -88,6 +94,7 @@ export const tenantRoutes: FastifyPluginAsyncTypebox<TenantRoutesOptions> = asyn
   app.get(
     '/v1/tenants/:id',
     {
+      config: { access: { allow: ['platform_admin', 'service', 'member'], tenant: tenantFrom.param('id') } },
       schema: {
         operationId: 'getTenant',
         tags: ['tenants'],
@@ -106,6 +113,7 @@ export const tenantRoutes: FastifyPluginAsyncTypebox<TenantRoutesOptions> = asyn
   app.get(
     '/v1/tenants/by-slug/:slug',
     {
+      config: { access: { allow: ['platform_admin', 'service', 'member'], tenant: tenantOfSlug } },
       schema: {
         operationId: 'getTenantBySlug',
         tags: ['tenants'],
@@ -153,6 +161,7 @@ export const tenantRoutes: FastifyPluginAsyncTypebox<TenantRoutesOptions> = asyn
     app.post(
       `/v1/tenants/:id/${action}`,
       {
+        config: { access: { allow: ['platform_admin'] } },
         schema: {
           operationId: `${action}Tenant`,
           tags: ['tenants'],

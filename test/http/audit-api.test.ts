@@ -4,7 +4,7 @@ import type { AuditEvent } from '../../src/http/schemas/audit.js';
 import type { Tenant } from '../../src/http/schemas/tenant.js';
 import { eachDriver } from '../support/drivers.js';
 import { createTenant, randomSlug } from '../support/factories.js';
-import { client, problemOf, type Answer, type Client } from '../support/http.js';
+import { problemOf, type Answer, type Client } from '../support/http.js';
 import { startServer, type TestServer } from '../support/server.js';
 
 interface Appended {
@@ -43,7 +43,7 @@ eachDriver('audit API', (driver) => {
 
   beforeAll(async () => {
     server = await startServer(driver, { clock: () => now });
-    api = client(server.url);
+    api = server.api;
   });
   afterAll(() => server.close());
 
@@ -603,7 +603,7 @@ eachDriver('audit API', (driver) => {
         expect(event).toMatchObject({
           tenant_id: tenant.id,
           group: { id: tenant.id, name: tenant.name },
-          actor: { id: 'system' },
+          actor: { id: 'operator-1', name: 'olga.operator', fields: { kind: 'user' } },
           target: { id: tenant.id, type: 'tenant', name: tenant.slug },
           component: 'tenant-registry',
           is_failure: false,

@@ -6,7 +6,7 @@ import type { Tenant } from '../../src/http/schemas/tenant.js';
 import { appendEvent, walkChain, type StoredEvent } from '../../src/store/audit.js';
 import { eachDriver } from '../support/drivers.js';
 import { createTenant } from '../support/factories.js';
-import { client, type Client } from '../support/http.js';
+import { type Client } from '../support/http.js';
 import { startServer, type TestServer } from '../support/server.js';
 
 const NOW = new Date('2026-11-27T10:00:00.000Z');
@@ -25,7 +25,7 @@ eachDriver('audit chain', (driver) => {
   let api: Client;
   beforeAll(async () => {
     server = await startServer(driver, { clock: () => NOW });
-    api = client(server.url);
+    api = server.api;
   });
   afterAll(() => server.close());
 

@@ -3,7 +3,7 @@ import type { AuditEvent } from '../../src/http/schemas/audit.js';
 import type { Tenant } from '../../src/http/schemas/tenant.js';
 import { eachDriver } from '../support/drivers.js';
 import { createTenant, randomSlug } from '../support/factories.js';
-import { client, problemOf, type Answer, type Client } from '../support/http.js';
+import { problemOf, type Answer, type Client } from '../support/http.js';
 import { startServer, type TestServer } from '../support/server.js';
 
 interface Appended {
@@ -75,7 +75,7 @@ eachDriver('audit export', (driver) => {
   let tenant: Tenant;
   beforeAll(async () => {
     server = await startServer(driver, { clock: () => NOW });
-    api = client(server.url);
+    api = server.api;
   });
   afterAll(() => server.close());
 
@@ -85,7 +85,9 @@ eachDriver('audit export', (driver) => {
    * and NDJSON of several lines is no JSON document.
    */
   async function exportOf(query: Query): Promise<Answer> {
-    const response = await fetch(new URL(`/v1/audit/export?${queryString(query)}`, server.url));
+    const response = await fetch(new URL(`/v1/audit/export?${queryString(query)}`, server.url), {
+      headers: { authorization: `Bearer ${server.api.token}` },
+    });
     const text = await response.text();
     const problem = (response.headers.get('content-type') ?? '').startsWith('application/problem+json');
     return { status: response.status, headers: response.headers, body: problem ? (JSON.parse(text) as Body) : {}, text };

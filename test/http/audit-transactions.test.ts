@@ -4,7 +4,7 @@ import type { ChainReport } from '../../src/domain/audit-chain.js';
 import type { Tenant } from '../../src/http/schemas/tenant.js';
 import { eachDriver } from '../support/drivers.js';
 import { createTenant, randomSlug } from '../support/factories.js';
-import { client, problemOf, type Answer, type Client } from '../support/http.js';
+import { problemOf, type Answer, type Client } from '../support/http.js';
 import { startServer, type TestServer } from '../support/server.js';
 
 const NOW = new Date('2026-11-27T10:00:00.000Z');
@@ -17,7 +17,7 @@ eachDriver('audit events commit with their change', (driver) => {
   beforeAll(async () => {
     const logger = pino({ level: 'error' }, { write: (line: string) => void logLines.push(line) });
     server = await startServer(driver, { clock: () => NOW, logger });
-    api = client(server.url);
+    api = server.api;
   });
   afterAll(() => server.close());
 

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Database } from '../../src/store/database.js';
 import { eachDriver, openMigratedDatabase, type TestDatabase } from '../support/drivers.js';
 import { randomSlug } from '../support/factories.js';
-import { client, problemOf, type Client } from '../support/http.js';
+import { problemOf, type Client } from '../support/http.js';
 import { startServer, startServerOn, type TestServer } from '../support/server.js';
 
 const PROBLEM_KEYS = ['code', 'detail', 'request_id', 'status', 'title', 'type'];
@@ -12,7 +12,7 @@ eachDriver('errors and conventions', (driver) => {
   let api: Client;
   beforeAll(async () => {
     server = await startServer(driver);
-    api = client(server.url);
+    api = server.api;
   });
   afterAll(() => server.close());
 
@@ -111,8 +111,8 @@ describe('an unexpected failure', () => {
       query: () => Promise.reject(new Error('relation "secret_table" at /srv/app/src/store.ts:42 exploded')),
     };
     const started = await startServerOn(faulty);
-    api = client(started.url);
-    closeApp = () => started.app.close();
+    api = started.api;
+    closeApp = () => started.close();
   });
   afterAll(async () => {
     await closeApp();

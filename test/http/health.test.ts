@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openPg } from '../../src/store/pg-driver.js';
 import { eachDriver } from '../support/drivers.js';
-import { client, problemOf, type Client } from '../support/http.js';
+import { problemOf, type Client } from '../support/http.js';
 import { startServer, startServerOn, type TestServer } from '../support/server.js';
 
 eachDriver('health probes', (driver) => {
@@ -9,7 +9,7 @@ eachDriver('health probes', (driver) => {
   let api: Client;
   beforeAll(async () => {
     server = await startServer(driver);
-    api = client(server.url);
+    api = server.api;
   });
   afterAll(() => server.close());
 
@@ -28,9 +28,9 @@ describe('health probes with the database unreachable', () => {
   let close: () => Promise<void>;
   beforeAll(async () => {
     const started = await startServerOn(db);
-    api = client(started.url);
+    api = started.api;
     close = async () => {
-      await started.app.close();
+      await started.close();
       await db.close();
     };
   });

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Tenant } from '../../src/http/schemas/tenant.js';
 import { eachDriver } from '../support/drivers.js';
 import { createTenant, randomSlug } from '../support/factories.js';
-import { client, problemOf, type Client } from '../support/http.js';
+import { problemOf, type Client } from '../support/http.js';
 import { startServer, type TestServer } from '../support/server.js';
 
 const NOW = new Date('2026-11-27T10:00:00.000Z');
@@ -13,7 +13,7 @@ eachDriver('tenants', (driver) => {
   let api: Client;
   beforeAll(async () => {
     server = await startServer(driver, { clock: () => NOW });
-    api = client(server.url);
+    api = server.api;
   });
   afterAll(() => server.close());
 

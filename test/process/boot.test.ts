@@ -11,7 +11,7 @@ import { DRIVERS } from '../support/drivers.js';
 import { randomSlug } from '../support/factories.js';
 import { client, problemOf } from '../support/http.js';
 import { createTestPgDatabase, type TestPgDatabase } from '../support/postgres.js';
-import { freePort, runMigrate, spawnService, startService, stopAll, stopService, type ServiceProcess } from './spawn.js';
+import { devToken, freePort, runMigrate, spawnService, startService, stopAll, stopService, type ServiceProcess } from './spawn.js';
 
 afterEach(() => stopAll());
 afterAll(() => stopAll());
@@ -71,7 +71,7 @@ describe('bad configuration stops the process at boot', () => {
 describe('embedded database', () => {
   it('is the default: starts seeded with the acme tenant and is ready', { timeout: 60_000 }, async () => {
     const service = await startService();
-    const api = client(service.baseUrl);
+    const api = client(service.baseUrl, await devToken(service.baseUrl));
 
     const acme = await api.get<Tenant>(`/v1/tenants/by-slug/${ACME_TENANT.slug}`);
     expect(acme.status).toBe(200);
@@ -93,14 +93,14 @@ describe('embedded database', () => {
       const slug = randomSlug('persist');
 
       const first = await startService({ EMBEDDED_DB_DIR: dataDir });
-      const created = await client(first.baseUrl).post<{ tenant: Tenant }>('/v1/tenants', {
+      const created = await client(first.baseUrl, await devToken(first.baseUrl)).post<{ tenant: Tenant }>('/v1/tenants', {
         body: { slug, name: 'Persistent GmbH' },
       });
       expect(created.status).toBe(201);
       expect(await stopService(first, 'SIGTERM')).toMatchObject({ code: 0, signal: null });
 
       const second = await startService({ EMBEDDED_DB_DIR: dataDir });
-      const api = client(second.baseUrl);
+      const api = client(second.baseUrl, await devToken(second.baseUrl));
       const again = await api.get<Tenant>(`/v1/tenants/by-slug/${slug}`);
       expect(again.status).toBe(200);
       expect(again.body).toMatchObject({ id: created.body.tenant.id, slug, name: 'Persistent GmbH' });
@@ -146,7 +146,7 @@ describe.runIf(DRIVERS.includes('pg'))('real PostgreSQL', () => {
     expect(up.stdout).toContain('applied 0001_init');
 
     const service = await startService(env);
-    const api = client(service.baseUrl);
+    const api = client(service.baseUrl, await devToken(service.baseUrl));
     const ready = await api.get('/readyz');
     expect(ready.status).toBe(200);
     expect(ready.body).toEqual({ status: 'ready' });

@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import type { Tenant } from '../../src/http/schemas/tenant.js';
 import { randomSlug } from '../support/factories.js';
-import { startService, stopAll, type ServiceProcess } from './spawn.js';
+import { devToken, startService, stopAll, type ServiceProcess } from './spawn.js';
 
 interface RawResponse {
   status: number;
@@ -93,11 +93,13 @@ async function startPartialCreate(service: ServiceProcess, extraHeaders: string[
   const slug = randomSlug('drain');
   const json = JSON.stringify({ slug, name: 'Drained Ltd' });
   const half = Math.floor(json.length / 2);
+  const token = await devToken(service.baseUrl);
   const connection = await connect(service.port);
   connection.socket.write(
     [
       'POST /v1/tenants HTTP/1.1',
       `Host: 127.0.0.1:${service.port}`,
+      `Authorization: Bearer ${token}`,
       'Content-Type: application/json',
       `Content-Length: ${Buffer.byteLength(json)}`,
       'Expect: 100-continue',

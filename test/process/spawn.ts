@@ -178,3 +178,14 @@ export async function runMigrate(args: string[], env: Record<string, string>): P
   const exit = await service.exited;
   return { code: exit.code, stdout: service.stdout(), stderr: service.stderr() };
 }
+
+/** A token from the service's embedded development issuer (APP_ENV=dev without KEYCLOAK_ISSUER). */
+export async function devToken(baseUrl: string, roles: string[] = ['platform_admin']): Promise<string> {
+  const response = await fetch(`${baseUrl}/dev/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ roles }),
+  });
+  if (!response.ok) throw new Error(`POST /dev/token answered ${response.status}`);
+  return ((await response.json()) as { access_token: string }).access_token;
+}

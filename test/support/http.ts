@@ -18,8 +18,9 @@ export async function call<T = Record<string, unknown>>(
   method: string,
   path: string,
   options: RequestOptions = {},
+  token?: string,
 ): Promise<Answer<T>> {
-  const headers: Record<string, string> = { ...options.headers };
+  const headers: Record<string, string> = { ...(token ? { authorization: `Bearer ${token}` } : {}), ...options.headers };
   let payload: string | undefined = options.raw;
   if (options.body !== undefined) {
     payload = JSON.stringify(options.body);
@@ -32,13 +33,15 @@ export async function call<T = Record<string, unknown>>(
   return { status: response.status, headers: response.headers, body: body as T, text };
 }
 
-/** Bound to one server: api.get('/v1/...'), api.post('/v1/...', { body }). */
-export function client(baseUrl: string) {
+/** Bound to one server and one token: api.get('/v1/...'), api.post('/v1/...', { body }). */
+export function client(baseUrl: string, token?: string) {
   return {
-    get: <T = Record<string, unknown>>(path: string, options?: RequestOptions) => call<T>(baseUrl, 'GET', path, options),
-    post: <T = Record<string, unknown>>(path: string, options?: RequestOptions) => call<T>(baseUrl, 'POST', path, options),
+    token,
+    get: <T = Record<string, unknown>>(path: string, options?: RequestOptions) => call<T>(baseUrl, 'GET', path, options, token),
+    post: <T = Record<string, unknown>>(path: string, options?: RequestOptions) =>
+      call<T>(baseUrl, 'POST', path, options, token),
     request: <T = Record<string, unknown>>(method: string, path: string, options?: RequestOptions) =>
-      call<T>(baseUrl, method, path, options),
+      call<T>(baseUrl, method, path, options, token),
   };
 }
 export type Client = ReturnType<typeof client>;

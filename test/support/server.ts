@@ -1,38 +1,73 @@
 // A real HTTP server around buildApp, listening on a loopback port, with a real database of the
-// chosen driver; tests talk to it with fetch like any client would.
+// chosen driver and a real token issuer (test/support/issuer.ts); tests talk to it with fetch
+// like any client would, by default as a platform admin.
 import { pino } from 'pino';
 import type { FastifyInstance } from 'fastify';
+import type { JWTPayload } from 'jose';
 import { buildApp, type AppDeps } from '../../src/app.js';
+import { discoveredKeys } from '../../src/auth/discovery.js';
+import { createTokenVerifier } from '../../src/auth/verifier.js';
 import type { Database } from '../../src/store/database.js';
 import { openMigratedDatabase, type DriverName } from './drivers.js';
+import { client, type Client } from './http.js';
+import { identities, ROLE_NAMES } from './identities.js';
+import { startTestIssuer, type TestIssuer } from './issuer.js';
 
-export interface TestServer {
+export interface StartedApp {
   url: string;
-  db: Database;
   app: FastifyInstance;
+  issuer: TestIssuer;
+  /** A client calling as a platform admin. */
+  api: Client;
+  /** A client calling with a token of the given claims (or none). */
+  as(claims: JWTPayload | null): Promise<Client>;
   close(): Promise<void>;
 }
 
-export async function startServerOn(db: Database, overrides: Partial<AppDeps> = {}): Promise<{ url: string; app: FastifyInstance }> {
+export interface TestServer extends StartedApp {
+  db: Database;
+}
+
+export async function startServerOn(db: Database, overrides: Partial<AppDeps> = {}): Promise<StartedApp> {
+  const issuer = await startTestIssuer();
+  const verifier = createTokenVerifier({
+    issuer: issuer.url,
+    audience: null,
+    roles: ROLE_NAMES,
+    rolesClient: 'tenant-registry',
+    // No cooldown: tests rotate keys and expect the new kid to be fetched at once.
+    keys: discoveredKeys(issuer.url, { cooldownMs: 0 }),
+  });
   const app = await buildApp({
     db,
+    auth: { verifier, devIssuer: null },
     config: { appEnv: 'dev', bodyLimitBytes: 64 * 1024 },
     logger: pino({ level: 'silent' }),
     ...overrides,
   });
   const url = await app.listen({ host: '127.0.0.1', port: 0 });
-  return { url, app };
+  const as = async (claims: JWTPayload | null) => client(url, claims ? await issuer.mint(claims) : undefined);
+  return {
+    url,
+    app,
+    issuer,
+    api: await as(identities.platformAdmin()),
+    as,
+    async close() {
+      await app.close();
+      await issuer.close();
+    },
+  };
 }
 
 export async function startServer(driver: DriverName, overrides: Partial<AppDeps> = {}): Promise<TestServer> {
   const database = await openMigratedDatabase(driver);
-  const { url, app } = await startServerOn(database.db, overrides);
+  const started = await startServerOn(database.db, overrides);
   return {
-    url,
+    ...started,
     db: database.db,
-    app,
     async close() {
-      await app.close();
+      await started.close();
       await database.close();
     },
   };

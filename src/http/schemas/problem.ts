@@ -28,13 +28,15 @@ export const ProblemSchema = Type.Object(
 
 const DESCRIPTIONS: Record<number, string> = {
   400: 'Malformed or invalid input (validation_failed, malformed_json)',
+  401: 'No bearer token, or one that was refused (WWW-Authenticate: Bearer)',
+  403: 'The token\'s roles do not allow this',
   404: 'Not found',
   405: 'Method not allowed on this path',
   409: 'Conflicts with the current state',
   413: 'Body over the size limit',
   415: 'Body is not application/json',
   500: 'Unexpected failure; the body carries no internals',
-  503: 'A dependency (the database) is unavailable',
+  503: 'A dependency (the database or the token issuer) is unavailable',
 };
 
 /** The error responses of a route (500 always), each application/problem+json of the one schema. */

@@ -1,0 +1,82 @@
+// Bearer token verification with jose. Only asymmetric algorithms are accepted: "none" is never
+// accepted by jose's jwtVerify, and HMAC is left off the list, so a token signed with the
+// issuer's *public* key as an HMAC secret is refused. Verified tokens are remembered until they
+// expire, so the hot paths (by-slug, verify, claims) pay one map lookup instead of a signature.
+import { errors, jwtVerify, type JWTVerifyGetKey } from 'jose';
+import { principalFromClaims, type Principal, type PrincipalSettings } from './principal.js';
+
+export const ALLOWED_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'];
+
+// Clocks of Keycloak and of this service drift a little; 30 s forgives that, not a stale token.
+const CLOCK_TOLERANCE_SECONDS = 30;
+// Enough for every active session of a large platform; past it the oldest entries are dropped.
+const CACHE_MAX_ENTRIES = 10_000;
+
+export class InvalidTokenError extends Error {
+  constructor(readonly reason: string) {
+    super(reason);
+    this.name = 'InvalidTokenError';
+  }
+}
+
+/** The issuer's keys could not be fetched: nobody can be authenticated right now. */
+export class IssuerUnavailableError extends Error {
+  constructor(cause: unknown) {
+    super('the token issuer is unavailable', { cause });
+    this.name = 'IssuerUnavailableError';
+  }
+}
+
+export interface TokenVerifier {
+  verify(token: string): Promise<Principal>;
+}
+
+export interface VerifierOptions extends PrincipalSettings {
+  issuer: string;
+  audience: string | null;
+  keys: JWTVerifyGetKey;
+  now?: () => number;
+}
+
+function isKeyFetchFailure(error: unknown): boolean {
+  return (
+    error instanceof errors.JWKSTimeout ||
+    error instanceof IssuerUnavailableError ||
+    (error instanceof errors.JOSEError && error.code === 'ERR_JOSE_GENERIC' && /fetch|network/i.test(error.message)) ||
+    error instanceof TypeError // fetch() failing to connect
+  );
+}
+
+export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
+  const now = options.now ?? Date.now;
+  const cache = new Map<string, { principal: Principal; expiresAt: number }>();
+
+  return {
+    async verify(token) {
+      const cached = cache.get(token);
+      if (cached && cached.expiresAt > now()) return cached.principal;
+      if (cached) cache.delete(token);
+
+      let payload;
+      try {
+        ({ payload } = await jwtVerify(token, options.keys, {
+          issuer: options.issuer,
+          ...(options.audience ? { audience: options.audience } : {}),
+          algorithms: ALLOWED_ALGORITHMS,
+          clockTolerance: CLOCK_TOLERANCE_SECONDS,
+          currentDate: new Date(now()),
+        }));
+      } catch (error) {
+        if (isKeyFetchFailure(error)) throw error instanceof IssuerUnavailableError ? error : new IssuerUnavailableError(error);
+        // jose's messages name the failed check (expired, signature, issuer); they carry no token.
+        throw new InvalidTokenError(error instanceof Error ? error.message : 'invalid token');
+      }
+      const principal = principalFromClaims(payload, options);
+      if (typeof payload.exp === 'number') {
+        if (cache.size >= CACHE_MAX_ENTRIES) cache.delete(cache.keys().next().value!);
+        cache.set(token, { principal, expiresAt: payload.exp * 1000 });
+      }
+      return principal;
+    },
+  };
+}

@@ -1,0 +1,111 @@
+// The access rules, in one place. Every route declares who may call it in its `config.access`;
+// a route without a declaration cannot be registered. Two hooks enforce the declarations:
+//   onRequest   authenticates the bearer token (401 before any body is even read)
+//   preHandler  authorizes, once params, query and body are validated, because the tenant a
+//               request concerns is named in them (or found through them, as with a slug)
+// A missing or bad token is 401 with WWW-Authenticate; a principal whose roles do not allow the
+// route is 403; a tenant-scoped principal asking about another tenant gets 404, exactly what a
+// tenant that does not exist would get, so existence is not leaked.
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Principal } from '../auth/principal.js';
+import { InvalidTokenError, IssuerUnavailableError, type TokenVerifier } from '../auth/verifier.js';
+import { AppError, notFound } from './problem.js';
+
+/**
+ * platform_admin: operators. service: registry_service accounts (any tenant). it_admin: the
+ * IT_ADMIN of the tenant concerned. member: any user of the tenant concerned (IT_ADMIN included).
+ */
+export type Grant = 'platform_admin' | 'service' | 'it_admin' | 'member';
+
+/**
+ * The tenant a request concerns: its id; null when the named resource does not exist (404);
+ * undefined when the request names no tenant, which a tenant-scoped principal may not make.
+ */
+export type TenantOf = (request: FastifyRequest) => string | null | undefined | Promise<string | null | undefined>;
+
+export type Access = { public: true } | { allow: readonly Grant[]; tenant?: TenantOf };
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    access?: Access;
+  }
+  interface FastifyRequest {
+    principal: Principal | null;
+  }
+}
+
+const unauthorized = (detail: string, tokenError: boolean) =>
+  new AppError(401, 'unauthorized', {
+    detail,
+    headers: {
+      'www-authenticate': tokenError ? 'Bearer error="invalid_token"' : 'Bearer',
+    },
+  });
+
+export const forbidden = (detail: string) => new AppError(403, 'forbidden', { detail });
+
+function bearerToken(request: FastifyRequest): string | undefined {
+  const header = request.headers.authorization;
+  if (header === undefined) return undefined;
+  const match = /^Bearer ([A-Za-z0-9._~+/-]+=*)$/i.exec(header.trim());
+  if (!match) throw unauthorized('the Authorization header is not "Bearer <token>"', true);
+  return match[1];
+}
+
+async function authenticate(request: FastifyRequest, verifier: TokenVerifier): Promise<Principal> {
+  const token = bearerToken(request);
+  if (token === undefined) throw unauthorized('this endpoint needs a bearer token', false);
+  try {
+    return await verifier.verify(token);
+  } catch (error) {
+    if (error instanceof InvalidTokenError) throw unauthorized(`the token was refused: ${error.reason}`, true);
+    if (error instanceof IssuerUnavailableError) {
+      throw new AppError(503, 'unavailable', {
+        detail: 'tokens cannot be verified right now: the issuer is unreachable',
+        headers: { 'retry-after': '5' },
+        cause: error,
+      });
+    }
+    throw error;
+  }
+}
+
+async function authorize(request: FastifyRequest, principal: Principal, access: { allow: readonly Grant[]; tenant?: TenantOf }) {
+  const { allow } = access;
+  if (allow.includes('platform_admin') && principal.isPlatformAdmin) return;
+  if (allow.includes('service') && principal.isService) return;
+  const scoped =
+    principal.tenantId !== null && ((allow.includes('it_admin') && principal.isItAdmin) || allow.includes('member'));
+  if (!scoped) throw forbidden('your roles do not allow this');
+  const tenant = access.tenant ? await access.tenant(request) : undefined;
+  if (tenant === undefined) throw forbidden('name your tenant (tenant_id) to use this');
+  if (tenant === null || tenant.toLowerCase() !== principal.tenantId) throw notFound('tenant');
+}
+
+export function registerAccessControl(app: FastifyInstance, verifier: TokenVerifier): void {
+  app.decorateRequest('principal', null);
+
+  app.addHook('onRoute', (route) => {
+    if (!route.config?.access) throw new Error(`route ${String(route.method)} ${route.url} declares no access rule`);
+  });
+
+  app.addHook('onRequest', async (request) => {
+    const access = request.routeOptions.config.access;
+    // Unmatched requests (404/405) have no rule and need no identity.
+    if (!access || 'public' in access) return;
+    request.principal = await authenticate(request, verifier);
+  });
+
+  app.addHook('preHandler', async (request) => {
+    const access = request.routeOptions.config.access;
+    if (!access || 'public' in access) return;
+    await authorize(request, request.principal!, access);
+  });
+}
+
+/** The tenant named by a route parameter, query field or body field. */
+export const tenantFrom = {
+  param: (name: string): TenantOf => (request) => (request.params as Record<string, string | undefined>)[name],
+  query: (name: string): TenantOf => (request) => (request.query as Record<string, string | undefined>)[name],
+  body: (name: string): TenantOf => (request) => (request.body as Record<string, string | undefined> | undefined)?.[name],
+};
