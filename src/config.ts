@@ -54,6 +54,17 @@ const EnvSchema = Type.Object(
     }),
     KEYCLOAK_CLIENT_ID: Type.String({ default: '', maxLength: 255, description: 'a client id' }),
     KEYCLOAK_CLIENT_SECRET: Type.String({ default: '', maxLength: 1024, description: 'a client secret' }),
+    CATALOG_PATH: Type.String({
+      default: '',
+      description: 'empty (catalog/products.json of this build) or the path of a catalog file',
+    }),
+    TRIAL_EXPIRY_INTERVAL_SECONDS: Type.String({
+      // Trials expire at read time; this only paces the audit events about it. A minute keeps
+      // the events timely at the cost of one indexed query per minute.
+      default: '60',
+      pattern: '^[0-9]{1,5}$',
+      description: 'whole seconds between expiry rounds, 0 to turn the job off',
+    }),
     LOG_LEVEL: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'info'),
     BODY_LIMIT_BYTES: Type.String({
       // Every request body of this API is a small JSON document; 256 KiB leaves room for audit
@@ -97,6 +108,10 @@ export interface Config {
   };
   database: { kind: 'postgres'; url: string } | { kind: 'embedded'; dataDir: string | null };
   keycloak: { adminUrl: string; realm: string; clientId: string; clientSecret: string };
+  /** null: the catalog file shipped with the build. */
+  catalogPath: string | null;
+  /** 0: the trial expiry job does not run in this process. */
+  trialExpiryIntervalMs: number;
   logLevel: Env['LOG_LEVEL'];
   bodyLimitBytes: number;
   shutdownGraceMs: number;
@@ -139,6 +154,8 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     const name = firstError.instancePath.slice(1) as VariableName;
     throw new ConfigError(name, hintFor(name));
   }
+  // Keycloak's issuer never ends in a slash, and tokens must name it exactly.
+  env.KEYCLOAK_ISSUER = env.KEYCLOAK_ISSUER.replace(/\/+$/, '');
   if (env.KEYCLOAK_ISSUER !== '' && !isHttpUrl(env.KEYCLOAK_ISSUER)) {
     throw new ConfigError('KEYCLOAK_ISSUER', hintFor('KEYCLOAK_ISSUER'));
   }
@@ -183,6 +200,8 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       clientId: env.KEYCLOAK_CLIENT_ID,
       clientSecret: env.KEYCLOAK_CLIENT_SECRET,
     },
+    catalogPath: env.CATALOG_PATH === '' ? null : env.CATALOG_PATH,
+    trialExpiryIntervalMs: Number(env.TRIAL_EXPIRY_INTERVAL_SECONDS) * 1000,
     logLevel: env.LOG_LEVEL,
     bodyLimitBytes: Number(env.BODY_LIMIT_BYTES),
     shutdownGraceMs: Number(env.SHUTDOWN_GRACE_SECONDS) * 1000,

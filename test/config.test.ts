@@ -14,6 +14,8 @@ describe('loadConfig', () => {
       },
       database: { kind: 'embedded', dataDir: null },
       keycloak: { adminUrl: '', realm: 'breakpilot-dev', clientId: '', clientSecret: '' },
+      catalogPath: null,
+      trialExpiryIntervalMs: 60_000,
       logLevel: 'info',
       bodyLimitBytes: 262144,
       shutdownGraceMs: 10_000,
@@ -60,6 +62,10 @@ describe('loadConfig', () => {
 
   it('treats an empty variable as unset, as the shell does', () => {
     expect(loadConfig({ APP_ENV: '', ADDR: '' }).listen.port).toBe(8090);
+  });
+
+  it('drops a trailing slash from KEYCLOAK_ISSUER, which tokens never carry', () => {
+    expect(loadConfig({ KEYCLOAK_ISSUER: 'https://id.example.com/realms/prod/' }).auth.issuer).toBe('https://id.example.com/realms/prod');
   });
 
   it('takes an IPv6 listen address in brackets', () => {

@@ -34,6 +34,7 @@ export async function createDevIssuer(audience: string | null = null): Promise<D
     async mint(request) {
       const sub = request.sub ?? `dev-${randomUUID()}`;
       const token = await new SignJWT({
+        typ: 'Bearer',
         preferred_username: request.name ?? sub,
         realm_access: { roles: request.roles },
         ...(request.tenant_id ? { tenant_id: request.tenant_id } : {}),

@@ -63,6 +63,8 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
           issuer: options.issuer,
           ...(options.audience ? { audience: options.audience } : {}),
           algorithms: ALLOWED_ALGORITHMS,
+          // A token without an expiry would be valid forever; one without a subject names nobody.
+          requiredClaims: ['exp', 'sub'],
           clockTolerance: CLOCK_TOLERANCE_SECONDS,
           currentDate: new Date(now()),
         }));
@@ -70,6 +72,11 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
         if (isKeyFetchFailure(error)) throw error instanceof IssuerUnavailableError ? error : new IssuerUnavailableError(error);
         // jose's messages name the failed check (expired, signature, issuer); they carry no token.
         throw new InvalidTokenError(error instanceof Error ? error.message : 'invalid token');
+      }
+      // Keycloak marks its tokens: access tokens "Bearer", ID and refresh tokens otherwise. An ID
+      // token of any client in the realm must not pass as an access token.
+      if (payload.typ !== undefined && payload.typ !== 'Bearer') {
+        throw new InvalidTokenError(`a ${JSON.stringify(payload.typ)} token is not an access token`);
       }
       const principal = principalFromClaims(payload, options);
       if (typeof payload.exp === 'number') {

@@ -4,6 +4,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import Type from 'typebox';
 import type { DevIssuer } from '../auth/dev-issuer.js';
+import { AppError } from './problem.js';
 import { Text, Uuid } from './schemas/common.js';
 
 const DevTokenBody = Type.Object(
@@ -16,7 +17,17 @@ const DevTokenBody = Type.Object(
   { additionalProperties: false },
 );
 
+// ADDR=:8090 listens on every interface; a token that makes its bearer platform admin must not
+// be handed to anyone else on the network, so these routes answer only this machine.
+const LOOPBACK = new Set(['127.0.0.1', '::1', '::ffff:127.0.0.1']);
+
 export const devTokenRoutes: FastifyPluginAsyncTypebox<{ issuer: DevIssuer }> = async (app, { issuer }) => {
+  app.addHook('onRequest', async (request) => {
+    if (!LOOPBACK.has(request.socket.remoteAddress ?? '')) {
+      throw new AppError(403, 'forbidden', { detail: 'the development issuer answers only local requests' });
+    }
+  });
+
   app.post(
     '/dev/token',
     { config: { access: { public: true } }, schema: { hide: true, body: DevTokenBody } },

@@ -1,0 +1,214 @@
+// principalFromClaims: what a verified token's claims grant. No server, no keys: claims in,
+// principal out.
+import { describe, expect, it } from 'vitest';
+import { principalFromClaims, type PrincipalSettings } from '../../src/auth/principal.js';
+
+const SETTINGS: PrincipalSettings = {
+  roles: { platformAdmin: 'platform_admin', itAdmin: 'IT_ADMIN', service: 'registry_service' },
+  rolesClient: 'tenant-registry',
+};
+
+const TENANT = '7d7e3f0e-8f5c-4c1e-9a8e-2f3c1b0a9d11';
+
+const principal = (claims: Record<string, unknown>, settings: PrincipalSettings = SETTINGS) =>
+  principalFromClaims({ sub: 'u-1', ...claims }, settings);
+
+const grants = (claims: Record<string, unknown>, settings?: PrincipalSettings) => {
+  const { isPlatformAdmin, isItAdmin, isService } = principal(claims, settings);
+  return { isPlatformAdmin, isItAdmin, isService };
+};
+
+const NONE = { isPlatformAdmin: false, isItAdmin: false, isService: false };
+
+describe('roles', () => {
+  it.each([
+    ['platform_admin', { ...NONE, isPlatformAdmin: true }],
+    ['IT_ADMIN', { ...NONE, isItAdmin: true }],
+    ['registry_service', { ...NONE, isService: true }],
+  ])('a realm role %s grants it', (role, expected) => {
+    expect(grants({ realm_access: { roles: ['offline_access', role] } })).toEqual(expected);
+  });
+
+  it.each([
+    ['platform_admin', { ...NONE, isPlatformAdmin: true }],
+    ['IT_ADMIN', { ...NONE, isItAdmin: true }],
+    ['registry_service', { ...NONE, isService: true }],
+  ])('a role %s of the configured client grants it', (role, expected) => {
+    expect(grants({ resource_access: { 'tenant-registry': { roles: [role] } } })).toEqual(expected);
+  });
+
+  it('ignores the same roles given to another client', () => {
+    const claims = {
+      resource_access: {
+        portal: { roles: ['platform_admin', 'IT_ADMIN', 'registry_service'] },
+        account: { roles: ['platform_admin', 'manage-account'] },
+      },
+    };
+    expect(grants(claims)).toEqual(NONE);
+  });
+
+  it('counts the client configured in the settings, not a fixed name', () => {
+    const claims = {
+      resource_access: {
+        'tenant-registry': { roles: ['platform_admin'] },
+        'registry-staging': { roles: ['IT_ADMIN'] },
+      },
+    };
+    expect(grants(claims, { ...SETTINGS, rolesClient: 'registry-staging' })).toEqual({ ...NONE, isItAdmin: true });
+  });
+
+  it('uses the configured role names', () => {
+    const settings = { ...SETTINGS, roles: { platformAdmin: 'ops', itAdmin: 'tenant-admin', service: 'svc' } };
+    expect(grants({ realm_access: { roles: ['platform_admin', 'IT_ADMIN', 'registry_service'] } }, settings)).toEqual(NONE);
+    expect(grants({ realm_access: { roles: ['ops', 'tenant-admin', 'svc'] } }, settings)).toEqual({
+      isPlatformAdmin: true,
+      isItAdmin: true,
+      isService: true,
+    });
+  });
+
+  it('merges realm and client roles', () => {
+    const claims = {
+      realm_access: { roles: ['IT_ADMIN'] },
+      resource_access: { 'tenant-registry': { roles: ['registry_service'] } },
+    };
+    expect(grants(claims)).toEqual({ ...NONE, isItAdmin: true, isService: true });
+  });
+
+  it('matches role names exactly (case and whole name)', () => {
+    expect(grants({ realm_access: { roles: ['PLATFORM_ADMIN', 'it_admin', 'registry_service_x', ' platform_admin'] } })).toEqual(NONE);
+  });
+
+  it.each<[string, Record<string, unknown>]>([
+    ['no role claims at all', {}],
+    ['realm_access null', { realm_access: null }],
+    ['realm_access.roles a string', { realm_access: { roles: 'platform_admin' } }],
+    ['roles that are not strings', { realm_access: { roles: [1, null, { name: 'platform_admin' }, ['platform_admin']] } }],
+    ['resource_access a string', { resource_access: 'tenant-registry' }],
+    ['the client entry null', { resource_access: { 'tenant-registry': null } }],
+    ['the client roles an object', { resource_access: { 'tenant-registry': { roles: { platform_admin: true } } } }],
+    ['a top-level roles claim', { roles: ['platform_admin'], platform_admin: true }],
+  ])('grants nothing for %s', (_case, claims) => {
+    expect(grants(claims)).toEqual(NONE);
+  });
+
+  it('keeps the string roles of a list that also holds other values', () => {
+    expect(grants({ realm_access: { roles: [42, 'IT_ADMIN', null] } })).toEqual({ ...NONE, isItAdmin: true });
+  });
+});
+
+describe('tenant', () => {
+  it('takes a UUID tenant_id as is', () => {
+    expect(principal({ tenant_id: TENANT }).tenantId).toBe(TENANT);
+  });
+
+  it('normalizes an upper-case UUID to lower case', () => {
+    expect(principal({ tenant_id: TENANT.toUpperCase() }).tenantId).toBe(TENANT);
+  });
+
+  it.each<[string, unknown]>([
+    ['missing', undefined],
+    ['empty', ''],
+    ['a slug', 'acme'],
+    ['a UUID with a urn prefix', `urn:uuid:${TENANT}`],
+    ['a UUID in braces', `{${TENANT}}`],
+    ['a UUID without dashes', TENANT.replaceAll('-', '')],
+    ['a UUID with a trailing newline', `${TENANT}\n`],
+    ['a UUID with surrounding spaces', ` ${TENANT} `],
+    ['a UUID with a non-hex digit', TENANT.replace('7d7e', '7g7e')],
+    ['two UUIDs', `${TENANT},${TENANT}`],
+    ['a number', 42],
+    ['an array holding a UUID', [TENANT]],
+    ['an object', { id: TENANT }],
+    ['null', null],
+  ])('is null for a tenant_id that is %s', (_case, value) => {
+    expect(principal({ tenant_id: value, realm_access: { roles: ['IT_ADMIN'] } }).tenantId).toBeNull();
+  });
+});
+
+describe('kind', () => {
+  it('is user for an ordinary user token', () => {
+    expect(principal({ preferred_username: 'mia.member', azp: 'portal', tenant_id: TENANT }).kind).toBe('user');
+  });
+
+  it('is user for a platform admin or IT admin', () => {
+    expect(principal({ realm_access: { roles: ['platform_admin', 'IT_ADMIN'] } }).kind).toBe('user');
+  });
+
+  it('is service for a holder of the registry_service role, realm or client', () => {
+    expect(principal({ preferred_username: 'robot', realm_access: { roles: ['registry_service'] } }).kind).toBe('service');
+    expect(principal({ resource_access: { 'tenant-registry': { roles: ['registry_service'] } } }).kind).toBe('service');
+  });
+
+  it('is service for a token with a client_id (or older clientId) claim', () => {
+    expect(principal({ client_id: 'billing' })).toMatchObject({ kind: 'service', isService: false });
+    expect(principal({ clientId: 'billing' })).toMatchObject({ kind: 'service', isService: false });
+  });
+
+  it('is service for a Keycloak service-account username', () => {
+    expect(principal({ preferred_username: 'service-account-billing' })).toMatchObject({ kind: 'service', isService: false });
+  });
+
+  it('is user when client_id is empty or not a string, and for a username merely containing service-account', () => {
+    expect(principal({ client_id: '' }).kind).toBe('user');
+    expect(principal({ client_id: 7 }).kind).toBe('user');
+    expect(principal({ preferred_username: 'my-service-account-x' }).kind).toBe('user');
+  });
+
+  it('does not grant the service role to a service account that lacks it', () => {
+    expect(grants({ client_id: 'billing', preferred_username: 'service-account-billing' })).toEqual(NONE);
+  });
+});
+
+describe('sub and name', () => {
+  it('takes sub as the id', () => {
+    expect(principal({ sub: '4a1c-user' }).sub).toBe('4a1c-user');
+  });
+
+  it('falls back to "unknown" without a usable sub', () => {
+    expect(principalFromClaims({}, SETTINGS).sub).toBe('unknown');
+    expect(principalFromClaims({ sub: 12 }, SETTINGS).sub).toBe('unknown');
+  });
+
+  const ALL = { sub: 'sub-1', preferred_username: 'uname', name: 'Full Name', client_id: 'cid', azp: 'azp-client' };
+  it.each<[string, Record<string, unknown>, string]>([
+    ['preferred_username first', ALL, 'uname'],
+    ['then name', { ...ALL, preferred_username: undefined }, 'Full Name'],
+    ['then client_id', { ...ALL, preferred_username: undefined, name: undefined }, 'cid'],
+    ['then clientId', { ...ALL, preferred_username: undefined, name: undefined, client_id: undefined, clientId: 'legacy' }, 'legacy'],
+    ['then azp', { ...ALL, preferred_username: undefined, name: undefined, client_id: undefined }, 'azp-client'],
+    ['then sub', { sub: 'sub-1' }, 'sub-1'],
+    ['skipping empty strings', { ...ALL, preferred_username: '', name: '' }, 'cid'],
+    ['skipping values that are not strings', { ...ALL, preferred_username: 5, name: ['x'] }, 'cid'],
+  ])('name: %s', (_case, claims, expected) => {
+    expect(principalFromClaims(claims, SETTINGS).name).toBe(expected);
+  });
+
+  it('is "unknown" when nothing names the caller', () => {
+    expect(principalFromClaims({}, SETTINGS).name).toBe('unknown');
+  });
+});
+
+it('builds the whole principal of a Keycloak service-account token', () => {
+  expect(
+    principalFromClaims(
+      {
+        sub: '9f1b2c3d-0000-4000-8000-000000000001',
+        azp: 'portal',
+        client_id: 'portal',
+        preferred_username: 'service-account-portal',
+        realm_access: { roles: ['default-roles-breakpilot', 'offline_access'] },
+        resource_access: { 'tenant-registry': { roles: ['registry_service'] }, account: { roles: ['manage-account'] } },
+      },
+      SETTINGS,
+    ),
+  ).toEqual({
+    sub: '9f1b2c3d-0000-4000-8000-000000000001',
+    name: 'service-account-portal',
+    kind: 'service',
+    tenantId: null,
+    isPlatformAdmin: false,
+    isItAdmin: false,
+    isService: true,
+  });
+});
