@@ -4,10 +4,13 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Authentication } from './auth/setup.js';
 import type { Config } from './config.js';
+import type { Catalog } from './domain/catalog.js';
 import { registerAccessControl } from './http/access.js';
 import { devTokenRoutes } from './http/dev-token.js';
 import { registerErrorHandler } from './http/error-handler.js';
 import { auditRoutes } from './http/audit.js';
+import { catalogRoutes } from './http/catalog.js';
+import { entitlementRoutes } from './http/entitlements.js';
 import { healthRoutes } from './http/health.js';
 import { registerJsonParser } from './http/json-parser.js';
 import { registerNotFoundHandler } from './http/not-found.js';
@@ -22,6 +25,7 @@ import { SERVICE_VERSION } from './version.js';
 export interface AppDeps {
   db: Database;
   auth: Authentication;
+  catalog: Catalog;
   config: Pick<Config, 'appEnv' | 'bodyLimitBytes'>;
   /** A pino logger; tests pass a silent one. */
   logger: FastifyBaseLogger;
@@ -71,6 +75,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const clock = deps.clock ?? (() => new Date());
   await app.register(tenantRoutes, { db: deps.db, clock });
   await app.register(auditRoutes, { db: deps.db, clock });
+  await app.register(catalogRoutes, { db: deps.db, catalog: deps.catalog, clock });
+  await app.register(entitlementRoutes, { db: deps.db, catalog: deps.catalog, clock });
   if (deps.auth.devIssuer) {
     if (deps.config.appEnv !== 'dev') throw new Error('the development issuer runs only with APP_ENV=dev');
     await app.register(devTokenRoutes, { issuer: deps.auth.devIssuer });

@@ -3,6 +3,8 @@
 import { pino } from 'pino';
 import { buildApp } from './app.js';
 import { authenticationFor } from './auth/setup.js';
+import { loadCatalog } from './catalog.js';
+import { startTrialExpiryJob } from './jobs/trial-expiry.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { openDatabase } from './store/open.js';
 
@@ -14,9 +16,18 @@ function fail(message: string): never {
 
 async function start(config: Config): Promise<void> {
   const logger = pino({ level: config.logLevel, base: { service: 'tenant-registry' } });
+  const catalog = await loadCatalog(config.catalogPath ?? undefined);
   const db = await openDatabase(config.database);
   const auth = await authenticationFor(config);
-  const app = await buildApp({ db, auth, config, logger });
+  const app = await buildApp({ db, auth, catalog, config, logger });
+  const trialExpiry =
+    config.trialExpiryIntervalMs > 0
+      ? startTrialExpiryJob(db, {
+          intervalMs: config.trialExpiryIntervalMs,
+          clock: () => new Date(),
+          onError: (error) => logger.error({ err: error }, 'trial expiry round failed; retrying next round'),
+        })
+      : null;
 
   let stopping = false;
   const stop = async (signal: string) => {
@@ -30,6 +41,7 @@ async function start(config: Config): Promise<void> {
     }, config.shutdownGraceMs);
     deadline.unref();
     await app.close();
+    await trialExpiry?.stop();
     await db.close();
     logger.info('stopped');
     process.exit(0);

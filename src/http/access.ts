@@ -23,7 +23,14 @@ export type Grant = 'platform_admin' | 'service' | 'it_admin' | 'member';
  */
 export type TenantOf = (request: FastifyRequest) => string | null | undefined | Promise<string | null | undefined>;
 
-export type Access = { public: true } | { allow: readonly Grant[]; tenant?: TenantOf };
+export interface Rule {
+  allow: readonly Grant[];
+  tenant?: TenantOf;
+  /** A request that names no tenant is open to every grant (e.g. the bare catalog). */
+  tenantOptional?: boolean;
+}
+
+export type Access = { public: true } | Rule;
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -70,7 +77,7 @@ async function authenticate(request: FastifyRequest, verifier: TokenVerifier): P
   }
 }
 
-async function authorize(request: FastifyRequest, principal: Principal, access: { allow: readonly Grant[]; tenant?: TenantOf }) {
+async function authorize(request: FastifyRequest, principal: Principal, access: Rule) {
   const { allow } = access;
   if (allow.includes('platform_admin') && principal.isPlatformAdmin) return;
   if (allow.includes('service') && principal.isService) return;
@@ -78,7 +85,10 @@ async function authorize(request: FastifyRequest, principal: Principal, access: 
     principal.tenantId !== null && ((allow.includes('it_admin') && principal.isItAdmin) || allow.includes('member'));
   if (!scoped) throw forbidden('your roles do not allow this');
   const tenant = access.tenant ? await access.tenant(request) : undefined;
-  if (tenant === undefined) throw forbidden('name your tenant (tenant_id) to use this');
+  if (tenant === undefined) {
+    if (access.tenantOptional) return;
+    throw forbidden('name your tenant (tenant_id) to use this');
+  }
   if (tenant === null || tenant.toLowerCase() !== principal.tenantId) throw notFound('tenant');
 }
 

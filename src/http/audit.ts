@@ -10,7 +10,7 @@ import { lockTenantKey } from '../store/tenants.js';
 import { tenantFrom, type Access } from './access.js';
 import { exportLines, EXPORT_FORMATS } from './audit-export.js';
 import { toAuditEvent } from './audit-view.js';
-import { decodeCursor, encodeCursor } from './cursor.js';
+import { decodePosition, encodePosition } from './cursor.js';
 import { AppError, notFound } from './problem.js';
 import {
   AppendedEvent,
@@ -28,13 +28,6 @@ export interface AuditRoutesOptions {
   clock: () => Date;
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-/** Cursors carry times exactly as this service writes them; anything else was not issued here. */
-const isIssuedTimestamp = (text: string) => {
-  const time = Date.parse(text);
-  return !Number.isNaN(time) && new Date(time).toISOString() === text;
-};
 
 function filtersOf(query: AuditFilters & Record<string, unknown>): AuditFilters {
   const keys = ['tenant_id', 'product', 'actor_id', 'action', 'target_id', 'target_type', 'crud', 'is_failure', 'since', 'until'] as const;
@@ -95,18 +88,14 @@ export const auditRoutes: FastifyPluginAsyncTypebox<AuditRoutesOptions> = async 
     },
     async (request) => {
       const { limit = 50, cursor } = request.query;
-      const after = cursor
-        ? (([created, id]) => ({ created: created!, id: id! }))(
-            decodeCursor(cursor, 2, (part, i) => (i === 0 ? isIssuedTimestamp(part) : UUID.test(part))),
-          )
-        : null;
+      const after = cursor ? decodePosition(cursor) : null;
       // One row more than the page tells whether another page follows, without a count.
       const rows = await queryEvents(db, filtersOf(request.query), after, limit + 1);
       const items = rows.slice(0, limit);
       const last = items.at(-1);
       return {
         items: items.map(toAuditEvent),
-        next_cursor: rows.length > limit && last ? encodeCursor([last.created, last.id]) : null,
+        next_cursor: rows.length > limit && last ? encodePosition(last) : null,
       };
     },
   );

@@ -24,3 +24,24 @@ export function decodeCursor(cursor: string, size: number, valid: (part: string,
   if (!parts.every((part, index) => typeof part === 'string' && valid(part, index))) throw invalidCursor();
   return parts as string[];
 }
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** Times exactly as this service writes them (millisecond ISO); anything else was not issued here. */
+const isIssuedTimestamp = (text: string) => {
+  const time = Date.parse(text);
+  return !Number.isNaN(time) && new Date(time).toISOString() === text;
+};
+
+/** A keyset position in a list ordered by (time, id). */
+export interface Position {
+  created: string;
+  id: string;
+}
+
+export const encodePosition = (position: Position): string => encodeCursor([position.created, position.id]);
+
+export function decodePosition(cursor: string): Position {
+  const [created, id] = decodeCursor(cursor, 2, (part, i) => (i === 0 ? isIssuedTimestamp(part) : UUID.test(part)));
+  return { created: created!, id: id! };
+}

@@ -34,6 +34,8 @@ export async function registerOpenApi(app: FastifyInstance, version: string): Pr
       },
       tags: [
         { name: 'tenants', description: 'Tenants (organizations) and their lifecycle' },
+        { name: 'catalog', description: 'Products on offer, sales requests and self-serve trials' },
+        { name: 'entitlements', description: 'What each tenant may use' },
         { name: 'audit', description: 'The tamper-evident audit log' },
         { name: 'health', description: 'Probes for the orchestrator' },
         { name: 'meta', description: 'This document' },

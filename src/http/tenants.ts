@@ -12,7 +12,7 @@ import {
   type TenantRow,
 } from '../store/tenants.js';
 import { tenantFrom, type TenantOf } from './access.js';
-import { recordTenantChange } from './audit-trail.js';
+import { originOf, recordChange } from './audit-trail.js';
 import { AppError, notFound } from './problem.js';
 import { RefTo } from './schemas/common.js';
 import { problemResponses } from './schemas/problem.js';
@@ -81,7 +81,7 @@ export const tenantRoutes: FastifyPluginAsyncTypebox<TenantRoutesOptions> = asyn
           stripeId: body.stripe_id ?? null,
           salesOwner: body.sales_owner ?? null,
         });
-        await recordTenantChange(tx, request, { action: 'tenant.created', crud: 'c', tenant, fields: { status, kind } }, now);
+        await recordChange(tx, originOf(request), { action: 'tenant.created', crud: 'c', tenant, fields: { status, kind } }, now);
         return tenant;
       });
       return reply
@@ -143,9 +143,9 @@ export const tenantRoutes: FastifyPluginAsyncTypebox<TenantRoutesOptions> = asyn
         });
       }
       const updated = await updateTenantStatus(tx, id, next, trialEndsAfter(next, tenant.trial_ends_at));
-      await recordTenantChange(
+      await recordChange(
         tx,
-        request,
+        originOf(request),
         { action: PAST_TENSE[action], crud: 'u', tenant: updated, fields: { from_status: tenant.status, to_status: next } },
         clock(),
       );

@@ -186,10 +186,7 @@ export interface AuditFilters {
 }
 
 /** A position in the (created, id) order: the last event of the previous page. */
-export interface AuditPosition {
-  created: string;
-  id: string;
-}
+export type AuditPosition = { created: string; id: string };
 
 const escapeLike = (text: string) => text.replace(/[\\%_]/g, (c) => `\\${c}`);
 

@@ -65,6 +65,12 @@ export async function findTenantBySlug(db: Queryable, slug: string): Promise<Ten
   return row;
 }
 
+/** Reads the tenant and keeps it from being deleted (not from being updated) until the transaction ends. */
+export async function holdTenant(tx: Queryable, id: string): Promise<TenantRow | undefined> {
+  const [row] = await tx.query<TenantRow>(`SELECT ${COLUMNS} FROM tenants WHERE id = $1 FOR KEY SHARE`, [id]);
+  return row;
+}
+
 /** Whether the tenant exists; if so, it cannot be deleted until the transaction ends. */
 export async function lockTenantKey(tx: Queryable, id: string): Promise<boolean> {
   const rows = await tx.query('SELECT 1 FROM tenants WHERE id = $1 FOR KEY SHARE', [id]);

@@ -49,17 +49,23 @@ interface BuiltRequest {
 }
 
 interface Row {
-  method: 'GET' | 'HEAD' | 'POST';
+  method: 'GET' | 'HEAD' | 'POST' | 'PUT' | 'DELETE';
   /** The route as registered (Fastify's :param syntax). */
   path: string;
   /** Each call gets a new trial tenant as its target, because an allowed call changes it. */
   freshTarget?: boolean;
+  /** Sets the target up before the call (e.g. gives it the entitlement a revoke needs). */
+  prepare?: (target: Tenant, admin: Client) => Promise<void>;
   /** The concrete request about `target`; `admin` is a platform-admin client for the checks. */
   build: (target: Tenant, admin: Client) => BuiltRequest;
   /** 'public': answers everyone, whatever token they send or do not send. */
   expect: Expected | 'public';
 }
 
+const entitlementOf = async (admin: Client, tenantId: string, product: string) =>
+  (await admin.get<{ items: Array<{ product: string; status: string }> }>(`/v1/entitlements?tenant_id=${tenantId}`)).body.items.find(
+    (item) => item.product === product,
+  );
 const statusOf = async (admin: Client, id: string) => (await admin.get<Tenant>(`/v1/tenants/${id}`)).body.status;
 const eventsIn = (answer: Answer) => (answer.body as unknown as { items: AuditEvent[] }).items;
 
@@ -128,6 +134,41 @@ const ROUTES: Row[] = [
     build: (target) => ({
       path: `/v1/audit/verify?tenant_id=${target.id}`,
       check: (answer) => expect(answer.body).toMatchObject({ ok: true }),
+    }) },
+  { method: 'GET',  path: '/v1/catalog',                           expect: grid(200,     200,     200,   404,   200,   404,   403),
+    build: (target) => ({
+      path: `/v1/catalog?tenant_id=${target.id}`,
+      check: (answer) => expect((answer.body.items as unknown[]).length).toBeGreaterThan(0),
+    }) },
+  { method: 'POST', path: '/v1/catalog/request',                   expect: grid(202,     403,     403,   403,   202,   404,   403), freshTarget: true,
+    build: (target, admin) => ({
+      path: '/v1/catalog/request',
+      body: { tenant_id: target.id, product: 'api' },
+      happened: async () => (await entitlementOf(admin, target.id, 'api'))?.status === 'requested',
+    }) },
+  { method: 'GET',  path: '/v1/catalog/requests',                  expect: grid(200,     403,     403,   403,   403,   403,   403),
+    build: (target) => ({ path: `/v1/catalog/requests?tenant_id=${target.id}` }) },
+  { method: 'POST', path: '/v1/catalog/trial-request',             expect: grid(201,     403,     403,   403,   201,   404,   403), freshTarget: true,
+    build: (target, admin) => ({
+      path: '/v1/catalog/trial-request',
+      body: { tenant_id: target.id, product: 'risk' },
+      happened: async () => (await entitlementOf(admin, target.id, 'risk'))?.status === 'trial',
+    }) },
+  { method: 'GET',  path: '/v1/entitlements',                      expect: grid(200,     200,     200,   404,   200,   404,   403),
+    build: (target) => ({ path: `/v1/entitlements?tenant_id=${target.id}` }) },
+  { method: 'PUT',  path: '/v1/entitlements/:tenant_id/:product',  expect: grid(200,     403,     403,   403,   403,   403,   403), freshTarget: true,
+    build: (target, admin) => ({
+      path: `/v1/entitlements/${target.id}/compliance`,
+      body: {},
+      happened: async () => (await entitlementOf(admin, target.id, 'compliance'))?.status === 'active',
+    }) },
+  { method: 'DELETE', path: '/v1/entitlements/:tenant_id/:product', expect: grid(204,    403,     403,   403,   403,   403,   403), freshTarget: true,
+    prepare: async (target, admin) => {
+      expect((await admin.request('PUT', `/v1/entitlements/${target.id}/compliance`, { body: {} })).status).toBe(200);
+    },
+    build: (target, admin) => ({
+      path: `/v1/entitlements/${target.id}/compliance`,
+      happened: async () => (await entitlementOf(admin, target.id, 'compliance'))?.status === 'revoked',
     }) },
   { method: 'GET',  path: '/healthz',                              expect: 'public', build: () => ({ path: '/healthz' }) },
   { method: 'GET',  path: '/readyz',                               expect: 'public', build: () => ({ path: '/readyz' }) },
@@ -257,7 +298,7 @@ eachDriver('access matrix', (driver) => {
     const tabled = ROWS.map((row) => `${row.method} ${row.path}`);
     expect(served.filter((route) => !tabled.includes(route)), 'served routes missing from the matrix').toEqual([]);
     expect(tabled.filter((route) => !served.includes(route)), 'matrix rows for routes not served').toEqual([]);
-    expect(served.filter((route) => route.includes(' /v1/')).length).toBeGreaterThanOrEqual(9);
+    expect(served.filter((route) => route.includes(' /v1/')).length).toBeGreaterThanOrEqual(16);
   });
 
   for (const row of ROWS) {
@@ -267,6 +308,7 @@ eachDriver('access matrix', (driver) => {
         it(`${caller.name}: ${expected}`, async () => {
           const target = row.freshTarget ? await createTenant(admin) : caller.side === 'own' ? tenantA : tenantB;
           const home = caller.side === 'own' ? target : tenantA;
+          await row.prepare?.(target, admin);
           const request = row.build(target, admin);
           const token = await caller.token(home.id);
           const answer = await send(server.url, row.method, request.path, token, request.body);

@@ -11,7 +11,8 @@ import { createTestPgDatabase, type TestPgDatabase } from '../support/postgres.j
 
 // What 0001 creates (the original service's schema), then what later migrations add to it.
 const SCHEMA_TABLES = ['api_keys', 'audit_log', 'tenant_idp_config', 'tenant_products', 'tenant_projects', 'tenants'];
-const LATER_TABLES = ['audit_chains'];
+const LATER_TABLES = ['audit_chains', 'product_requests'];
+const LATER_ENUMS = ['entitlement_status', 'product_request_status'];
 const SCHEMA_ENUMS = ['idp_kind', 'tenant_kind', 'tenant_project_status', 'tenant_status'];
 
 const migrations = await loadMigrations();
@@ -81,7 +82,7 @@ eachDriver('migrations round trip', (driver) => {
   it('migrateUp applies the rest and records every version', async () => {
     expect(await migrateUp(db, migrations)).toEqual(allVersions.slice(1));
     expect(await publicTables(db)).toEqual([...SCHEMA_TABLES, ...LATER_TABLES, 'schema_migrations'].sort());
-    expect(await publicTypes(db, true)).toEqual(SCHEMA_ENUMS);
+    expect(await publicTypes(db, true)).toEqual([...SCHEMA_ENUMS, ...LATER_ENUMS].sort());
     expect(await ledger(db)).toEqual(allVersions);
     expect(await migrationStatus(db, migrations)).toEqual({ current: newest.version, applied: allVersions, pending: [] });
   });
@@ -106,7 +107,7 @@ eachDriver('migrations round trip', (driver) => {
   it('migrateUp after a full migrateDown builds the schema again', async () => {
     expect(await migrateUp(db, migrations)).toEqual(allVersions);
     expect(await publicTables(db)).toEqual([...SCHEMA_TABLES, ...LATER_TABLES, 'schema_migrations'].sort());
-    expect(await publicTypes(db, true)).toEqual(SCHEMA_ENUMS);
+    expect(await publicTypes(db, true)).toEqual([...SCHEMA_ENUMS, ...LATER_ENUMS].sort());
     expect(await migrationStatus(db, migrations)).toMatchObject({ current: newest.version, pending: [] });
   });
 

@@ -6,6 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import type { JWTPayload } from 'jose';
 import { buildApp, type AppDeps } from '../../src/app.js';
 import { discoveredKeys } from '../../src/auth/discovery.js';
+import { loadCatalog } from '../../src/catalog.js';
 import { createTokenVerifier } from '../../src/auth/verifier.js';
 import type { Database } from '../../src/store/database.js';
 import { openMigratedDatabase, type DriverName } from './drivers.js';
@@ -41,6 +42,7 @@ export async function startServerOn(db: Database, overrides: Partial<AppDeps> = 
   const app = await buildApp({
     db,
     auth: { verifier, devIssuer: null },
+    catalog: await loadCatalog(),
     config: { appEnv: 'dev', bodyLimitBytes: 64 * 1024 },
     logger: pino({ level: 'silent' }),
     ...overrides,

@@ -1,0 +1,242 @@
+// /v1/catalog: what the platform offers, each product's state for a tenant, sales requests and
+// self-serve trials.
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import Type from 'typebox';
+import { findProduct, type Catalog, type Product } from '../domain/catalog.js';
+import { catalogState, daysLeft, effectiveStatus, trialEnd, USABLE_TENANT_STATUSES } from '../domain/entitlements.js';
+import type { Database } from '../store/database.js';
+import {
+  findEntitlement,
+  findOpenRequest,
+  insertRequest,
+  listEntitlements,
+  listRequests,
+  markRequested,
+  startTrial,
+  type EntitlementRow,
+  type ProductRequestRow,
+} from '../store/entitlements.js';
+import { findTenantById, lockTenant } from '../store/tenants.js';
+import { tenantFrom } from './access.js';
+import { originOf, recordChange } from './audit-trail.js';
+import { decodePosition, encodePosition } from './cursor.js';
+import { toEntitlement, unknownProduct } from './entitlements.js';
+import { AppError, notFound } from './problem.js';
+import { RefTo } from './schemas/common.js';
+import {
+  CatalogItemSchema,
+  CatalogQuery,
+  EntitlementSchema,
+  ProductRequestBody,
+  ProductRequestSchema,
+  RequestListQuery,
+  TrialRequestBody,
+  type ProductRequest,
+} from './schemas/entitlement.js';
+import { problemResponses } from './schemas/problem.js';
+
+export interface CatalogRoutesOptions {
+  db: Database;
+  catalog: Catalog;
+  clock: () => Date;
+}
+
+const conflict = (code: string, detail: string) => new AppError(409, code, { detail });
+
+function toRequest(row: ProductRequestRow): ProductRequest {
+  return {
+    ...row,
+    created_at: row.created_at.toISOString(),
+    closed_at: row.closed_at?.toISOString() ?? null,
+  };
+}
+
+function catalogItem(product: Product, entitlement: EntitlementRow | undefined, now: Date | null) {
+  const item = { ...product };
+  if (now === null) return item;
+  const state = catalogState(entitlement, now);
+  return {
+    ...item,
+    state,
+    trial_ends_at: state === 'trial' || state === 'expired' ? (entitlement?.trial_ends_at?.toISOString() ?? null) : null,
+    days_left: entitlement ? daysLeft(entitlement, now) : null,
+  };
+}
+
+
+export const catalogRoutes: FastifyPluginAsyncTypebox<CatalogRoutesOptions> = async (app, { db, catalog, clock }) => {
+  app.get(
+    '/v1/catalog',
+    {
+      config: {
+        access: { allow: ['platform_admin', 'service', 'member'], tenant: tenantFrom.query('tenant_id'), tenantOptional: true },
+      },
+      schema: {
+        operationId: 'listCatalog',
+        tags: ['catalog'],
+        summary: "The products on offer; with tenant_id, each with that tenant's state",
+        querystring: CatalogQuery,
+        response: {
+          200: Type.Object({ items: Type.Array(CatalogItemSchema) }, { description: 'Every product in the catalog' }),
+          ...problemResponses(400, 404, 503),
+        },
+      },
+    },
+    async (request) => {
+      const { tenant_id: tenantId } = request.query;
+      if (!tenantId) return { items: catalog.products.map((product) => catalogItem(product, undefined, null)) };
+      if (!(await findTenantById(db, tenantId))) throw notFound('tenant');
+      const now = clock();
+      const byProduct = new Map((await listEntitlements(db, tenantId)).map((row) => [row.product, row]));
+      return { items: catalog.products.map((product) => catalogItem(product, byProduct.get(product.code), now)) };
+    },
+  );
+
+  app.post(
+    '/v1/catalog/request',
+    {
+      config: { access: { allow: ['platform_admin', 'it_admin'], tenant: tenantFrom.body('tenant_id') } },
+      schema: {
+        operationId: 'requestProduct',
+        tags: ['catalog'],
+        summary: 'Ask sales for a product; asking again while the request is open changes nothing',
+        body: ProductRequestBody,
+        response: {
+          202: RefTo(ProductRequestSchema, { description: 'The open request' }),
+          ...problemResponses(400, 404, 409, 413, 415, 503),
+        },
+      },
+    },
+    async (request, reply) => {
+      const { tenant_id: tenantId, product: code, message } = request.body;
+      const product = findProduct(catalog, code);
+      if (!product) throw unknownProduct(code);
+      if (!product.requestable) throw conflict('not_requestable', `${code} cannot be requested from sales`);
+      const now = clock();
+      const origin = originOf(request);
+      const row = await db.transaction(async (tx) => {
+        // The tenant's row lock serializes its requests: two at once make one.
+        const tenant = await lockTenant(tx, tenantId);
+        if (!tenant) throw notFound('tenant');
+        const entitlement = await findEntitlement(tx, tenantId, code);
+        if (entitlement && effectiveStatus(entitlement, now) === 'active') {
+          throw conflict('already_entitled', `the tenant already has ${code}`);
+        }
+        const open = await findOpenRequest(tx, tenantId, code);
+        if (open) return open;
+        const created = await insertRequest(tx, {
+          tenantId,
+          product: code,
+          message: message ?? null,
+          requestedBy: request.principal?.name ?? null,
+          now,
+        });
+        await markRequested(tx, tenantId, code, now);
+        await recordChange(
+          tx,
+          origin,
+          {
+            action: 'catalog.product_requested',
+            crud: 'c',
+            tenant,
+            product: code,
+            target: { id: created.id, type: 'product_request', name: code },
+          },
+          now,
+        );
+        return created;
+      });
+      return reply.code(202).send(toRequest(row));
+    },
+  );
+
+  app.get(
+    '/v1/catalog/requests',
+    {
+      config: { access: { allow: ['platform_admin'] } },
+      schema: {
+        operationId: 'listProductRequests',
+        tags: ['catalog'],
+        summary: 'The sales follow-up queue: requests by status, oldest first',
+        querystring: RequestListQuery,
+        response: {
+          200: Type.Object(
+            { items: Type.Array(RefTo(ProductRequestSchema)), next_cursor: Type.Union([Type.String(), Type.Null()]) },
+            { description: 'One page of requests' },
+          ),
+          ...problemResponses(400, 503),
+        },
+      },
+    },
+    async (request) => {
+      const { status = 'open', tenant_id: tenantId, limit = 50, cursor } = request.query;
+      const after = cursor ? decodePosition(cursor) : null;
+      const rows = await listRequests(db, { status, ...(tenantId ? { tenantId } : {}) }, after, limit + 1);
+      const items = rows.slice(0, limit);
+      const last = items.at(-1);
+      return {
+        items: items.map(toRequest),
+        next_cursor: rows.length > limit && last ? encodePosition({ created: last.created_at.toISOString(), id: last.id }) : null,
+      };
+    },
+  );
+
+  app.post(
+    '/v1/catalog/trial-request',
+    {
+      config: { access: { allow: ['platform_admin', 'it_admin'], tenant: tenantFrom.body('tenant_id') } },
+      schema: {
+        operationId: 'startTrial',
+        tags: ['catalog'],
+        summary: 'Start the self-serve trial of a product: once per tenant and product, ever',
+        body: TrialRequestBody,
+        response: {
+          201: RefTo(EntitlementSchema, { description: 'The trial entitlement' }),
+          ...problemResponses(400, 404, 409, 413, 415, 503),
+        },
+      },
+    },
+    async (request, reply) => {
+      const { tenant_id: tenantId, product: code } = request.body;
+      const product = findProduct(catalog, code);
+      if (!product) throw unknownProduct(code);
+      const trialDays = product.trial_days;
+      if (trialDays === null) throw conflict('trial_not_offered', `${code} has no self-serve trial`);
+      const now = clock();
+      const origin = originOf(request);
+      const row = await db.transaction(async (tx) => {
+        // The tenant's row lock serializes its trial requests: two at once start one trial.
+        const tenant = await lockTenant(tx, tenantId);
+        if (!tenant) throw notFound('tenant');
+        if (!USABLE_TENANT_STATUSES.includes(tenant.status)) {
+          throw new AppError(409, 'tenant_inactive', {
+            detail: `a ${tenant.status} tenant cannot start trials`,
+            extensions: { current_status: tenant.status },
+          });
+        }
+        const existing = await findEntitlement(tx, tenantId, code, true);
+        if (existing && effectiveStatus(existing, now) === 'active') {
+          throw conflict('already_entitled', `the tenant already has ${code}`);
+        }
+        if (existing?.trial_started_at) throw conflict('trial_used', `the tenant has already had its ${code} trial`);
+        const endsAt = trialEnd(now, trialDays);
+        const started = await startTrial(tx, tenantId, code, now, endsAt);
+        await recordChange(
+          tx,
+          origin,
+          {
+            action: 'entitlement.trial_started',
+            crud: existing ? 'u' : 'c',
+            tenant,
+            product: code,
+            target: { id: code, type: 'product', name: code },
+            fields: { trial_ends_at: endsAt.toISOString(), trial_days: String(trialDays) },
+          },
+          now,
+        );
+        return started;
+      });
+      return reply.code(201).send(toEntitlement(row, now));
+    },
+  );
+};

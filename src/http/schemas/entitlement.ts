@@ -1,0 +1,96 @@
+// Shapes of entitlements, the catalog as the portal reads it, and sales requests.
+import Type, { type Static } from 'typebox';
+import { PRODUCT_CODE_PATTERN } from '../../domain/catalog.js';
+import { Nullable, Timestamp, Uuid } from './common.js';
+
+export const ProductCode = Type.String({ pattern: PRODUCT_CODE_PATTERN, description: 'a product code from the catalog' });
+
+const Status = Type.Enum(['active', 'trial', 'expired', 'requested', 'revoked'], {
+  description: 'expired: a trial whose end has passed (computed when read)',
+});
+
+export const EntitlementSchema = Type.Object(
+  {
+    tenant_id: Uuid(),
+    product: Type.String(),
+    status: Status,
+    source: Type.Enum(['operator', 'trial', 'sales_request'], { description: 'how it reached its status' }),
+    trial_ends_at: Nullable(Timestamp()),
+    days_left: Nullable(Type.Integer({ description: 'whole days left in a running trial' })),
+    granted_at: Nullable(Timestamp()),
+    config: Type.Record(Type.String(), Type.Unknown()),
+  },
+  { $id: 'Entitlement', title: 'Entitlement', additionalProperties: false },
+);
+export type Entitlement = Static<typeof EntitlementSchema>;
+
+export const TenantQuery = Type.Object({ tenant_id: Uuid() }, { additionalProperties: false });
+
+export const EntitlementParams = Type.Object({ tenant_id: Uuid(), product: ProductCode }, { additionalProperties: false });
+
+export const GrantBody = Type.Object(
+  {
+    config: Type.Optional(
+      Type.Record(Type.String({ maxLength: 100 }), Type.Unknown(), {
+        maxProperties: 50,
+        description: 'product settings for this tenant; replaces the previous ones when given',
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+export const CatalogItemSchema = Type.Object(
+  {
+    code: Type.String(),
+    name: Type.String(),
+    description: Type.String(),
+    requestable: Type.Boolean(),
+    trial_days: Nullable(Type.Integer()),
+    state: Type.Optional(
+      Nullable(Type.Enum(['entitled', 'trial', 'expired', 'requested'], { description: 'with tenant_id: the tenant\'s state' })),
+    ),
+    trial_ends_at: Type.Optional(Nullable(Timestamp())),
+    days_left: Type.Optional(Nullable(Type.Integer())),
+  },
+  { additionalProperties: false },
+);
+
+export const CatalogQuery = Type.Object({ tenant_id: Type.Optional(Uuid()) }, { additionalProperties: false });
+
+export const ProductRequestBody = Type.Object(
+  {
+    tenant_id: Uuid(),
+    product: ProductCode,
+    message: Type.Optional(Type.String({ minLength: 1, maxLength: 2000, description: 'a note for sales' })),
+  },
+  { additionalProperties: false },
+);
+
+export const ProductRequestSchema = Type.Object(
+  {
+    id: Uuid(),
+    tenant_id: Uuid(),
+    product: Type.String(),
+    message: Nullable(Type.String()),
+    status: Type.Enum(['open', 'closed']),
+    requested_by: Nullable(Type.String()),
+    created_at: Timestamp(),
+    closed_at: Nullable(Timestamp()),
+    closed_reason: Nullable(Type.String()),
+  },
+  { $id: 'ProductRequest', title: 'ProductRequest', additionalProperties: false },
+);
+export type ProductRequest = Static<typeof ProductRequestSchema>;
+
+export const RequestListQuery = Type.Object(
+  {
+    status: Type.Optional(Type.Enum(['open', 'closed'], { default: 'open' })),
+    tenant_id: Type.Optional(Uuid()),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 200, default: 50 })),
+    cursor: Type.Optional(Type.String({ maxLength: 200 })),
+  },
+  { additionalProperties: false },
+);
+
+export const TrialRequestBody = Type.Object({ tenant_id: Uuid(), product: ProductCode }, { additionalProperties: false });

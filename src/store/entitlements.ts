@@ -1,0 +1,181 @@
+// Queries on tenant_products (entitlements) and product_requests (the sales queue). Each takes
+// the Queryable it runs on; the HTTP layer wraps changes and their audit events in one transaction.
+import type { StoredEntitlementStatus } from '../domain/entitlements.js';
+import type { Queryable } from './database.js';
+
+export interface EntitlementRow {
+  tenant_id: string;
+  product: string;
+  status: StoredEntitlementStatus;
+  source: string;
+  config: Record<string, unknown>;
+  granted_at: Date | null;
+  revoked_at: Date | null;
+  trial_started_at: Date | null;
+  trial_ends_at: Date | null;
+  created_at: Date;
+  updated_at: Date;
+}
+
+const COLUMNS = `tenant_id, product, status, source, config, granted_at, revoked_at, trial_started_at,
+  trial_ends_at, created_at, updated_at`;
+
+export async function listEntitlements(db: Queryable, tenantId: string): Promise<EntitlementRow[]> {
+  return db.query<EntitlementRow>(`SELECT ${COLUMNS} FROM tenant_products WHERE tenant_id = $1 ORDER BY product`, [tenantId]);
+}
+
+/** The entitlement, locked until the transaction ends when `lock` is set. */
+export async function findEntitlement(
+  db: Queryable,
+  tenantId: string,
+  product: string,
+  lock = false,
+): Promise<EntitlementRow | undefined> {
+  const [row] = await db.query<EntitlementRow>(
+    `SELECT ${COLUMNS} FROM tenant_products WHERE tenant_id = $1 AND product = $2${lock ? ' FOR UPDATE' : ''}`,
+    [tenantId, product],
+  );
+  return row;
+}
+
+/** Makes the entitlement active (from any state); config replaces the old one when given. */
+export async function grantEntitlement(
+  tx: Queryable,
+  tenantId: string,
+  product: string,
+  config: Record<string, unknown> | undefined,
+  now: Date,
+): Promise<EntitlementRow> {
+  const [row] = await tx.query<EntitlementRow>(
+    `INSERT INTO tenant_products (tenant_id, product, config, status, source, granted_at)
+     VALUES ($1, $2, COALESCE($3::jsonb, '{}'), 'active', 'operator', $4)
+     ON CONFLICT (tenant_id, product) DO UPDATE
+       SET status = 'active', source = 'operator', granted_at = $4, revoked_at = NULL,
+           config = COALESCE($3::jsonb, tenant_products.config)
+     RETURNING ${COLUMNS}`,
+    [tenantId, product, config === undefined ? null : JSON.stringify(config), now],
+  );
+  return row!;
+}
+
+export async function revokeEntitlement(tx: Queryable, tenantId: string, product: string, now: Date): Promise<EntitlementRow> {
+  const [row] = await tx.query<EntitlementRow>(
+    `UPDATE tenant_products SET status = 'revoked', revoked_at = $3
+     WHERE tenant_id = $1 AND product = $2 RETURNING ${COLUMNS}`,
+    [tenantId, product, now],
+  );
+  return row!;
+}
+
+export async function startTrial(tx: Queryable, tenantId: string, product: string, now: Date, endsAt: Date): Promise<EntitlementRow> {
+  const [row] = await tx.query<EntitlementRow>(
+    `INSERT INTO tenant_products (tenant_id, product, status, source, trial_started_at, trial_ends_at)
+     VALUES ($1, $2, 'trial', 'trial', $3, $4)
+     ON CONFLICT (tenant_id, product) DO UPDATE
+       SET status = 'trial', source = 'trial', trial_started_at = $3, trial_ends_at = $4, revoked_at = NULL
+     RETURNING ${COLUMNS}`,
+    [tenantId, product, now, endsAt],
+  );
+  return row!;
+}
+
+/** Records that the tenant asked for the product: a new row, or one that was revoked or expired. */
+export async function markRequested(tx: Queryable, tenantId: string, product: string, now: Date): Promise<void> {
+  await tx.query(
+    `INSERT INTO tenant_products (tenant_id, product, status, source)
+     VALUES ($1, $2, 'requested', 'sales_request')
+     ON CONFLICT (tenant_id, product) DO UPDATE SET status = 'requested', source = 'sales_request'
+     WHERE tenant_products.status = 'revoked'
+        OR (tenant_products.status = 'trial' AND tenant_products.trial_ends_at <= $3)`,
+    [tenantId, product, now],
+  );
+}
+
+export interface ProductRequestRow {
+  id: string;
+  tenant_id: string;
+  product: string;
+  message: string | null;
+  status: 'open' | 'closed';
+  requested_by: string | null;
+  created_at: Date;
+  closed_at: Date | null;
+  closed_reason: string | null;
+}
+
+const REQUEST_COLUMNS = 'id, tenant_id, product, message, status, requested_by, created_at, closed_at, closed_reason';
+
+export async function findOpenRequest(tx: Queryable, tenantId: string, product: string): Promise<ProductRequestRow | undefined> {
+  const [row] = await tx.query<ProductRequestRow>(
+    `SELECT ${REQUEST_COLUMNS} FROM product_requests WHERE tenant_id = $1 AND product = $2 AND status = 'open'`,
+    [tenantId, product],
+  );
+  return row;
+}
+
+export async function insertRequest(
+  tx: Queryable,
+  request: { tenantId: string; product: string; message: string | null; requestedBy: string | null; now: Date },
+): Promise<ProductRequestRow> {
+  const [row] = await tx.query<ProductRequestRow>(
+    `INSERT INTO product_requests (tenant_id, product, message, requested_by, created_at)
+     VALUES ($1, $2, $3, $4, $5) RETURNING ${REQUEST_COLUMNS}`,
+    [request.tenantId, request.product, request.message, request.requestedBy, request.now],
+  );
+  return row!;
+}
+
+export async function closeOpenRequests(
+  tx: Queryable,
+  tenantId: string,
+  product: string,
+  reason: string,
+  now: Date,
+): Promise<ProductRequestRow[]> {
+  return tx.query<ProductRequestRow>(
+    `UPDATE product_requests SET status = 'closed', closed_at = $4, closed_reason = $3
+     WHERE tenant_id = $1 AND product = $2 AND status = 'open' RETURNING ${REQUEST_COLUMNS}`,
+    [tenantId, product, reason, now],
+  );
+}
+
+/** One page of requests in a status, oldest first (the order sales works through them). */
+export async function listRequests(
+  db: Queryable,
+  filters: { status: 'open' | 'closed'; tenantId?: string },
+  after: { created: string; id: string } | null,
+  limit: number,
+): Promise<ProductRequestRow[]> {
+  const params: unknown[] = [filters.status];
+  let where = 'status = $1';
+  if (filters.tenantId) {
+    params.push(filters.tenantId);
+    where += ` AND tenant_id = $${params.length}`;
+  }
+  if (after) {
+    params.push(after.created, after.id);
+    where += ` AND (created_at, id) > ($${params.length - 1}, $${params.length})`;
+  }
+  return db.query<ProductRequestRow>(
+    `SELECT ${REQUEST_COLUMNS} FROM product_requests WHERE ${where} ORDER BY created_at, id LIMIT ${Number(limit)}`,
+    params,
+  );
+}
+
+/** Trials past their end whose expiry event is not written yet, locked; rows another worker holds are skipped. */
+export async function lockExpiredTrials(tx: Queryable, now: Date, limit: number): Promise<EntitlementRow[]> {
+  return tx.query<EntitlementRow>(
+    `SELECT ${COLUMNS} FROM tenant_products
+     WHERE status = 'trial' AND trial_expiry_recorded_at IS NULL AND trial_ends_at <= $1
+     ORDER BY trial_ends_at LIMIT ${Number(limit)}
+     FOR UPDATE SKIP LOCKED`,
+    [now],
+  );
+}
+
+export async function markTrialExpiryRecorded(tx: Queryable, tenantId: string, product: string, now: Date): Promise<void> {
+  await tx.query(
+    'UPDATE tenant_products SET trial_expiry_recorded_at = $3 WHERE tenant_id = $1 AND product = $2',
+    [tenantId, product, now],
+  );
+}
