@@ -52,6 +52,11 @@ migrate-create: $(NPM_INSTALLED)
 openapi: $(NPM_INSTALLED)
 	npm run --silent openapi
 
+## bench-audit: seed 1M audit events in a throwaway database, time appends and pages (BENCH_ARGS="--driver pglite")
+.PHONY: bench-audit
+bench-audit: $(NPM_INSTALLED)
+	npm run --silent bench:audit -- $(BENCH_ARGS)
+
 lint: $(NPM_INSTALLED)
 	npm run lint
 

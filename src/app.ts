@@ -5,6 +5,9 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Authentication } from './auth/setup.js';
 import type { Config } from './config.js';
 import type { Catalog } from './domain/catalog.js';
+import { apiKeyRoutes } from './http/api-keys.js';
+import { keyVerifyRoutes } from './http/key-verify.js';
+import type { KeyVerification } from './keys/setup.js';
 import { registerAccessControl } from './http/access.js';
 import { devTokenRoutes } from './http/dev-token.js';
 import { registerErrorHandler } from './http/error-handler.js';
@@ -26,6 +29,7 @@ export interface AppDeps {
   db: Database;
   auth: Authentication;
   catalog: Catalog;
+  keys: KeyVerification;
   config: Pick<Config, 'appEnv' | 'bodyLimitBytes'>;
   /** A pino logger; tests pass a silent one. */
   logger: FastifyBaseLogger;
@@ -77,6 +81,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(auditRoutes, { db: deps.db, clock });
   await app.register(catalogRoutes, { db: deps.db, catalog: deps.catalog, clock });
   await app.register(entitlementRoutes, { db: deps.db, catalog: deps.catalog, clock });
+  await app.register(apiKeyRoutes, { db: deps.db, catalog: deps.catalog, pepper: deps.keys.pepper, clock });
+  await app.register(keyVerifyRoutes, { verifier: deps.keys.verifier });
   if (deps.auth.devIssuer) {
     if (deps.config.appEnv !== 'dev') throw new Error('the development issuer runs only with APP_ENV=dev');
     await app.register(devTokenRoutes, { issuer: deps.auth.devIssuer });

@@ -54,6 +54,11 @@ const EnvSchema = Type.Object(
     }),
     KEYCLOAK_CLIENT_ID: Type.String({ default: '', maxLength: 255, description: 'a client id' }),
     KEYCLOAK_CLIENT_SECRET: Type.String({ default: '', maxLength: 1024, description: 'a client secret' }),
+    API_KEY_PEPPER: Type.String({
+      default: '',
+      maxLength: 1024,
+      description: 'empty (dev only: plain SHA-256) or a secret of at least 32 characters for HMAC-SHA-256 of API keys',
+    }),
     CATALOG_PATH: Type.String({
       default: '',
       description: 'empty (catalog/products.json of this build) or the path of a catalog file',
@@ -108,6 +113,8 @@ export interface Config {
   };
   database: { kind: 'postgres'; url: string } | { kind: 'embedded'; dataDir: string | null };
   keycloak: { adminUrl: string; realm: string; clientId: string; clientSecret: string };
+  /** The server-side secret of API key hashes; null (dev only) hashes with plain SHA-256. */
+  apiKeyPepper: string | null;
   /** null: the catalog file shipped with the build. */
   catalogPath: string | null;
   /** 0: the trial expiry job does not run in this process. */
@@ -176,6 +183,14 @@ export function loadConfig(source: Record<string, string | undefined> = process.
   if (env.APP_ENV !== 'dev' && env.KEYCLOAK_ISSUER === '') {
     throw new ConfigError('KEYCLOAK_ISSUER', `an http(s) URL when APP_ENV is ${env.APP_ENV}`);
   }
+  // Without a pepper, a copy of the database alone could confirm a leaked key; fine for dev only.
+  // Changing the pepper invalidates every stored key, so it is set once per environment.
+  if (env.API_KEY_PEPPER !== '' && env.API_KEY_PEPPER.length < 32) {
+    throw new ConfigError('API_KEY_PEPPER', hintFor('API_KEY_PEPPER'));
+  }
+  if (env.APP_ENV !== 'dev' && env.API_KEY_PEPPER === '') {
+    throw new ConfigError('API_KEY_PEPPER', `a secret of at least 32 characters when APP_ENV is ${env.APP_ENV}`);
+  }
 
   return {
     appEnv: env.APP_ENV,
@@ -200,6 +215,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       clientId: env.KEYCLOAK_CLIENT_ID,
       clientSecret: env.KEYCLOAK_CLIENT_SECRET,
     },
+    apiKeyPepper: env.API_KEY_PEPPER === '' ? null : env.API_KEY_PEPPER,
     catalogPath: env.CATALOG_PATH === '' ? null : env.CATALOG_PATH,
     trialExpiryIntervalMs: Number(env.TRIAL_EXPIRY_INTERVAL_SECONDS) * 1000,
     logLevel: env.LOG_LEVEL,

@@ -5,6 +5,7 @@ import { buildApp } from './app.js';
 import { authenticationFor } from './auth/setup.js';
 import { loadCatalog } from './catalog.js';
 import { startTrialExpiryJob } from './jobs/trial-expiry.js';
+import { startKeyVerification } from './keys/setup.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { openDatabase } from './store/open.js';
 
@@ -19,7 +20,12 @@ async function start(config: Config): Promise<void> {
   const catalog = await loadCatalog(config.catalogPath ?? undefined);
   const db = await openDatabase(config.database);
   const auth = await authenticationFor(config);
-  const app = await buildApp({ db, auth, catalog, config, logger });
+  const keys = await startKeyVerification(db, {
+    pepper: config.apiKeyPepper,
+    clock: () => new Date(),
+    onError: (error) => logger.warn({ err: error }, 'recording API key use failed; retrying next round'),
+  });
+  const app = await buildApp({ db, auth, catalog, keys, config, logger });
   const trialExpiry =
     config.trialExpiryIntervalMs > 0
       ? startTrialExpiryJob(db, {
@@ -42,6 +48,7 @@ async function start(config: Config): Promise<void> {
     deadline.unref();
     await app.close();
     await trialExpiry?.stop();
+    await keys.stop();
     await db.close();
     logger.info('stopped');
     process.exit(0);

@@ -14,6 +14,7 @@ describe('loadConfig', () => {
       },
       database: { kind: 'embedded', dataDir: null },
       keycloak: { adminUrl: '', realm: 'breakpilot-dev', clientId: '', clientSecret: '' },
+      apiKeyPepper: null,
       catalogPath: null,
       trialExpiryIntervalMs: 60_000,
       logLevel: 'info',
@@ -37,6 +38,9 @@ describe('loadConfig', () => {
       ROLE_PLATFORM_ADMIN: 'ops',
       ROLE_IT_ADMIN: 'tenant-admin',
       ROLE_REGISTRY_SERVICE: 'svc',
+      API_KEY_PEPPER: 'p'.repeat(32),
+      CATALOG_PATH: '/etc/registry/catalog.json',
+      TRIAL_EXPIRY_INTERVAL_SECONDS: '0',
       LOG_LEVEL: 'warn',
       BODY_LIMIT_BYTES: '1000',
       SHUTDOWN_GRACE_SECONDS: '3',
@@ -56,6 +60,9 @@ describe('loadConfig', () => {
       rolesClient: 'registry-api',
       roles: { platformAdmin: 'ops', itAdmin: 'tenant-admin', service: 'svc' },
     });
+    expect(config.apiKeyPepper).toBe('p'.repeat(32));
+    expect(config.catalogPath).toBe('/etc/registry/catalog.json');
+    expect(config.trialExpiryIntervalMs).toBe(0);
     expect(config.bodyLimitBytes).toBe(1000);
     expect(config.shutdownGraceMs).toBe(3000);
   });
@@ -94,6 +101,9 @@ describe('loadConfig', () => {
     ['KEYCLOAK_ISSUER', { APP_ENV: 'prod', DATABASE_URL: 'postgres://db/registry' }],
     ['KEYCLOAK_ISSUER', { APP_ENV: 'stage', DATABASE_URL: 'postgres://db/registry', KEYCLOAK_ISSUER: 'issuer' }],
     ['ROLE_IT_ADMIN', { ROLE_IT_ADMIN: 'has space' }],
+    ['API_KEY_PEPPER', { API_KEY_PEPPER: 'too-short' }],
+    ['API_KEY_PEPPER', { APP_ENV: 'prod', DATABASE_URL: 'postgres://db/registry', KEYCLOAK_ISSUER: 'https://id.example.com/realms/prod' }],
+    ['TRIAL_EXPIRY_INTERVAL_SECONDS', { TRIAL_EXPIRY_INTERVAL_SECONDS: 'hourly' }],
   ];
   it.each(refused)('refuses a bad %s with a one-line message naming it', (variable, env) => {
     let caught: unknown;

@@ -36,6 +36,7 @@ export async function registerOpenApi(app: FastifyInstance, version: string): Pr
         { name: 'tenants', description: 'Tenants (organizations) and their lifecycle' },
         { name: 'catalog', description: 'Products on offer, sales requests and self-serve trials' },
         { name: 'entitlements', description: 'What each tenant may use' },
+        { name: 'api-keys', description: 'Keys for headless products, and their verification' },
         { name: 'audit', description: 'The tamper-evident audit log' },
         { name: 'health', description: 'Probes for the orchestrator' },
         { name: 'meta', description: 'This document' },

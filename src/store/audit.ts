@@ -100,16 +100,26 @@ export interface AppendResult {
 // their own array/object conversion.
 const json = (value: Record<string, string> | null | undefined) => (value == null ? null : JSON.stringify(value));
 
+/**
+ * Locks the chain's head row until the transaction ends, creating it on the chain's first event.
+ * The common case is one SELECT ... FOR UPDATE, which writes nothing.
+ */
+async function lockChainHead(tx: Queryable, chainKey: string): Promise<{ last_seq: number; last_hash: string | null }> {
+  const lock = () =>
+    tx.query<{ last_seq: number; last_hash: string | null }>(
+      'SELECT last_seq, last_hash FROM audit_chains WHERE chain_key = $1 FOR UPDATE',
+      [chainKey],
+    );
+  const [head] = await lock();
+  if (head) return head;
+  await tx.query('INSERT INTO audit_chains (chain_key, last_seq) VALUES ($1, 0) ON CONFLICT (chain_key) DO NOTHING', [chainKey]);
+  return (await lock())[0]!;
+}
+
 /** Appends one event inside the caller's transaction. */
 export async function appendEvent(tx: Queryable, input: AuditEventInput, now: Date): Promise<AppendResult> {
   const chainKey = chainKeyOf(input.tenant_id);
-  // Creates the chain head on first use and, either way, locks it until the transaction ends.
-  const [head] = await tx.query<{ last_seq: number; last_hash: string | null }>(
-    `INSERT INTO audit_chains AS c (chain_key, last_seq) VALUES ($1, 0)
-     ON CONFLICT (chain_key) DO UPDATE SET last_seq = c.last_seq
-     RETURNING last_seq, last_hash`,
-    [chainKey],
-  );
+  const head = await lockChainHead(tx, chainKey);
   if (input.external_id) {
     const [existing] = await tx.query<{ id: string; hash: string }>(
       'SELECT id, hash FROM audit_log WHERE chain_key = $1 AND external_id = $2',
@@ -120,15 +130,21 @@ export async function appendEvent(tx: Queryable, input: AuditEventInput, now: Da
 
   const record = toRecord(input, {
     id: randomUUID(),
-    chainSeq: head!.last_seq + 1,
-    prevHash: head!.last_hash,
+    chainSeq: head.last_seq + 1,
+    prevHash: head.last_hash,
     received: now,
   });
   const hash = hashRecord(record);
+  // The row and the new head in one statement: one round trip less while the head is locked.
   await tx.query(
-    `INSERT INTO audit_log (${COLUMNS})
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15::jsonb, $16, $17, $18, $19,
-             $20::jsonb, $21, $22, $23, $24, $25, $26, $27::jsonb, $28::jsonb, $29, $30, $31)`,
+    `WITH appended AS (
+       INSERT INTO audit_log (${COLUMNS})
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15::jsonb, $16, $17, $18, $19,
+               $20::jsonb, $21, $22, $23, $24, $25, $26, $27::jsonb, $28::jsonb, $29, $30, $31)
+       RETURNING chain_key, chain_seq, hash
+     )
+     UPDATE audit_chains SET last_seq = appended.chain_seq, last_hash = appended.hash
+     FROM appended WHERE audit_chains.chain_key = appended.chain_key`,
     [
       record.id,
       record.chain_key,
@@ -163,11 +179,6 @@ export async function appendEvent(tx: Queryable, input: AuditEventInput, now: Da
       record.external_id,
     ],
   );
-  await tx.query('UPDATE audit_chains SET last_seq = $2, last_hash = $3 WHERE chain_key = $1', [
-    chainKey,
-    record.chain_seq,
-    hash,
-  ]);
   return { id: record.id, hash, replayed: false };
 }
 
@@ -207,7 +218,10 @@ function whereClause(filters: AuditFilters, after: AuditPosition | null): { sql:
     else add((p) => `action = ${p}`, filters.action);
   }
   if (filters.since !== undefined) add((p) => `created >= ${p}`, filters.since);
-  if (filters.until !== undefined) add((p) => `created < ${p}`, filters.until);
+  // A cursor before `until` already bounds the scan from above; PostgreSQL 18 (PGlite) would
+  // otherwise start the index scan at `until` and walk every row down to the cursor.
+  const cursorBounds = after !== null && filters.until !== undefined && Date.parse(after.created) < Date.parse(filters.until);
+  if (filters.until !== undefined && !cursorBounds) add((p) => `created < ${p}`, filters.until);
   if (after) {
     params.push(after.created, after.id);
     conditions.push(`(created, id) < ($${params.length - 1}, $${params.length})`);

@@ -15,6 +15,12 @@ export interface Database extends Queryable {
   readonly driver: 'pg' | 'pglite';
   /** Runs fn inside BEGIN/COMMIT; any throw rolls the whole transaction back. */
   transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
+  /**
+   * Calls onMessage with the payload of every NOTIFY on the channel; onState says whether
+   * notifications are flowing (false while a dropped connection is being re-established, when
+   * some may be missed). Resolves with a function that stops listening.
+   */
+  listen(channel: string, onMessage: (payload: string) => void, onState: (listening: boolean) => void): Promise<() => Promise<void>>;
   /** Answers when the database can run a query; throws otherwise. */
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -1,6 +1,7 @@
 // The production driver: a pool of connections to a PostgreSQL server.
 import pg from 'pg';
 import { TYPE_OIDS, type Database, type Queryable } from './database.js';
+import { listenOnPg } from './pg-listener.js';
 
 export interface PgOptions {
   url: string;
@@ -46,6 +47,7 @@ export function openPg(options: PgOptions): Database {
     driver: 'pg',
     query: base.query,
     exec: base.exec,
+    listen: (channel, onMessage, onState) => listenOnPg(options.url, channel, onMessage, onState),
     async transaction(fn) {
       const client = await pool.connect();
       let broken: Error | undefined;

@@ -41,6 +41,12 @@ export async function openPglite(options: PgliteOptions): Promise<Database> {
     driver: 'pglite',
     query: base.query,
     exec: base.exec,
+    async listen(channel, onMessage, onState) {
+      // Same process, same database: a NOTIFY reaches the listener at commit and cannot be lost.
+      const unlisten = await db.listen(channel, onMessage);
+      onState(true);
+      return unlisten;
+    },
     transaction: (fn) => db.transaction((tx) => fn(queryableOf(tx))),
     async ping() {
       await db.query('SELECT 1');

@@ -54,14 +54,24 @@ interface Row {
   path: string;
   /** Each call gets a new trial tenant as its target, because an allowed call changes it. */
   freshTarget?: boolean;
-  /** Sets the target up before the call (e.g. gives it the entitlement a revoke needs). */
-  prepare?: (target: Tenant, admin: Client) => Promise<void>;
+  /**
+   * Sets the target up before the call (e.g. gives it the entitlement a revoke needs); what it
+   * returns (ids of what it made) reaches build().
+   */
+  prepare?: (target: Tenant, admin: Client) => Promise<Record<string, string> | void>;
   /** The concrete request about `target`; `admin` is a platform-admin client for the checks. */
-  build: (target: Tenant, admin: Client) => BuiltRequest;
+  build: (target: Tenant, admin: Client, prepared: Record<string, string>) => BuiltRequest;
   /** 'public': answers everyone, whatever token they send or do not send. */
   expect: Expected | 'public';
 }
 
+const keysOf = async (admin: Client, tenantId: string) =>
+  (await admin.get<{ items: Array<{ id: string; name: string }> }>(`/v1/api-keys?tenant_id=${tenantId}`)).body.items;
+async function newKey(admin: Client, tenantId: string): Promise<{ id: string }> {
+  const created = await admin.post<{ id: string }>('/v1/api-keys', { body: { tenant_id: tenantId, name: 'matrix key' } });
+  expect(created.status).toBe(201);
+  return { id: created.body.id };
+}
 const entitlementOf = async (admin: Client, tenantId: string, product: string) =>
   (await admin.get<{ items: Array<{ product: string; status: string }> }>(`/v1/entitlements?tenant_id=${tenantId}`)).body.items.find(
     (item) => item.product === product,
@@ -169,6 +179,36 @@ const ROUTES: Row[] = [
     build: (target, admin) => ({
       path: `/v1/entitlements/${target.id}/compliance`,
       happened: async () => (await entitlementOf(admin, target.id, 'compliance'))?.status === 'revoked',
+    }) },
+  { method: 'POST', path: '/v1/api-keys',                          expect: grid(201,     403,     403,   403,   201,   404,   403),
+    build: (target, admin) => {
+      const name = `matrix key ${randomBytes(4).toString('hex')}`;
+      return {
+        path: '/v1/api-keys',
+        body: { tenant_id: target.id, name },
+        happened: async () => (await keysOf(admin, target.id)).some((key) => key.name === name),
+      };
+    } },
+  { method: 'GET',  path: '/v1/api-keys',                          expect: grid(200,     403,     403,   403,   200,   404,   403),
+    build: (target) => ({ path: `/v1/api-keys?tenant_id=${target.id}` }) },
+  { method: 'DELETE', path: '/v1/api-keys/:id',                    expect: grid(204,     403,     403,   403,   204,   404,   403), freshTarget: true,
+    prepare: (target, admin) => newKey(admin, target.id),
+    build: (target, admin, { id }) => ({
+      path: `/v1/api-keys/${id}`,
+      happened: async () => !(await keysOf(admin, target.id)).some((key) => key.id === id),
+    }) },
+  { method: 'POST', path: '/v1/api-keys/:id/rotate',               expect: grid(201,     403,     403,   403,   201,   404,   403), freshTarget: true,
+    prepare: (target, admin) => newKey(admin, target.id),
+    build: (target, admin, { id }) => ({
+      path: `/v1/api-keys/${id}/rotate`,
+      body: {},
+      happened: async () => (await keysOf(admin, target.id)).length === 2,
+    }) },
+  { method: 'POST', path: '/v1/internal/api-keys/verify',          expect: grid(403,     200,     403,   403,   403,   403,   403),
+    build: () => ({
+      path: '/v1/internal/api-keys/verify',
+      body: { key: 'bp_not-a-key' },
+      check: (answer) => expect(answer.body).toEqual({ valid: false, code: 'MALFORMED' }),
     }) },
   { method: 'GET',  path: '/healthz',                              expect: 'public', build: () => ({ path: '/healthz' }) },
   { method: 'GET',  path: '/readyz',                               expect: 'public', build: () => ({ path: '/readyz' }) },
@@ -298,7 +338,7 @@ eachDriver('access matrix', (driver) => {
     const tabled = ROWS.map((row) => `${row.method} ${row.path}`);
     expect(served.filter((route) => !tabled.includes(route)), 'served routes missing from the matrix').toEqual([]);
     expect(tabled.filter((route) => !served.includes(route)), 'matrix rows for routes not served').toEqual([]);
-    expect(served.filter((route) => route.includes(' /v1/')).length).toBeGreaterThanOrEqual(16);
+    expect(served.filter((route) => route.includes(' /v1/')).length).toBeGreaterThanOrEqual(21);
   });
 
   for (const row of ROWS) {
@@ -308,8 +348,8 @@ eachDriver('access matrix', (driver) => {
         it(`${caller.name}: ${expected}`, async () => {
           const target = row.freshTarget ? await createTenant(admin) : caller.side === 'own' ? tenantA : tenantB;
           const home = caller.side === 'own' ? target : tenantA;
-          await row.prepare?.(target, admin);
-          const request = row.build(target, admin);
+          const prepared = (await row.prepare?.(target, admin)) ?? {};
+          const request = row.build(target, admin, prepared);
           const token = await caller.token(home.id);
           const answer = await send(server.url, row.method, request.path, token, request.body);
 

@@ -5,24 +5,29 @@ import { buildApp } from '../../src/app.js';
 import { authenticationFor } from '../../src/auth/setup.js';
 import { loadCatalog } from '../../src/catalog.js';
 import { loadConfig } from '../../src/config.js';
+import { startKeyVerification, type KeyVerification } from '../../src/keys/setup.js';
 import { openMigratedDatabase, type TestDatabase } from '../support/drivers.js';
 
 describe('the development issuer routes', () => {
   let database: TestDatabase;
   let app: FastifyInstance;
+  let keys: KeyVerification;
   beforeAll(async () => {
     database = await openMigratedDatabase('pglite');
     const config = loadConfig({});
+    keys = await startKeyVerification(database.db, { pepper: null, clock: () => new Date(), onError: () => {} });
     app = await buildApp({
       db: database.db,
       auth: await authenticationFor(config),
       catalog: await loadCatalog(),
+      keys,
       config,
       logger: pino({ level: 'silent' }),
     });
   });
   afterAll(async () => {
     await app.close();
+    await keys.stop();
     await database.close();
   });
 

@@ -31,6 +31,7 @@ const CONFIG_VARIABLES = [
   'ROLE_REGISTRY_SERVICE',
   'CATALOG_PATH',
   'TRIAL_EXPIRY_INTERVAL_SECONDS',
+  'API_KEY_PEPPER',
 ];
 
 export interface Exit {

@@ -7,12 +7,16 @@ import type { JWTPayload } from 'jose';
 import { buildApp, type AppDeps } from '../../src/app.js';
 import { discoveredKeys } from '../../src/auth/discovery.js';
 import { loadCatalog } from '../../src/catalog.js';
+import { startKeyVerification } from '../../src/keys/setup.js';
 import { createTokenVerifier } from '../../src/auth/verifier.js';
 import type { Database } from '../../src/store/database.js';
 import { openMigratedDatabase, type DriverName } from './drivers.js';
 import { client, type Client } from './http.js';
 import { identities, ROLE_NAMES } from './identities.js';
 import { startTestIssuer, type TestIssuer } from './issuer.js';
+
+/** Tests hash keys with a pepper, as every environment but dev does. */
+export const TEST_PEPPER = 'test-pepper-that-is-at-least-32-characters-long';
 
 export interface StartedApp {
   url: string;
@@ -39,10 +43,12 @@ export async function startServerOn(db: Database, overrides: Partial<AppDeps> = 
     // No cooldown: tests rotate keys and expect the new kid to be fetched at once.
     keys: discoveredKeys(issuer.url, { cooldownMs: 0 }),
   });
+  const keys = await startKeyVerification(db, { pepper: TEST_PEPPER, clock: overrides.clock ?? (() => new Date()), onError: () => {} });
   const app = await buildApp({
     db,
     auth: { verifier, devIssuer: null },
     catalog: await loadCatalog(),
+    keys,
     config: { appEnv: 'dev', bodyLimitBytes: 64 * 1024 },
     logger: pino({ level: 'silent' }),
     ...overrides,
@@ -57,6 +63,7 @@ export async function startServerOn(db: Database, overrides: Partial<AppDeps> = 
     as,
     async close() {
       await app.close();
+      await keys.stop();
       await issuer.close();
     },
   };

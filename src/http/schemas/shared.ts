@@ -1,8 +1,9 @@
 // Schemas registered once by $id and referenced from routes: each appears once in openapi.yaml
 // (components/schemas) and is known to both the validator and the serializer.
+import { ApiKeySchema } from './api-key.js';
 import { AuditEventSchema } from './audit.js';
 import { EntitlementSchema, ProductRequestSchema } from './entitlement.js';
 import { ProblemSchema } from './problem.js';
 import { TenantSchema } from './tenant.js';
 
-export const SHARED_SCHEMAS = [ProblemSchema, TenantSchema, AuditEventSchema, EntitlementSchema, ProductRequestSchema];
+export const SHARED_SCHEMAS = [ProblemSchema, TenantSchema, AuditEventSchema, EntitlementSchema, ProductRequestSchema, ApiKeySchema];

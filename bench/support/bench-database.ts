@@ -1,0 +1,73 @@
+// A throwaway, migrated database for one benchmark run: a uniquely named database on the
+// PostgreSQL server behind BENCH_PG_URL, or an in-memory PGlite. close() drops the PostgreSQL
+// database and may be called more than once (normal end, failure, Ctrl-C).
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import type { Database } from '../../src/store/database.js';
+import { loadMigrations } from '../../src/store/migration-files.js';
+import { migrateUp } from '../../src/store/migrator.js';
+import { openPg } from '../../src/store/pg-driver.js';
+import { openPglite } from '../../src/store/pglite-driver.js';
+
+export type DriverName = 'pg' | 'pglite';
+
+export interface BenchDatabase {
+  db: Database;
+  /** Where the data lives, for the log: never carries a password. */
+  location: string;
+  /** Closes the pool, then drops the database. */
+  close(): Promise<void>;
+  /** Drops the database at once, ending any statement still running in it (Ctrl-C). */
+  abort(): Promise<void>;
+}
+
+async function withAdmin<T>(adminUrl: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: adminUrl });
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
+}
+
+async function createPgDatabase(adminUrl: string, poolSize: number): Promise<BenchDatabase> {
+  const name = `tr_bench_audit_${process.pid}_${randomBytes(4).toString('hex')}`;
+  await withAdmin(adminUrl, (admin) => admin.query(`CREATE DATABASE ${name}`));
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  const db = openPg({ url: url.toString(), poolSize });
+  // WITH (FORCE) ends the connections still open in it, so nothing stays behind.
+  const drop = () => withAdmin(adminUrl, (admin) => admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
+  // One teardown per database, whichever of close and abort comes first.
+  let teardown: Promise<void> | undefined;
+  return {
+    db,
+    location: `database ${name} on ${url.host}`,
+    close: () => (teardown ??= db.close().finally(drop)),
+    // The pool would wait for a running statement (a seed batch takes seconds); the drop ends it.
+    abort: () => (teardown ??= drop().then(() => db.close())),
+  };
+}
+
+/** A new database with every migration of the project applied by its own migrator. */
+export async function openBenchDatabase(
+  driver: DriverName,
+  options: { adminUrl: string; poolSize: number },
+): Promise<BenchDatabase> {
+  const opened =
+    driver === 'pg'
+      ? await createPgDatabase(options.adminUrl, options.poolSize)
+      : await openPglite({ dataDir: null }).then((db) => {
+          let closing: Promise<void> | undefined;
+          const close = () => (closing ??= db.close());
+          return { db, location: 'in-memory PGlite (WebAssembly, in this process)', close, abort: close };
+        });
+  try {
+    await migrateUp(opened.db, await loadMigrations());
+  } catch (error) {
+    await opened.close();
+    throw error;
+  }
+  return opened;
+}

@@ -1,0 +1,48 @@
+// The answer to "may this key be used, for this product and scope, now?", from the facts of the
+// key, its tenant and the tenant's entitlements. Pure, so the verify path can compute it from
+// cached facts at the moment of each request: expiry and trial ends need no invalidation.
+import { USABLE_TENANT_STATUSES, usableProducts, type EntitlementFacts } from './entitlements.js';
+import type { TenantStatus } from './lifecycle.js';
+
+export type VerifyCode =
+  | 'VALID'
+  | 'MALFORMED'
+  | 'NOT_FOUND'
+  | 'REVOKED'
+  | 'EXPIRED'
+  | 'TENANT_INACTIVE'
+  | 'NOT_ENTITLED'
+  | 'INSUFFICIENT_SCOPE';
+
+export interface VerifiableKey {
+  id: string;
+  tenantId: string;
+  scopes: string[];
+  /** Products the key is limited to; empty: every product the tenant may use. */
+  products: string[];
+  expiresAt: Date | null;
+  revokedAt: Date | null;
+  tenant: { slug: string; status: TenantStatus; plan: string | null };
+  entitlements: EntitlementFacts[];
+}
+
+export interface VerifyQuestion {
+  product?: string | undefined;
+  scope?: string | undefined;
+}
+
+/** The first rule the key breaks, in the order a caller can act on them; VALID when none. */
+export function verdictFor(key: VerifiableKey | undefined, question: VerifyQuestion, now: Date): VerifyCode {
+  if (!key) return 'NOT_FOUND';
+  if (key.revokedAt !== null && key.revokedAt <= now) return 'REVOKED';
+  if (key.expiresAt !== null && key.expiresAt <= now) return 'EXPIRED';
+  if (!USABLE_TENANT_STATUSES.includes(key.tenant.status)) return 'TENANT_INACTIVE';
+  if (question.product !== undefined) {
+    const allowedByKey = key.products.length === 0 || key.products.includes(question.product);
+    if (!allowedByKey || !usableProducts(key.tenant.status, key.entitlements, now).includes(question.product)) {
+      return 'NOT_ENTITLED';
+    }
+  }
+  if (question.scope !== undefined && !key.scopes.includes(question.scope)) return 'INSUFFICIENT_SCOPE';
+  return 'VALID';
+}

@@ -1,0 +1,23 @@
+// POST /v1/internal/api-keys/verify: headless products ask this on every request they receive.
+// It always answers 200 with a verdict; a database outage on a cache miss is the only error.
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { KeyVerifier } from '../keys/key-verifier.js';
+import { problemResponses } from './schemas/problem.js';
+import { VerifyAnswerSchema, VerifyBody } from './schemas/api-key.js';
+
+export const keyVerifyRoutes: FastifyPluginAsyncTypebox<{ verifier: KeyVerifier }> = async (app, { verifier }) => {
+  app.post(
+    '/v1/internal/api-keys/verify',
+    {
+      config: { access: { allow: ['service'] } },
+      schema: {
+        operationId: 'verifyApiKey',
+        tags: ['api-keys'],
+        summary: 'Verify a key, optionally for a product and a scope',
+        body: VerifyBody,
+        response: { 200: VerifyAnswerSchema, ...problemResponses(400, 413, 415, 503) },
+      },
+    },
+    async (request) => verifier.verify(request.body.key, { product: request.body.product, scope: request.body.scope }),
+  );
+};

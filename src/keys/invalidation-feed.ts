@@ -1,0 +1,78 @@
+// Keeps a cache honest across replicas. Database triggers write every change that can alter a
+// verify answer to cache_invalidations and NOTIFY it (migration 0004). This feed hands each
+// scope ("key:<hash hex>", "tenant:<id>") to the cache as it arrives. While notifications may be
+// missed (the listening connection dropped), it tells the cache to forget everything once and
+// then polls the log for recent rows until listening resumes.
+import type { Database } from '../store/database.js';
+
+export const INVALIDATION_CHANNEL = 'registry_cache';
+
+export interface InvalidationTarget {
+  invalidate(scope: string): void;
+  invalidateAll(): void;
+}
+
+export interface FeedOptions {
+  /** How often the log is read while notifications are not flowing; well under the 1 s promise. */
+  pollMs?: number;
+  /** Log rows older than this are deleted; no replica needs them once it has polled past them. */
+  retainMs?: number;
+}
+
+export interface InvalidationFeed {
+  stop(): Promise<void>;
+}
+
+export async function startInvalidationFeed(
+  db: Database,
+  target: InvalidationTarget,
+  options: FeedOptions = {},
+): Promise<InvalidationFeed> {
+  const pollMs = options.pollMs ?? 250;
+  const retainMs = options.retainMs ?? 60 * 60 * 1000;
+  let pollTimer: NodeJS.Timeout | undefined;
+  // Rows are read by time, with an overlap: rows of transactions that committed late carry an
+  // earlier created_at than rows already read. Evicting twice is harmless; missing one is not.
+  let readSince = new Date();
+  const OVERLAP_MS = 5_000;
+
+  const poll = async () => {
+    const from = new Date(readSince.getTime() - OVERLAP_MS);
+    readSince = new Date();
+    const rows = await db.query<{ scope: string }>('SELECT scope FROM cache_invalidations WHERE created_at >= $1', [from]);
+    for (const row of rows) target.invalidate(row.scope);
+  };
+
+  const onState = (listening: boolean) => {
+    if (listening) {
+      if (pollTimer) clearInterval(pollTimer);
+      pollTimer = undefined;
+      // Whatever changed while the connection was down was invalidated by the poll or the flush.
+      return;
+    }
+    target.invalidateAll();
+    if (pollTimer) return;
+    readSince = new Date();
+    pollTimer = setInterval(() => void poll().catch(() => target.invalidateAll()), pollMs);
+    pollTimer.unref();
+  };
+
+  const onMessage = (payload: string) => {
+    const space = payload.indexOf(' ');
+    if (space > 0) target.invalidate(payload.slice(space + 1));
+  };
+
+  const unlisten = await db.listen(INVALIDATION_CHANNEL, onMessage, onState);
+  const cleanup = setInterval(() => {
+    void db.query('DELETE FROM cache_invalidations WHERE created_at < $1', [new Date(Date.now() - retainMs)]).catch(() => {});
+  }, 10 * 60 * 1000);
+  cleanup.unref();
+
+  return {
+    async stop() {
+      clearInterval(cleanup);
+      if (pollTimer) clearInterval(pollTimer);
+      await unlisten();
+    },
+  };
+}

@@ -1,0 +1,99 @@
+// The verify cache: key facts by hash, so a hot verify does no database work. Unknown hashes are
+// cached too (a client retrying a wrong key must not cost a query per try). Entries are dropped
+// when the invalidation feed names their key or their tenant, and after a TTL as a last resort.
+import type { KeyFacts } from '../store/api-keys.js';
+
+interface Entry {
+  facts: KeyFacts | undefined;
+  expiresAt: number;
+}
+
+export interface KeyCacheOptions {
+  maxEntries?: number;
+  ttlMs?: number;
+  now?: () => number;
+}
+
+export class KeyCache {
+  private readonly entries = new Map<string, Entry>();
+  private readonly byTenant = new Map<string, Set<string>>();
+  private readonly maxEntries: number;
+  private readonly ttlMs: number;
+  private readonly now: () => number;
+  /** Bumped by every invalidation, so a load that raced one is not cached. */
+  private generation = 0;
+  hits = 0;
+  misses = 0;
+
+  constructor(options: KeyCacheOptions = {}) {
+    // Room for every live key of a large platform; past it the oldest entries go first.
+    this.maxEntries = options.maxEntries ?? 100_000;
+    // Invalidation is the real mechanism; the TTL bounds the damage if a notice were ever lost.
+    this.ttlMs = options.ttlMs ?? 5 * 60 * 1000;
+    this.now = options.now ?? Date.now;
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  /** The cached facts (undefined facts: known to be no key); null when not cached. */
+  get(hashHex: string): { facts: KeyFacts | undefined } | null {
+    const entry = this.entries.get(hashHex);
+    if (!entry) {
+      this.misses += 1;
+      return null;
+    }
+    if (entry.expiresAt <= this.now()) {
+      this.drop(hashHex);
+      this.misses += 1;
+      return null;
+    }
+    this.hits += 1;
+    return entry;
+  }
+
+  /** A token to pass to set(): facts loaded after a later invalidation are not stored. */
+  snapshot(): number {
+    return this.generation;
+  }
+
+  set(hashHex: string, facts: KeyFacts | undefined, snapshot: number): void {
+    if (snapshot !== this.generation) return;
+    if (this.entries.size >= this.maxEntries) {
+      const oldest = this.entries.keys().next().value;
+      if (oldest !== undefined) this.drop(oldest);
+    }
+    this.entries.set(hashHex, { facts, expiresAt: this.now() + this.ttlMs });
+    if (facts) {
+      let hashes = this.byTenant.get(facts.tenantId);
+      if (!hashes) this.byTenant.set(facts.tenantId, (hashes = new Set()));
+      hashes.add(hashHex);
+    }
+  }
+
+  invalidate(scope: string): void {
+    this.generation += 1;
+    if (scope.startsWith('key:')) {
+      this.drop(scope.slice(4));
+    } else if (scope.startsWith('tenant:')) {
+      const tenantId = scope.slice(7);
+      for (const hash of this.byTenant.get(tenantId) ?? []) this.entries.delete(hash);
+      this.byTenant.delete(tenantId);
+    } else {
+      this.invalidateAll();
+    }
+  }
+
+  invalidateAll(): void {
+    this.generation += 1;
+    this.entries.clear();
+    this.byTenant.clear();
+  }
+
+  private drop(hashHex: string): void {
+    const entry = this.entries.get(hashHex);
+    this.entries.delete(hashHex);
+    if (entry?.facts) this.byTenant.get(entry.facts.tenantId)?.delete(hashHex);
+  }
+}

@@ -1,0 +1,82 @@
+// Verification of API keys, the hottest path of the platform: the format and checksum are
+// checked first (no hashing, no lookup for a malformed key), then the facts come from the cache
+// or, on a miss, from one query; the answer is computed from them at the moment of the request.
+import { hashApiKey, isWellFormedApiKey } from '../domain/api-key.js';
+import { verdictFor, type VerifyCode, type VerifyQuestion } from '../domain/key-verdict.js';
+import { loadKeyFacts, type KeyFacts } from '../store/api-keys.js';
+import type { Database } from '../store/database.js';
+import { KeyCache } from './key-cache.js';
+import type { UsageRecorder } from './usage-recorder.js';
+
+export interface VerifyAnswer {
+  valid: boolean;
+  code: VerifyCode;
+  key_id?: string;
+  tenant_id?: string;
+  slug?: string;
+  tenant_status?: string;
+  plan?: string | null;
+  scopes?: string[];
+  products?: string[];
+  expires_at?: string | null;
+}
+
+export interface KeyVerifier {
+  readonly cache: KeyCache;
+  verify(key: string, question: VerifyQuestion): Promise<VerifyAnswer>;
+}
+
+function answer(code: VerifyCode, facts: KeyFacts | undefined): VerifyAnswer {
+  if (!facts) return { valid: false, code };
+  return {
+    valid: code === 'VALID',
+    code,
+    key_id: facts.id,
+    tenant_id: facts.tenantId,
+    slug: facts.tenant.slug,
+    tenant_status: facts.tenant.status,
+    plan: facts.tenant.plan,
+    scopes: facts.scopes,
+    products: facts.products,
+    expires_at: facts.expiresAt?.toISOString() ?? null,
+  };
+}
+
+export function createKeyVerifier(options: {
+  db: Database;
+  pepper: string | null;
+  clock: () => Date;
+  usage: UsageRecorder | null;
+  cache?: KeyCache;
+}): KeyVerifier {
+  const cache = options.cache ?? new KeyCache();
+  // Concurrent misses for one hash share one query.
+  const loading = new Map<string, Promise<KeyFacts | undefined>>();
+
+  const factsFor = async (hash: Buffer): Promise<KeyFacts | undefined> => {
+    const hex = hash.toString('hex');
+    const cached = cache.get(hex);
+    if (cached) return cached.facts;
+    let pending = loading.get(hex);
+    if (!pending) {
+      const snapshot = cache.snapshot();
+      pending = loadKeyFacts(options.db, hash).finally(() => loading.delete(hex));
+      loading.set(hex, pending);
+      cache.set(hex, await pending, snapshot);
+      return pending;
+    }
+    return pending;
+  };
+
+  return {
+    cache,
+    async verify(key, question) {
+      if (!isWellFormedApiKey(key)) return { valid: false, code: 'MALFORMED' };
+      const facts = await factsFor(hashApiKey(key, options.pepper));
+      const now = options.clock();
+      const code = verdictFor(facts, question, now);
+      if (facts && code === 'VALID') options.usage?.note(facts.id, now);
+      return answer(code, facts);
+    },
+  };
+}

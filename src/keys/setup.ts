@@ -1,0 +1,37 @@
+// Wires key verification together: the cache, the feed that keeps it honest across replicas and
+// the batched last-used writer. main.ts and the tests start it the same way.
+import type { Database } from '../store/database.js';
+import { startInvalidationFeed, type FeedOptions } from './invalidation-feed.js';
+import { KeyCache } from './key-cache.js';
+import { createKeyVerifier, type KeyVerifier } from './key-verifier.js';
+import { UsageRecorder } from './usage-recorder.js';
+
+// At most one last_used_at write per key per minute.
+const USAGE_FLUSH_MS = 60_000;
+
+export interface KeyVerification {
+  verifier: KeyVerifier;
+  /** The server-side pepper of key hashes; null hashes with plain SHA-256 (dev only). */
+  pepper: string | null;
+  usage: UsageRecorder;
+  stop(): Promise<void>;
+}
+
+export async function startKeyVerification(
+  db: Database,
+  options: { pepper: string | null; clock: () => Date; onError: (error: unknown) => void; feed?: FeedOptions },
+): Promise<KeyVerification> {
+  const cache = new KeyCache();
+  const usage = new UsageRecorder(db, options.onError);
+  const feed = await startInvalidationFeed(db, cache, options.feed);
+  usage.start(USAGE_FLUSH_MS);
+  return {
+    verifier: createKeyVerifier({ db, pepper: options.pepper, clock: options.clock, usage, cache }),
+    pepper: options.pepper,
+    usage,
+    async stop() {
+      await feed.stop();
+      await usage.stop();
+    },
+  };
+}
