@@ -5,7 +5,7 @@ import { findProduct, type Catalog } from '../domain/catalog.js';
 import { daysLeft, effectiveStatus } from '../domain/entitlements.js';
 import type { Database } from '../store/database.js';
 import { closeOpenRequests, findEntitlement, grantEntitlement, listEntitlements, revokeEntitlement, type EntitlementRow } from '../store/entitlements.js';
-import { findTenantById, holdTenant } from '../store/tenants.js';
+import { findTenantById, holdTenant, lockTenant } from '../store/tenants.js';
 import { tenantFrom } from './access.js';
 import { originOf, recordChange } from './audit-trail.js';
 import { AppError, notFound } from './problem.js';
@@ -25,7 +25,8 @@ export function toEntitlement(row: EntitlementRow, now: Date): Entitlement {
     product: row.product,
     status: effectiveStatus(row, now),
     source: row.source as Entitlement['source'],
-    trial_ends_at: row.trial_ends_at?.toISOString() ?? null,
+    // A trial's end means something only while the entitlement is (or was last) that trial.
+    trial_ends_at: row.status === 'trial' ? (row.trial_ends_at?.toISOString() ?? null) : null,
     days_left: daysLeft(row, now),
     granted_at: row.granted_at?.toISOString() ?? null,
     config: row.config,
@@ -79,7 +80,8 @@ export const entitlementRoutes: FastifyPluginAsyncTypebox<EntitlementRoutesOptio
       if (!findProduct(catalog, product)) throw unknownProduct(product);
       const now = clock();
       const row = await db.transaction(async (tx) => {
-        const tenant = await holdTenant(tx, tenantId);
+        // The tenant's row lock orders concurrent grants, so each event names the state it changed.
+        const tenant = await lockTenant(tx, tenantId);
         if (!tenant) throw notFound('tenant');
         const before = await findEntitlement(tx, tenantId, product, true);
         const granted = await grantEntitlement(tx, tenantId, product, request.body?.config, now);
@@ -125,6 +127,8 @@ export const entitlementRoutes: FastifyPluginAsyncTypebox<EntitlementRoutesOptio
         if (!before) throw notFound('entitlement');
         if (before.status === 'revoked') return;
         await revokeEntitlement(tx, tenantId, product, now);
+        // A request that was open for it is answered too: sales need not follow it up.
+        await closeOpenRequests(tx, tenantId, product, 'revoked', now);
         await recordChange(
           tx,
           originOf(request),

@@ -20,6 +20,14 @@ export interface EntitlementRow {
 const COLUMNS = `tenant_id, product, status, source, config, granted_at, revoked_at, trial_started_at,
   trial_ends_at, created_at, updated_at`;
 
+/**
+ * A trial that a grant or revoke ends before its time never expires, so no expiry event is due:
+ * it is marked as recorded. A trial that had already ended keeps its due event. `now` names the
+ * statement's parameter holding the current time; SET reads the row as it was before.
+ */
+const cutShortTrial = (now: string) => `CASE WHEN tenant_products.status = 'trial' AND tenant_products.trial_ends_at > ${now}
+  THEN COALESCE(tenant_products.trial_expiry_recorded_at, ${now}) ELSE tenant_products.trial_expiry_recorded_at END`;
+
 export async function listEntitlements(db: Queryable, tenantId: string): Promise<EntitlementRow[]> {
   return db.query<EntitlementRow>(`SELECT ${COLUMNS} FROM tenant_products WHERE tenant_id = $1 ORDER BY product`, [tenantId]);
 }
@@ -51,7 +59,8 @@ export async function grantEntitlement(
      VALUES ($1, $2, COALESCE($3::jsonb, '{}'), 'active', 'operator', $4)
      ON CONFLICT (tenant_id, product) DO UPDATE
        SET status = 'active', source = 'operator', granted_at = $4, revoked_at = NULL,
-           config = COALESCE($3::jsonb, tenant_products.config)
+           config = COALESCE($3::jsonb, tenant_products.config),
+           trial_expiry_recorded_at = ${cutShortTrial('$4')}
      RETURNING ${COLUMNS}`,
     [tenantId, product, config === undefined ? null : JSON.stringify(config), now],
   );
@@ -60,7 +69,8 @@ export async function grantEntitlement(
 
 export async function revokeEntitlement(tx: Queryable, tenantId: string, product: string, now: Date): Promise<EntitlementRow> {
   const [row] = await tx.query<EntitlementRow>(
-    `UPDATE tenant_products SET status = 'revoked', revoked_at = $3
+    `UPDATE tenant_products SET status = 'revoked', revoked_at = $3,
+       trial_expiry_recorded_at = ${cutShortTrial('$3')}
      WHERE tenant_id = $1 AND product = $2 RETURNING ${COLUMNS}`,
     [tenantId, product, now],
   );
@@ -162,11 +172,15 @@ export async function listRequests(
   );
 }
 
-/** Trials past their end whose expiry event is not written yet, locked; rows another worker holds are skipped. */
+/**
+ * Trials past their end whose expiry event is not written yet, whatever happened to the
+ * entitlement since (a request, a grant after the end); locked, and rows another worker holds
+ * are skipped.
+ */
 export async function lockExpiredTrials(tx: Queryable, now: Date, limit: number): Promise<EntitlementRow[]> {
   return tx.query<EntitlementRow>(
     `SELECT ${COLUMNS} FROM tenant_products
-     WHERE status = 'trial' AND trial_expiry_recorded_at IS NULL AND trial_ends_at <= $1
+     WHERE trial_started_at IS NOT NULL AND trial_expiry_recorded_at IS NULL AND trial_ends_at <= $1
      ORDER BY trial_ends_at LIMIT ${Number(limit)}
      FOR UPDATE SKIP LOCKED`,
     [now],
