@@ -7,7 +7,9 @@ import type { Config } from './config.js';
 import type { Catalog } from './domain/catalog.js';
 import { apiKeyRoutes } from './http/api-keys.js';
 import { keyVerifyRoutes } from './http/key-verify.js';
+import { claimsRoutes } from './http/claims.js';
 import type { KeyVerification } from './keys/setup.js';
+import type { KeycloakAdapter } from './keycloak/adapter.js';
 import { registerAccessControl } from './http/access.js';
 import { devTokenRoutes } from './http/dev-token.js';
 import { registerErrorHandler } from './http/error-handler.js';
@@ -30,6 +32,8 @@ export interface AppDeps {
   auth: Authentication;
   catalog: Catalog;
   keys: KeyVerification;
+  /** The Keycloak adapter and how long tenant creation may wait for it. */
+  keycloak: { adapter: KeycloakAdapter; budgetMs: number };
   config: Pick<Config, 'appEnv' | 'bodyLimitBytes'>;
   /** A pino logger; tests pass a silent one. */
   logger: FastifyBaseLogger;
@@ -75,14 +79,22 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   registerAccessControl(app, deps.auth.verifier);
   await registerOpenApi(app, SERVICE_VERSION);
 
-  await app.register(healthRoutes, { db: deps.db });
+  await app.register(healthRoutes, { db: deps.db, keycloak: deps.keycloak.adapter });
   const clock = deps.clock ?? (() => new Date());
-  await app.register(tenantRoutes, { db: deps.db, clock });
+  await app.register(tenantRoutes, {
+    db: deps.db,
+    clock,
+    tenants: deps.keys.tenants,
+    keycloak: deps.keycloak.adapter,
+    provisionBudgetMs: deps.keycloak.budgetMs,
+    appEnv: deps.config.appEnv,
+  });
   await app.register(auditRoutes, { db: deps.db, clock });
   await app.register(catalogRoutes, { db: deps.db, catalog: deps.catalog, clock });
   await app.register(entitlementRoutes, { db: deps.db, catalog: deps.catalog, clock });
   await app.register(apiKeyRoutes, { db: deps.db, catalog: deps.catalog, pepper: deps.keys.pepper, clock });
   await app.register(keyVerifyRoutes, { verifier: deps.keys.verifier });
+  await app.register(claimsRoutes, { tenants: deps.keys.tenants, clock });
   if (deps.auth.devIssuer) {
     if (deps.config.appEnv !== 'dev') throw new Error('the development issuer runs only with APP_ENV=dev');
     await app.register(devTokenRoutes, { issuer: deps.auth.devIssuer });

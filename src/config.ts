@@ -78,6 +78,13 @@ const EnvSchema = Type.Object(
       pattern: '^[1-9][0-9]{2,8}$',
       description: 'a byte count between 100 and 999999999',
     }),
+    KEYCLOAK_PROVISION_BUDGET_SECONDS: Type.String({
+      // Tenant creation waits this long at most for Keycloak; a hung Keycloak then only costs
+      // the operator a few seconds and a keycloak.provision_failed event to retry from.
+      default: '5',
+      pattern: '^[1-9][0-9]?$',
+      description: 'whole seconds, 1 to 99',
+    }),
     SHUTDOWN_GRACE_SECONDS: Type.String({
       // Kubernetes sends SIGKILL 30 s after SIGTERM by default; finishing in-flight requests
       // within 10 s leaves the rest of that window for closing the database cleanly.
@@ -112,7 +119,7 @@ export interface Config {
     roles: { platformAdmin: string; itAdmin: string; service: string };
   };
   database: { kind: 'postgres'; url: string } | { kind: 'embedded'; dataDir: string | null };
-  keycloak: { adminUrl: string; realm: string; clientId: string; clientSecret: string };
+  keycloak: { adminUrl: string; realm: string; clientId: string; clientSecret: string; provisionBudgetMs: number };
   /** The server-side secret of API key hashes; null (dev only) hashes with plain SHA-256. */
   apiKeyPepper: string | null;
   /** null: the catalog file shipped with the build. */
@@ -183,6 +190,12 @@ export function loadConfig(source: Record<string, string | undefined> = process.
   if (env.APP_ENV !== 'dev' && env.KEYCLOAK_ISSUER === '') {
     throw new ConfigError('KEYCLOAK_ISSUER', `an http(s) URL when APP_ENV is ${env.APP_ENV}`);
   }
+  // A half-configured Keycloak would fail every provisioning; say so at boot instead.
+  if (env.KEYCLOAK_ADMIN_URL !== '') {
+    for (const name of ['KEYCLOAK_CLIENT_ID', 'KEYCLOAK_CLIENT_SECRET'] as const) {
+      if (env[name] === '') throw new ConfigError(name, 'a value when KEYCLOAK_ADMIN_URL is set');
+    }
+  }
   // Without a pepper, a copy of the database alone could confirm a leaked key; fine for dev only.
   // Changing the pepper invalidates every stored key, so it is set once per environment.
   if (env.API_KEY_PEPPER !== '' && env.API_KEY_PEPPER.length < 32) {
@@ -214,6 +227,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       realm: env.KEYCLOAK_REALM,
       clientId: env.KEYCLOAK_CLIENT_ID,
       clientSecret: env.KEYCLOAK_CLIENT_SECRET,
+      provisionBudgetMs: Number(env.KEYCLOAK_PROVISION_BUDGET_SECONDS) * 1000,
     },
     apiKeyPepper: env.API_KEY_PEPPER === '' ? null : env.API_KEY_PEPPER,
     catalogPath: env.CATALOG_PATH === '' ? null : env.CATALOG_PATH,

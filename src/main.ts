@@ -6,6 +6,7 @@ import { authenticationFor } from './auth/setup.js';
 import { loadCatalog } from './catalog.js';
 import { startTrialExpiryJob } from './jobs/trial-expiry.js';
 import { startKeyVerification } from './keys/setup.js';
+import { keycloakAdapterFor } from './keycloak/setup.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { openDatabase } from './store/open.js';
 
@@ -25,7 +26,8 @@ async function start(config: Config): Promise<void> {
     clock: () => new Date(),
     onError: (error) => logger.warn({ err: error }, 'recording API key use failed; retrying next round'),
   });
-  const app = await buildApp({ db, auth, catalog, keys, config, logger });
+  const keycloak = { adapter: keycloakAdapterFor(config), budgetMs: config.keycloak.provisionBudgetMs };
+  const app = await buildApp({ db, auth, catalog, keys, keycloak, config, logger });
   const trialExpiry =
     config.trialExpiryIntervalMs > 0
       ? startTrialExpiryJob(db, {

@@ -13,7 +13,7 @@ describe('loadConfig', () => {
         roles: { platformAdmin: 'platform_admin', itAdmin: 'IT_ADMIN', service: 'registry_service' },
       },
       database: { kind: 'embedded', dataDir: null },
-      keycloak: { adminUrl: '', realm: 'breakpilot-dev', clientId: '', clientSecret: '' },
+      keycloak: { adminUrl: '', realm: 'breakpilot-dev', clientId: '', clientSecret: '', provisionBudgetMs: 5000 },
       apiKeyPepper: null,
       catalogPath: null,
       trialExpiryIntervalMs: 60_000,
@@ -53,6 +53,7 @@ describe('loadConfig', () => {
       realm: 'prod',
       clientId: 'tenant-registry',
       clientSecret: 's3cret',
+      provisionBudgetMs: 5000,
     });
     expect(config.auth).toEqual({
       issuer: 'https://id.example.com/realms/prod',
@@ -104,6 +105,9 @@ describe('loadConfig', () => {
     ['API_KEY_PEPPER', { API_KEY_PEPPER: 'too-short' }],
     ['API_KEY_PEPPER', { APP_ENV: 'prod', DATABASE_URL: 'postgres://db/registry', KEYCLOAK_ISSUER: 'https://id.example.com/realms/prod' }],
     ['TRIAL_EXPIRY_INTERVAL_SECONDS', { TRIAL_EXPIRY_INTERVAL_SECONDS: 'hourly' }],
+    ['KEYCLOAK_CLIENT_ID', { KEYCLOAK_ADMIN_URL: 'http://localhost:8080' }],
+    ['KEYCLOAK_CLIENT_SECRET', { KEYCLOAK_ADMIN_URL: 'http://localhost:8080', KEYCLOAK_CLIENT_ID: 'registry' }],
+    ['KEYCLOAK_PROVISION_BUDGET_SECONDS', { KEYCLOAK_PROVISION_BUDGET_SECONDS: '0' }],
   ];
   it.each(refused)('refuses a bad %s with a one-line message naming it', (variable, env) => {
     let caught: unknown;

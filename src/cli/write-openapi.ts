@@ -7,6 +7,7 @@ import { authenticationFor } from '../auth/setup.js';
 import { loadCatalog } from '../catalog.js';
 import { loadConfig } from '../config.js';
 import { startKeyVerification } from '../keys/setup.js';
+import { keycloakAdapterFor } from '../keycloak/setup.js';
 import { openApiYaml } from '../http/openapi.js';
 import { openPglite } from '../store/pglite-driver.js';
 
@@ -14,7 +15,8 @@ const target = new URL('../../openapi.yaml', import.meta.url);
 const db = await openPglite({ dataDir: null });
 const auth = await authenticationFor({ appEnv: 'dev', auth: loadConfig({}).auth });
 const keys = await startKeyVerification(db, { pepper: null, clock: () => new Date(), onError: () => {} });
-const app = await buildApp({ db, auth, catalog: await loadCatalog(), keys, config: { appEnv: 'dev', bodyLimitBytes: 1024 }, logger: pino({ level: 'silent' }) });
+const keycloak = { adapter: keycloakAdapterFor(loadConfig({})), budgetMs: 1000 };
+const app = await buildApp({ db, auth, catalog: await loadCatalog(), keys, keycloak, config: { appEnv: 'dev', bodyLimitBytes: 1024 }, logger: pino({ level: 'silent' }) });
 await app.ready();
 await writeFile(target, openApiYaml(app));
 await app.close();

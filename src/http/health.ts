@@ -1,17 +1,44 @@
 // Probes for the orchestrator. Liveness says the process answers at all and touches nothing, so
-// a database outage never gets healthy replicas restarted; readiness says this replica can serve
-// traffic right now, which needs the database.
+// a database outage never gets healthy replicas restarted. Readiness says this replica can serve
+// traffic right now, which needs the database; Keycloak is reported but does not decide it, since
+// only provisioning needs Keycloak and provisioning failures are recorded and retried.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import Type from 'typebox';
+import type { KeycloakAdapter, KeycloakHealth } from '../keycloak/adapter.js';
 import type { Database } from '../store/database.js';
 import { isUnavailable } from '../store/errors.js';
 import { AppError } from './problem.js';
 import { problemResponses } from './schemas/problem.js';
 
-const Status = (value: string, description: string) =>
-  Type.Object({ status: Type.Literal(value) }, { additionalProperties: false, description });
+// Probes come every few seconds from every orchestrator node; Keycloak is asked at most this often.
+const KEYCLOAK_CHECK_INTERVAL_MS = 10_000;
 
-export const healthRoutes: FastifyPluginAsyncTypebox<{ db: Database }> = async (app, { db }) => {
+const Liveness = Type.Object({ status: Type.Literal('ok') }, { additionalProperties: false, description: 'The process is alive' });
+const Readiness = Type.Object(
+  {
+    status: Type.Literal('ready'),
+    checks: Type.Object(
+      {
+        database: Type.Literal('up'),
+        keycloak: Type.Enum(['up', 'down', 'mock'], { description: 'down degrades provisioning only' }),
+      },
+      { additionalProperties: false },
+    ),
+  },
+  { additionalProperties: false, description: 'The database answered' },
+);
+
+export const healthRoutes: FastifyPluginAsyncTypebox<{ db: Database; keycloak: KeycloakAdapter }> = async (app, { db, keycloak }) => {
+  let keycloakHealth: { value: KeycloakHealth; checkedAt: number } | undefined;
+  let checking: Promise<KeycloakHealth> | undefined;
+  const keycloakStatus = async (): Promise<KeycloakHealth> => {
+    if (keycloakHealth && Date.now() - keycloakHealth.checkedAt < KEYCLOAK_CHECK_INTERVAL_MS) return keycloakHealth.value;
+    checking ??= keycloak.health().finally(() => (checking = undefined));
+    const value = await checking;
+    keycloakHealth = { value, checkedAt: Date.now() };
+    return value;
+  };
+
   app.get(
     '/healthz',
     {
@@ -20,7 +47,7 @@ export const healthRoutes: FastifyPluginAsyncTypebox<{ db: Database }> = async (
         operationId: 'liveness',
         tags: ['health'],
         summary: 'Liveness: the process answers',
-        response: { 200: Status('ok', 'The process is alive') },
+        response: { 200: Liveness },
       },
     },
     () => ({ status: 'ok' as const }),
@@ -33,8 +60,8 @@ export const healthRoutes: FastifyPluginAsyncTypebox<{ db: Database }> = async (
       schema: {
         operationId: 'readiness',
         tags: ['health'],
-        summary: 'Readiness: the database answers a query',
-        response: { 200: Status('ready', 'The database answered'), ...problemResponses(503) },
+        summary: 'Readiness: the database answers a query; Keycloak is reported, not required',
+        response: { 200: Readiness, ...problemResponses(503) },
       },
     },
     async () => {
@@ -46,7 +73,7 @@ export const healthRoutes: FastifyPluginAsyncTypebox<{ db: Database }> = async (
           ? error
           : new AppError(503, 'unavailable', { detail: 'the database is unavailable', cause: error });
       }
-      return { status: 'ready' as const };
+      return { status: 'ready' as const, checks: { database: 'up' as const, keycloak: await keycloakStatus() } };
     },
   );
 };

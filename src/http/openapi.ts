@@ -38,6 +38,7 @@ export async function registerOpenApi(app: FastifyInstance, version: string): Pr
         { name: 'entitlements', description: 'What each tenant may use' },
         { name: 'api-keys', description: 'Keys for headless products, and their verification' },
         { name: 'audit', description: 'The tamper-evident audit log' },
+        { name: 'keycloak', description: 'What Keycloak asks of the registry' },
         { name: 'health', description: 'Probes for the orchestrator' },
         { name: 'meta', description: 'This document' },
       ],

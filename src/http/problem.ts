@@ -30,6 +30,7 @@ const TITLES: Record<number, string> = {
   415: 'Unsupported Media Type',
   422: 'Unprocessable Content',
   429: 'Too Many Requests',
+  502: 'Bad Gateway',
   500: 'Internal Server Error',
   503: 'Service Unavailable',
 };

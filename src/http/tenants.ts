@@ -13,12 +13,17 @@ import {
 } from '../store/tenants.js';
 import { tenantFrom, type TenantOf } from './access.js';
 import { originOf, recordChange } from './audit-trail.js';
+import type { TenantCache } from '../caching/tenant-cache.js';
+import type { Config } from '../config.js';
+import type { KeycloakAdapter } from '../keycloak/adapter.js';
+import { provisionTenant, type ProvisionDeps, type ProvisionOutcome } from '../keycloak/provision-tenant.js';
 import { AppError, notFound } from './problem.js';
 import { RefTo } from './schemas/common.js';
 import { problemResponses } from './schemas/problem.js';
 import {
   CreateTenantBody,
   CreatedTenantSchema,
+  ProvisionBody,
   TenantIdParams,
   TenantSchema,
   TenantSlugParams,
@@ -28,6 +33,11 @@ import {
 export interface TenantRoutesOptions {
   db: Database;
   clock: () => Date;
+  tenants: TenantCache;
+  keycloak: KeycloakAdapter;
+  provisionBudgetMs: number;
+  /** invite_url is answered only in dev: it lets a tester finish sign-up without a mailbox. */
+  appEnv: Config['appEnv'];
 }
 
 export function toTenant(row: TenantRow): Tenant {
@@ -42,15 +52,27 @@ export function toTenant(row: TenantRow): Tenant {
     erp_id: row.erp_id,
     stripe_id: row.stripe_id,
     sales_owner: row.sales_owner,
+    keycloak_org_id: row.keycloak_org_id,
+    keycloak_provisioning: row.keycloak_provisioning,
     created_at: row.created_at.toISOString(),
     updated_at: row.updated_at.toISOString(),
   };
 }
 
-export const tenantRoutes: FastifyPluginAsyncTypebox<TenantRoutesOptions> = async (app, { db, clock }) => {
+export const tenantRoutes: FastifyPluginAsyncTypebox<TenantRoutesOptions> = async (app, options) => {
+  const { db, clock, tenants } = options;
   // A tenant user asking by slug is checked against the tenant the slug names (null: none).
   const tenantOfSlug: TenantOf = async (request) =>
-    (await findTenantBySlug(db, (request.params as { slug: string }).slug))?.id ?? null;
+    (await tenants.byIdOrSlug({ slug: (request.params as { slug: string }).slug }))?.tenant.id ?? null;
+  const provisioning = (request: FastifyRequest): ProvisionDeps => ({
+    db,
+    keycloak: options.keycloak,
+    budgetMs: options.provisionBudgetMs,
+    clock,
+    onUnexpected: (error) => request.log.error({ err: error }, 'Keycloak provisioning failed unexpectedly'),
+  });
+  const inviteUrlOf = (outcome: ProvisionOutcome | null) =>
+    options.appEnv === 'dev' && outcome?.result?.inviteUrl ? { invite_url: outcome.result.inviteUrl } : {};
 
   app.post(
     '/v1/tenants',
@@ -80,14 +102,20 @@ export const tenantRoutes: FastifyPluginAsyncTypebox<TenantRoutesOptions> = asyn
           erpId: body.erp_id ?? null,
           stripeId: body.stripe_id ?? null,
           salesOwner: body.sales_owner ?? null,
+          adminEmail: body.admin_email ?? null,
+          adminName: body.admin_name?.trim() ?? null,
         });
         await recordChange(tx, originOf(request), { action: 'tenant.created', crud: 'c', tenant, fields: { status, kind } }, now);
         return tenant;
       });
+      // The tenant is committed; Keycloak comes after and, failing, fails alone (and is retried).
+      const outcome = body.admin_email
+        ? await provisionTenant(provisioning(request), row, { email: body.admin_email, name: row.admin_name }, originOf(request))
+        : null;
       return reply
         .code(201)
         .header('location', `/v1/tenants/${row.id}`)
-        .send({ tenant: toTenant(row) });
+        .send({ tenant: toTenant(outcome?.tenant ?? row), ...inviteUrlOf(outcome) });
     },
   );
 
@@ -104,9 +132,9 @@ export const tenantRoutes: FastifyPluginAsyncTypebox<TenantRoutesOptions> = asyn
       },
     },
     async (request) => {
-      const row = await findTenantById(db, request.params.id);
-      if (!row) throw notFound('tenant');
-      return toTenant(row);
+      const facts = await tenants.byIdOrSlug({ id: request.params.id });
+      if (!facts) throw notFound('tenant');
+      return toTenant(facts.tenant);
     },
   );
 
@@ -123,9 +151,9 @@ export const tenantRoutes: FastifyPluginAsyncTypebox<TenantRoutesOptions> = asyn
       },
     },
     async (request) => {
-      const row = await findTenantBySlug(db, request.params.slug);
-      if (!row) throw notFound('tenant');
-      return toTenant(row);
+      const facts = await tenants.byIdOrSlug({ slug: request.params.slug });
+      if (!facts) throw notFound('tenant');
+      return toTenant(facts.tenant);
     },
   );
 
@@ -173,4 +201,39 @@ export const tenantRoutes: FastifyPluginAsyncTypebox<TenantRoutesOptions> = asyn
       async (request) => toTenant(await transition(action, request.params.id, request)),
     );
   }
+
+  app.post(
+    '/v1/tenants/:id/keycloak/provision',
+    {
+      config: { access: { allow: ['platform_admin'] } },
+      schema: {
+        operationId: 'provisionTenantInKeycloak',
+        tags: ['tenants'],
+        summary: "Run the tenant's Keycloak provisioning again (after a failure, or to resend the invitation)",
+        params: TenantIdParams,
+        body: ProvisionBody,
+        response: {
+          200: { ...CreatedTenantSchema, description: 'Provisioned; the invitation mail is on its way' },
+          ...problemResponses(400, 404, 409, 413, 415, 502, 503),
+        },
+      },
+    },
+    async (request) => {
+      const tenant = await findTenantById(db, request.params.id);
+      if (!tenant) throw notFound('tenant');
+      const email = request.body?.admin_email ?? tenant.admin_email;
+      if (!email) {
+        throw new AppError(409, 'no_admin_email', { detail: 'the tenant has no IT admin to invite; give admin_email' });
+      }
+      const name = request.body?.admin_name?.trim() ?? tenant.admin_name;
+      const outcome = await provisionTenant(provisioning(request), tenant, { email, name }, originOf(request));
+      if (outcome.error) {
+        throw new AppError(502, 'keycloak_failed', {
+          detail: `Keycloak provisioning failed (${outcome.error.type} at ${outcome.error.step}); it is recorded and can be retried`,
+          extensions: { error_type: outcome.error.type, step: outcome.error.step },
+        });
+      }
+      return { tenant: toTenant(outcome.tenant), ...inviteUrlOf(outcome) };
+    },
+  );
 };

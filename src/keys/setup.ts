@@ -1,7 +1,9 @@
-// Wires key verification together: the cache, the feed that keeps it honest across replicas and
-// the batched last-used writer. main.ts and the tests start it the same way.
+// Wires the hot read paths together: the key cache and the tenant cache, the one invalidation feed
+// that keeps both honest across replicas, and the batched last-used writer. main.ts and the
+// tests start it the same way.
+import { fanOut, startInvalidationFeed, type FeedOptions } from '../caching/invalidation-feed.js';
+import { TenantCache } from '../caching/tenant-cache.js';
 import type { Database } from '../store/database.js';
-import { startInvalidationFeed, type FeedOptions } from './invalidation-feed.js';
 import { KeyCache } from './key-cache.js';
 import { createKeyVerifier, type KeyVerifier } from './key-verifier.js';
 import { UsageRecorder } from './usage-recorder.js';
@@ -14,6 +16,8 @@ export interface KeyVerification {
   /** The server-side pepper of key hashes; null hashes with plain SHA-256 (dev only). */
   pepper: string | null;
   usage: UsageRecorder;
+  /** Tenants with their entitlements, for by-slug lookups and Keycloak claims. */
+  tenants: TenantCache;
   stop(): Promise<void>;
 }
 
@@ -22,13 +26,15 @@ export async function startKeyVerification(
   options: { pepper: string | null; clock: () => Date; onError: (error: unknown) => void; feed?: FeedOptions },
 ): Promise<KeyVerification> {
   const cache = new KeyCache();
+  const tenants = new TenantCache(db);
   const usage = new UsageRecorder(db, options.onError);
-  const feed = await startInvalidationFeed(db, cache, options.feed);
+  const feed = await startInvalidationFeed(db, fanOut([cache, tenants]), options.feed);
   usage.start(USAGE_FLUSH_MS);
   return {
     verifier: createKeyVerifier({ db, pepper: options.pepper, clock: options.clock, usage, cache }),
     pepper: options.pepper,
     usage,
+    tenants,
     async stop() {
       await feed.stop();
       await usage.stop();

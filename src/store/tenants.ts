@@ -14,6 +14,12 @@ export interface TenantRow {
   erp_id: string | null;
   stripe_id: string | null;
   sales_owner: string | null;
+  keycloak_org_id: string | null;
+  keycloak_provisioning: KeycloakProvisioning;
+  /** The last provisioning failure, as "<type> at <step>". */
+  keycloak_error: string | null;
+  admin_email: string | null;
+  admin_name: string | null;
   created_at: Date;
   updated_at: Date;
 }
@@ -29,15 +35,23 @@ export interface NewTenant {
   erpId: string | null;
   stripeId: string | null;
   salesOwner: string | null;
+  /** The IT admin to invite through Keycloak; provisioning is then pending. */
+  adminEmail?: string | null;
+  adminName?: string | null;
 }
 
-const COLUMNS = `id, slug, name, status, kind, plan, trial_ends_at, erp_id, stripe_id, sales_owner,
-  created_at, updated_at`;
+export type KeycloakProvisioning = 'none' | 'pending' | 'done' | 'failed';
+
+export const TENANT_COLUMNS = `id, slug, name, status, kind, plan, trial_ends_at, erp_id, stripe_id, sales_owner,
+  keycloak_org_id, keycloak_provisioning, keycloak_error, admin_email, admin_name, created_at, updated_at`;
+const COLUMNS = TENANT_COLUMNS;
 
 export async function insertTenant(db: Queryable, tenant: NewTenant): Promise<TenantRow> {
   const [row] = await db.query<TenantRow>(
-    `INSERT INTO tenants (id, slug, name, status, kind, plan, trial_ends_at, erp_id, stripe_id, sales_owner)
-     VALUES (COALESCE($1::uuid, gen_random_uuid()), $2, $3, $4, $5, $6, $7, $8, $9, $10)
+    `INSERT INTO tenants (id, slug, name, status, kind, plan, trial_ends_at, erp_id, stripe_id, sales_owner,
+                          admin_email, admin_name, keycloak_provisioning)
+     VALUES (COALESCE($1::uuid, gen_random_uuid()), $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,
+             CASE WHEN $11::text IS NULL THEN 'none' ELSE 'pending' END::keycloak_provisioning)
      RETURNING ${COLUMNS}`,
     [
       tenant.id ?? null,
@@ -50,6 +64,8 @@ export async function insertTenant(db: Queryable, tenant: NewTenant): Promise<Te
       tenant.erpId,
       tenant.stripeId,
       tenant.salesOwner,
+      tenant.adminEmail ?? null,
+      tenant.adminName ?? null,
     ],
   );
   return row!;
@@ -92,6 +108,27 @@ export async function updateTenantStatus(
   const [row] = await tx.query<TenantRow>(
     `UPDATE tenants SET status = $2, trial_ends_at = $3 WHERE id = $1 RETURNING ${COLUMNS}`,
     [id, status, trialEndsAt],
+  );
+  return row!;
+}
+
+/** Records the outcome of a Keycloak provisioning run (and the admin it was for). */
+export async function recordProvisioning(
+  tx: Queryable,
+  id: string,
+  outcome: {
+    status: KeycloakProvisioning;
+    organizationId: string | null;
+    error: string | null;
+    adminEmail: string;
+    adminName: string | null;
+  },
+): Promise<TenantRow> {
+  const [row] = await tx.query<TenantRow>(
+    `UPDATE tenants SET keycloak_provisioning = $2, keycloak_org_id = COALESCE($3, keycloak_org_id), keycloak_error = $4,
+            admin_email = $5, admin_name = $6
+     WHERE id = $1 RETURNING ${COLUMNS}`,
+    [id, outcome.status, outcome.organizationId, outcome.error, outcome.adminEmail, outcome.adminName],
   );
   return row!;
 }

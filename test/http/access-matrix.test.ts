@@ -210,6 +210,23 @@ const ROUTES: Row[] = [
       body: { key: 'bp_not-a-key' },
       check: (answer) => expect(answer.body).toEqual({ valid: false, code: 'MALFORMED' }),
     }) },
+  { method: 'POST', path: '/v1/tenants/:id/keycloak/provision',    expect: grid(200,     403,     403,   403,   403,   403,   403), freshTarget: true,
+    build: (target, admin) => ({
+      path: `/v1/tenants/${target.id}/keycloak/provision`,
+      body: { admin_email: 'it@matrix.example.com' },
+      happened: async () => (await admin.get<Tenant>(`/v1/tenants/${target.id}`)).body.keycloak_provisioning === 'done',
+    }) },
+  { method: 'POST', path: '/v1/internal/keycloak/claims',           expect: grid(403,     200,     403,   403,   403,   403,   403),
+    build: (target) => ({
+      path: '/v1/internal/keycloak/claims',
+      body: { tenant_id: target.id },
+      check: (answer) => expect(answer.body).toMatchObject({ tenant_id: target.id, slug: target.slug }),
+    }) },
+  { method: 'GET',  path: '/v1/internal/keycloak/claims',           expect: grid(403,     200,     403,   403,   403,   403,   403),
+    build: (target) => ({
+      path: `/v1/internal/keycloak/claims?tenant_slug=${target.slug}&username=someone&client_id=portal`,
+      check: (answer) => expect(answer.body).toMatchObject({ tenant_id: target.id, slug: target.slug }),
+    }) },
   { method: 'GET',  path: '/healthz',                              expect: 'public', build: () => ({ path: '/healthz' }) },
   { method: 'GET',  path: '/readyz',                               expect: 'public', build: () => ({ path: '/readyz' }) },
   { method: 'GET',  path: '/openapi.yaml',                         expect: 'public', build: () => ({ path: '/openapi.yaml' }) },
@@ -338,7 +355,7 @@ eachDriver('access matrix', (driver) => {
     const tabled = ROWS.map((row) => `${row.method} ${row.path}`);
     expect(served.filter((route) => !tabled.includes(route)), 'served routes missing from the matrix').toEqual([]);
     expect(tabled.filter((route) => !served.includes(route)), 'matrix rows for routes not served').toEqual([]);
-    expect(served.filter((route) => route.includes(' /v1/')).length).toBeGreaterThanOrEqual(21);
+    expect(served.filter((route) => route.includes(' /v1/')).length).toBeGreaterThanOrEqual(24);
   });
 
   for (const row of ROWS) {

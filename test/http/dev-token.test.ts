@@ -6,6 +6,7 @@ import { authenticationFor } from '../../src/auth/setup.js';
 import { loadCatalog } from '../../src/catalog.js';
 import { loadConfig } from '../../src/config.js';
 import { startKeyVerification, type KeyVerification } from '../../src/keys/setup.js';
+import { MockAdapter } from '../../src/keycloak/mock-adapter.js';
 import { openMigratedDatabase, type TestDatabase } from '../support/drivers.js';
 
 describe('the development issuer routes', () => {
@@ -21,6 +22,7 @@ describe('the development issuer routes', () => {
       auth: await authenticationFor(config),
       catalog: await loadCatalog(),
       keys,
+      keycloak: { adapter: new MockAdapter('http://keycloak.test/realms/test'), budgetMs: 5_000 },
       config,
       logger: pino({ level: 'silent' }),
     });

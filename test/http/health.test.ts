@@ -17,7 +17,7 @@ eachDriver('health probes', (driver) => {
     expect((await api.get('/healthz')).body).toEqual({ status: 'ok' });
     const ready = await api.get('/readyz');
     expect(ready.status).toBe(200);
-    expect(ready.body).toEqual({ status: 'ready' });
+    expect(ready.body).toEqual({ status: 'ready', checks: { database: 'up', keycloak: 'mock' } });
   });
 });
 

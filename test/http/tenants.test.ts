@@ -44,11 +44,18 @@ eachDriver('tenants', (driver) => {
       stripe_id: 'cus_Q1w2E3r4',
       sales_owner: 'dana@sales.example.com',
       trial_ends_at: new Date(NOW.getTime() + 14 * DAY_MS).toISOString(),
+      // The admin was invited through the (mock) Keycloak adapter; dev answers its link.
+      keycloak_provisioning: 'done',
     });
+    expect(tenant.keycloak_org_id).toMatch(/^[0-9a-f-]{36}$/);
+    expect(answer.body.invite_url).toMatch(/^http:\/\/keycloak\.test\/realms\/test\//);
     expect(tenant.id).toMatch(/^[0-9a-f-]{36}$/);
     expect(tenant.created_at).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
     expect(Object.keys(tenant).sort()).toEqual(
-      ['created_at', 'erp_id', 'id', 'kind', 'name', 'plan', 'sales_owner', 'slug', 'status', 'stripe_id', 'trial_ends_at', 'updated_at'],
+      [
+        'created_at', 'erp_id', 'id', 'keycloak_org_id', 'keycloak_provisioning', 'kind', 'name', 'plan', 'sales_owner',
+        'slug', 'status', 'stripe_id', 'trial_ends_at', 'updated_at',
+      ],
     );
   });
 

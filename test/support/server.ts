@@ -8,6 +8,7 @@ import { buildApp, type AppDeps } from '../../src/app.js';
 import { discoveredKeys } from '../../src/auth/discovery.js';
 import { loadCatalog } from '../../src/catalog.js';
 import { startKeyVerification } from '../../src/keys/setup.js';
+import { MockAdapter } from '../../src/keycloak/mock-adapter.js';
 import { createTokenVerifier } from '../../src/auth/verifier.js';
 import type { Database } from '../../src/store/database.js';
 import { openMigratedDatabase, type DriverName } from './drivers.js';
@@ -49,6 +50,7 @@ export async function startServerOn(db: Database, overrides: Partial<AppDeps> = 
     auth: { verifier, devIssuer: null },
     catalog: await loadCatalog(),
     keys,
+    keycloak: { adapter: new MockAdapter('http://keycloak.test/realms/test'), budgetMs: 5_000 },
     config: { appEnv: 'dev', bodyLimitBytes: 64 * 1024 },
     logger: pino({ level: 'silent' }),
     ...overrides,

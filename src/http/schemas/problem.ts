@@ -36,6 +36,7 @@ const DESCRIPTIONS: Record<number, string> = {
   413: 'Body over the size limit',
   415: 'Body is not application/json',
   500: 'Unexpected failure; the body carries no internals',
+  502: 'Keycloak failed; what failed is recorded and can be retried',
   503: 'A dependency (the database or the token issuer) is unavailable',
 };
 

@@ -24,6 +24,10 @@ export const TenantSchema = Type.Object(
     erp_id: Nullable(Type.String()),
     stripe_id: Nullable(Type.String()),
     sales_owner: Nullable(Type.String()),
+    keycloak_org_id: Nullable(Type.String({ description: 'the Keycloak organization, once provisioned' })),
+    keycloak_provisioning: Type.Enum(['none', 'pending', 'done', 'failed'], {
+      description: 'none: no IT admin was given; failed: retry with POST /v1/tenants/{id}/keycloak/provision',
+    }),
     created_at: Timestamp(),
     updated_at: Timestamp(),
   },
@@ -55,6 +59,16 @@ export const CreatedTenantSchema = Type.Object(
     invite_url: Type.Optional(Type.String({ description: 'only with APP_ENV=dev' })),
   },
   { additionalProperties: false, description: 'The created tenant' },
+);
+
+export const ProvisionBody = Type.Object(
+  {
+    admin_email: Type.Optional(
+      Type.String({ format: 'email', maxLength: 254, description: 'defaults to the admin given at creation' }),
+    ),
+    admin_name: Type.Optional(Text(200)),
+  },
+  { additionalProperties: false },
 );
 
 export const TenantIdParams = Type.Object({ id: Uuid() }, { additionalProperties: false });

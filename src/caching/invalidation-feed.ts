@@ -19,6 +19,14 @@ export interface FeedOptions {
   retainMs?: number;
 }
 
+/** One target that passes every notice on to several caches. */
+export function fanOut(targets: InvalidationTarget[]): InvalidationTarget {
+  return {
+    invalidate: (scope) => targets.forEach((target) => target.invalidate(scope)),
+    invalidateAll: () => targets.forEach((target) => target.invalidateAll()),
+  };
+}
+
 export interface InvalidationFeed {
   stop(): Promise<void>;
 }

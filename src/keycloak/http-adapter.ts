@@ -1,0 +1,220 @@
+// The Keycloak Admin REST API client. It authenticates as a service account (client_credentials),
+// reuses the token until shortly before it expires, and fetches a new one once when an admin call
+// answers 401 (Keycloak gives this grant no refresh token). Each call has its own timeout and all
+// of them share the caller's signal, so a hung Keycloak cannot hold a tenant creation.
+import { KeycloakError, type KeycloakAdapter, type KeycloakErrorType, type ProvisionRequest, type ProvisionStep } from './adapter.js';
+
+export interface HttpAdapterOptions {
+  baseUrl: string;
+  realm: string;
+  clientId: string;
+  clientSecret: string;
+  /** The realm role that makes a user its tenant's IT admin. */
+  itAdminRole: string;
+  /** How long the links in the invitation mail stay valid. */
+  inviteLifespanSeconds: number;
+  /** Per HTTP call. */
+  callTimeoutMs: number;
+}
+
+// Fetch a new token this long before the old one expires, so no call goes out with a token that
+// dies in flight.
+const TOKEN_EARLY_REFRESH_MS = 30_000;
+
+interface CallOptions {
+  /** Relative to /admin instead of /admin/realms/{realm} (serverinfo). */
+  outsideRealm?: boolean;
+  query?: Record<string, string>;
+  json?: unknown;
+  /** Statuses that are answers, not failures (e.g. 409 "already exists" where that is fine). */
+  accept?: number[];
+}
+
+function errorTypeFor(status: number): KeycloakErrorType {
+  if (status === 401 || status === 403) return 'unauthorized';
+  if (status === 409) return 'conflict';
+  if (status >= 500) return 'unavailable';
+  return 'bad_request';
+}
+
+/** Keycloak's own words for a failure ({errorMessage} or {error}); they never hold our secrets. */
+async function reasonOf(response: Response): Promise<string> {
+  try {
+    const body = (await response.json()) as { errorMessage?: unknown; error?: unknown; error_description?: unknown };
+    const reason = body.errorMessage ?? body.error_description ?? body.error;
+    return typeof reason === 'string' ? reason.slice(0, 200) : `HTTP ${response.status}`;
+  } catch {
+    return `HTTP ${response.status}`;
+  }
+}
+
+const idFromLocation = (response: Response, step: ProvisionStep): string => {
+  const id = response.headers.get('location')?.split('/').pop();
+  if (!id) throw new KeycloakError('unavailable', step, 'Keycloak answered 201 without a Location');
+  return id;
+};
+
+export class HttpAdapter implements KeycloakAdapter {
+  readonly kind = 'http' as const;
+  private token: { value: string; refreshAt: number } | undefined;
+  private readonly adminRoot: string;
+  private readonly realmBase: string;
+
+  constructor(private readonly options: HttpAdapterOptions) {
+    this.adminRoot = `${options.baseUrl.replace(/\/$/, '')}/admin`;
+    this.realmBase = `${this.adminRoot}/realms/${encodeURIComponent(options.realm)}`;
+  }
+
+  private signalFor(signal: AbortSignal): AbortSignal {
+    return AbortSignal.any([signal, AbortSignal.timeout(this.options.callTimeoutMs)]);
+  }
+
+  private async fetchToken(signal: AbortSignal): Promise<string> {
+    const { baseUrl, realm, clientId, clientSecret } = this.options;
+    let response: Response;
+    try {
+      response = await fetch(`${baseUrl.replace(/\/$/, '')}/realms/${encodeURIComponent(realm)}/protocol/openid-connect/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ grant_type: 'client_credentials', client_id: clientId, client_secret: clientSecret }),
+        signal: this.signalFor(signal),
+      });
+    } catch {
+      throw new KeycloakError('unavailable', 'token', 'Keycloak did not answer the token request');
+    }
+    if (!response.ok) throw new KeycloakError(errorTypeFor(response.status), 'token', await reasonOf(response), response.status);
+    let body: { access_token?: unknown; expires_in?: unknown };
+    try {
+      body = (await response.json()) as typeof body;
+    } catch {
+      throw new KeycloakError('unavailable', 'token', 'Keycloak answered the token request with malformed JSON');
+    }
+    if (typeof body.access_token !== 'string') throw new KeycloakError('unavailable', 'token', 'Keycloak answered without an access token');
+    const lifetimeMs = (typeof body.expires_in === 'number' ? body.expires_in : 60) * 1000;
+    this.token = { value: body.access_token, refreshAt: Date.now() + Math.max(lifetimeMs - TOKEN_EARLY_REFRESH_MS, lifetimeMs / 2) };
+    return body.access_token;
+  }
+
+  private async accessToken(signal: AbortSignal): Promise<string> {
+    if (this.token && this.token.refreshAt > Date.now()) return this.token.value;
+    return this.fetchToken(signal);
+  }
+
+  /** One admin call; a 401 fetches a new token and tries once more. */
+  private async call(step: ProvisionStep, method: string, path: string, signal: AbortSignal, options: CallOptions = {}): Promise<Response> {
+    const url = new URL(`${options.outsideRealm ? this.adminRoot : this.realmBase}${path}`);
+    for (const [name, value] of Object.entries(options.query ?? {})) url.searchParams.set(name, value);
+    for (let attempt = 0; ; attempt += 1) {
+      const token = attempt === 0 ? await this.accessToken(signal) : await this.fetchToken(signal);
+      let response: Response;
+      try {
+        response = await fetch(url, {
+          method,
+          headers: {
+            authorization: `Bearer ${token}`,
+            ...(options.json !== undefined ? { 'content-type': 'application/json' } : {}),
+          },
+          ...(options.json !== undefined ? { body: JSON.stringify(options.json) } : {}),
+          signal: this.signalFor(signal),
+        });
+      } catch {
+        throw new KeycloakError('unavailable', step, `Keycloak did not answer ${method} ${path.split('?')[0]}`);
+      }
+      if (response.status === 401 && attempt === 0) {
+        await response.body?.cancel();
+        continue;
+      }
+      if (response.ok || options.accept?.includes(response.status)) return response;
+      throw new KeycloakError(errorTypeFor(response.status), step, await reasonOf(response), response.status);
+    }
+  }
+
+  private async json<T>(step: ProvisionStep, response: Response): Promise<T> {
+    try {
+      return (await response.json()) as T;
+    } catch {
+      throw new KeycloakError('unavailable', step, 'Keycloak answered with malformed JSON');
+    }
+  }
+
+  private async organizationId(request: ProvisionRequest, signal: AbortSignal): Promise<string> {
+    const created = await this.call('organization', 'POST', '/organizations', signal, {
+      json: { name: request.name, alias: request.slug, enabled: true },
+      accept: [409],
+    });
+    if (created.status !== 409) return idFromLocation(created, 'organization');
+    await created.body?.cancel();
+    // The alias exists already (an earlier, interrupted run): reuse that organization.
+    const found = await this.json<Array<{ id: string; alias?: string }>>(
+      'organization',
+      await this.call('organization', 'GET', '/organizations', signal, { query: { q: `alias:${request.slug}`, exact: 'true' } }),
+    );
+    const organization = found.find((candidate) => candidate.alias === request.slug);
+    if (!organization) throw new KeycloakError('conflict', 'organization', 'another organization has this name', 409);
+    return organization.id;
+  }
+
+  private async findUser(email: string, signal: AbortSignal): Promise<string | undefined> {
+    const users = await this.json<Array<{ id: string; email?: string }>>(
+      'user',
+      await this.call('user', 'GET', '/users', signal, { query: { email, exact: 'true' } }),
+    );
+    return users.find((user) => user.email?.toLowerCase() === email.toLowerCase())?.id;
+  }
+
+  private async userId(request: ProvisionRequest, signal: AbortSignal): Promise<string> {
+    const existing = await this.findUser(request.adminEmail, signal);
+    if (existing) return existing;
+    const [firstName, ...rest] = (request.adminName ?? '').trim().split(/\s+/);
+    const created = await this.call('user', 'POST', '/users', signal, {
+      json: {
+        username: request.adminEmail,
+        email: request.adminEmail,
+        firstName: firstName || undefined,
+        lastName: rest.join(' ') || undefined,
+        enabled: true,
+        emailVerified: false,
+      },
+      accept: [409],
+    });
+    if (created.status !== 409) return idFromLocation(created, 'user');
+    await created.body?.cancel();
+    // Created meanwhile, or the username is taken by a user with another email.
+    const raced = await this.findUser(request.adminEmail, signal);
+    if (!raced) throw new KeycloakError('conflict', 'user', 'a user with this username exists with another email', 409);
+    return raced;
+  }
+
+  async provision(request: ProvisionRequest, signal: AbortSignal) {
+    const organizationId = await this.organizationId(request, signal);
+    const userId = await this.userId(request, signal);
+    const org = `/organizations/${encodeURIComponent(organizationId)}`;
+    // Already a member answers 409, which is what a re-run wants.
+    await (await this.call('membership', 'POST', `${org}/members`, signal, { json: userId, accept: [409] })).body?.cancel();
+    const role = await this.json<{ id: string; name: string }>(
+      'role',
+      await this.call('role', 'GET', `/roles/${encodeURIComponent(this.options.itAdminRole)}`, signal),
+    );
+    const user = `/users/${encodeURIComponent(userId)}`;
+    await (await this.call('role', 'POST', `${user}/role-mappings/realm`, signal, { json: [{ id: role.id, name: role.name }] })).body?.cancel();
+    await (
+      await this.call('invite', 'PUT', `${user}/execute-actions-email`, signal, {
+        query: { lifespan: String(this.options.inviteLifespanSeconds) },
+        json: ['VERIFY_EMAIL', 'UPDATE_PASSWORD'],
+      })
+    ).body?.cancel();
+    return { organizationId, userId, inviteUrl: null };
+  }
+
+  async health() {
+    try {
+      const response = await this.call('token', 'GET', '/serverinfo', AbortSignal.timeout(this.options.callTimeoutMs), {
+        outsideRealm: true,
+      });
+      await response.body?.cancel();
+      return 'up' as const;
+    } catch {
+      return 'down' as const;
+    }
+  }
+}
