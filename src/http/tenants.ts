@@ -5,7 +5,6 @@ import { initialState, nextStatus, trialEndsAfter, type LifecycleAction } from '
 import type { Database } from '../store/database.js';
 import {
   findTenantById,
-  findTenantBySlug,
   insertTenant,
   lockTenant,
   updateTenantStatus,
