@@ -81,8 +81,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   await app.register(healthRoutes, { db: deps.db, keycloak: deps.keycloak.adapter });
   const clock = deps.clock ?? (() => new Date());
+  // Routes that change what the caches hold write through `writer`, so this replica's caches
+  // forget a change the moment it commits (other replicas hear of it through NOTIFY).
+  const writer = deps.keys.writer;
   await app.register(tenantRoutes, {
-    db: deps.db,
+    db: writer,
     clock,
     tenants: deps.keys.tenants,
     keycloak: deps.keycloak.adapter,
@@ -90,9 +93,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     appEnv: deps.config.appEnv,
   });
   await app.register(auditRoutes, { db: deps.db, clock });
-  await app.register(catalogRoutes, { db: deps.db, catalog: deps.catalog, clock });
-  await app.register(entitlementRoutes, { db: deps.db, catalog: deps.catalog, clock });
-  await app.register(apiKeyRoutes, { db: deps.db, catalog: deps.catalog, pepper: deps.keys.pepper, clock });
+  await app.register(catalogRoutes, { db: writer, catalog: deps.catalog, clock });
+  await app.register(entitlementRoutes, { db: writer, catalog: deps.catalog, clock });
+  await app.register(apiKeyRoutes, { db: writer, catalog: deps.catalog, pepper: deps.keys.pepper, clock });
   await app.register(keyVerifyRoutes, { verifier: deps.keys.verifier });
   await app.register(claimsRoutes, { tenants: deps.keys.tenants, clock });
   if (deps.auth.devIssuer) {

@@ -53,9 +53,12 @@ export async function startInvalidationFeed(
 
   const onState = (listening: boolean) => {
     if (listening) {
+      const wasPolling = pollTimer !== undefined;
       if (pollTimer) clearInterval(pollTimer);
       pollTimer = undefined;
-      // Whatever changed while the connection was down was invalidated by the poll or the flush.
+      // A drop shorter than one poll interval was never polled: read what it may have missed
+      // (the poll's overlap reaches back before the drop began).
+      if (wasPolling) void poll().catch(() => target.invalidateAll());
       return;
     }
     target.invalidateAll();

@@ -138,6 +138,25 @@ export const apiKeyRoutes: FastifyPluginAsyncTypebox<ApiKeyRoutesOptions> = asyn
     },
   );
 
+  app.get(
+    '/v1/api-keys/:id',
+    {
+      config: { access: manageKeys(tenantOfKey) },
+      schema: {
+        operationId: 'getApiKey',
+        tags: ['api-keys'],
+        summary: 'One key, without its secret',
+        params: ApiKeyParams,
+        response: { 200: RefTo(ApiKeySchema, { description: 'The key' }), ...problemResponses(400, 404, 503) },
+      },
+    },
+    async (request) => {
+      const key = await findApiKey(db, request.params.id);
+      if (!key) throw notFound('API key');
+      return toApiKey(key);
+    },
+  );
+
   app.delete(
     '/v1/api-keys/:id',
     {
@@ -180,6 +199,10 @@ export const apiKeyRoutes: FastifyPluginAsyncTypebox<ApiKeyRoutesOptions> = asyn
     '/v1/api-keys/:id/rotate',
     {
       config: { access: manageKeys(tenantOfKey) },
+      // Every field is optional; a rotate sent without a body means the defaults.
+      preValidation: async (request) => {
+        request.body ??= {};
+      },
       schema: {
         operationId: 'rotateApiKey',
         tags: ['api-keys'],
@@ -199,7 +222,8 @@ export const apiKeyRoutes: FastifyPluginAsyncTypebox<ApiKeyRoutesOptions> = asyn
         if (old.revoked_at) throw new AppError(409, 'key_revoked', { detail: 'a revoked key cannot be rotated' });
         if (old.expires_at && old.expires_at <= now) throw new AppError(409, 'key_expired', { detail: 'an expired key cannot be rotated' });
         const tenant = (await holdTenant(tx, old.tenant_id))!;
-        const spec = { tenant, name: old.name, scopes: old.scopes, products: old.products, expiresAt: null };
+        // The successor lives as long as its predecessor was meant to: rotating is not renewing.
+        const spec = { tenant, name: old.name, scopes: old.scopes, products: old.products, expiresAt: old.expires_at };
         const issued = await issueKey(tx, spec, origin, now, {
           action: 'api_key.rotated',
           fields: { replaces: old.id, grace_seconds: String(graceSeconds) },

@@ -205,6 +205,10 @@ export const tenantRoutes: FastifyPluginAsyncTypebox<TenantRoutesOptions> = asyn
     '/v1/tenants/:id/keycloak/provision',
     {
       config: { access: { allow: ['platform_admin'] } },
+      // Every field is optional; a retry sent without a body uses the admin given at creation.
+      preValidation: async (request) => {
+        request.body ??= {};
+      },
       schema: {
         operationId: 'provisionTenantInKeycloak',
         tags: ['tenants'],

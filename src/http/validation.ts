@@ -50,6 +50,16 @@ export const validatorCompiler: FastifySchemaCompiler<unknown> = ({ schema, http
 
 type RequestPart = FieldError['in'];
 
+/**
+ * An unknown field's name as the error names it. A client that pastes a secret where a name
+ * belongs ({"bp_...": true}) must not get it back in an answer that may end up in logs, and no
+ * name is echoed at length.
+ */
+function displayedName(name: string): string {
+  if (/bp_[0-9A-Za-z]{8,}|eyJ[A-Za-z0-9_-]{10,}/.test(name)) return '(redacted)';
+  return name.length > 64 ? `${name.slice(0, 64)}…` : name;
+}
+
 /** Turns Ajv's errors into field errors whose path names the offending field itself. */
 export function fieldErrors(errors: ErrorObject[], part: RequestPart): FieldError[] {
   return errors.map((error) => {
@@ -59,7 +69,7 @@ export function fieldErrors(errors: ErrorObject[], part: RequestPart): FieldErro
       path += `/${String(error.params.missingProperty)}`;
       message = 'is required';
     } else if (error.keyword === 'additionalProperties') {
-      path += `/${String(error.params.additionalProperty)}`;
+      path += `/${displayedName(String(error.params.additionalProperty))}`;
       message = 'is not a known field';
     } else if (error.keyword === 'pattern') {
       message = 'has a character or form the field does not allow';

@@ -2,6 +2,7 @@
 // that keeps both honest across replicas, and the batched last-used writer. main.ts and the
 // tests start it the same way.
 import { fanOut, startInvalidationFeed, type FeedOptions } from '../caching/invalidation-feed.js';
+import { invalidatingOwnWrites } from '../caching/local-invalidation.js';
 import { TenantCache } from '../caching/tenant-cache.js';
 import type { Database } from '../store/database.js';
 import { KeyCache } from './key-cache.js';
@@ -18,6 +19,8 @@ export interface KeyVerification {
   usage: UsageRecorder;
   /** Tenants with their entitlements, for by-slug lookups and Keycloak claims. */
   tenants: TenantCache;
+  /** The database for writers: each committed write evicts what it changed from this replica's caches at once. */
+  writer: Database;
   stop(): Promise<void>;
 }
 
@@ -28,13 +31,15 @@ export async function startKeyVerification(
   const cache = new KeyCache();
   const tenants = new TenantCache(db);
   const usage = new UsageRecorder(db, options.onError);
-  const feed = await startInvalidationFeed(db, fanOut([cache, tenants]), options.feed);
+  const caches = fanOut([cache, tenants]);
+  const feed = await startInvalidationFeed(db, caches, options.feed);
   usage.start(USAGE_FLUSH_MS);
   return {
     verifier: createKeyVerifier({ db, pepper: options.pepper, clock: options.clock, usage, cache }),
     pepper: options.pepper,
     usage,
     tenants,
+    writer: invalidatingOwnWrites(db, caches),
     async stop() {
       await feed.stop();
       await usage.stop();

@@ -458,9 +458,8 @@ describe('an unavailable issuer', () => {
     await expect(verifier.verify(token)).resolves.toMatchObject({ isPlatformAdmin: true });
   });
 
-  // BUG (src/auth/discovery.ts): the fail-fast throw sits outside the try/finally that clears
-  // `discovering`, so the rejected promise of a request made inside the failure window is kept
-  // and every later request gets it: the service answers 503 until it is restarted.
+  // A request that arrives within the failure window must not leave a rejected discovery behind
+  // for every later request: the service would answer 503 until restarted.
   it('recovers after a request that came in during the failure window', async () => {
     const stub = await stubIssuer();
     stub.discoveryMode = 'error';
@@ -474,10 +473,8 @@ describe('an unavailable issuer', () => {
     expect(stub.discoveryFetches).toBe(2);
   });
 
-  // BUG (src/auth/verifier.ts isKeyFetchFailure): jose reports a JWKS answer other than 200 as a
-  // generic JOSEError ("Expected 200 OK ..."), which is not recognized as a fetch failure, so a
-  // Keycloak whose certs endpoint answers 503 makes every token look invalid (401) instead of
-  // the service being unavailable (503).
+  // jose reports a JWKS answer other than 200 as a generic error; that is the issuer's failure
+  // (503), not every token's (401).
   it('is IssuerUnavailableError when the JWKS endpoint answers an error', async () => {
     const stub = await stubIssuer();
     stub.jwksMode = 'error';

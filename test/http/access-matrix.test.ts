@@ -191,6 +191,12 @@ const ROUTES: Row[] = [
     } },
   { method: 'GET',  path: '/v1/api-keys',                          expect: grid(200,     403,     403,   403,   200,   404,   403),
     build: (target) => ({ path: `/v1/api-keys?tenant_id=${target.id}` }) },
+  { method: 'GET',  path: '/v1/api-keys/:id',                      expect: grid(200,     403,     403,   403,   200,   404,   403), freshTarget: true,
+    prepare: (target, admin) => newKey(admin, target.id),
+    build: (_target, _admin, { id }) => ({
+      path: `/v1/api-keys/${id}`,
+      check: (answer) => expect(answer.body).toMatchObject({ id, name: 'matrix key' }),
+    }) },
   { method: 'DELETE', path: '/v1/api-keys/:id',                    expect: grid(204,     403,     403,   403,   204,   404,   403), freshTarget: true,
     prepare: (target, admin) => newKey(admin, target.id),
     build: (target, admin, { id }) => ({

@@ -530,9 +530,6 @@ eachDriver('audit API', (driver) => {
     });
   });
 
-  // Defects in src that these tests expose. Each is marked `it.fails` so the suite stays green
-  // while documenting the bug; once src is fixed the test body passes, it.fails turns red, and
-  // the marker must be dropped.
   describe('times at the edges of JavaScript and PostgreSQL', () => {
     it('refuses a cursor whose time Date.parse reads but PostgreSQL does not: 400, not 500', async () => {
       const answer = await api.get(`/v1/audit?${queryString({ cursor: base64url(['1', randomUUID()]) })}`);

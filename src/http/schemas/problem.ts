@@ -21,7 +21,9 @@ export const ProblemSchema = Type.Object(
         }),
       ),
     ),
-    current_status: Type.Optional(Type.String({ description: 'with invalid_transition: the status the tenant is in' })),
+    current_status: Type.Optional(Type.String({ description: 'with invalid_transition, tenant_inactive: the tenant\'s status' })),
+    error_type: Type.Optional(Type.String({ description: 'with keycloak_failed: conflict, unauthorized, unavailable or bad_request' })),
+    step: Type.Optional(Type.String({ description: 'with keycloak_failed: the provisioning step that failed' })),
   },
   { $id: PROBLEM_SCHEMA_ID, title: 'Problem' },
 );

@@ -1,0 +1,1 @@
+DROP INDEX IF EXISTS cache_invalidations_created_idx;

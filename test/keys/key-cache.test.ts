@@ -1,0 +1,264 @@
+// The verify cache on its own (TTL, size bound, invalidation scopes, the generation guard), and
+// the verifier's use of it against a scripted database, so every query it makes is counted.
+import { describe, expect, it } from 'vitest';
+import { generateApiKey, hashApiKey } from '../../src/domain/api-key.js';
+import { KeyCache } from '../../src/keys/key-cache.js';
+import { createKeyVerifier } from '../../src/keys/key-verifier.js';
+import type { UsageRecorder } from '../../src/keys/usage-recorder.js';
+import type { KeyFacts } from '../../src/store/api-keys.js';
+import type { Database } from '../../src/store/database.js';
+
+const TENANT_A = '0a2b0e39-6a57-4a36-9a51-0c4f4a0d7a01';
+const TENANT_B = '0a2b0e39-6a57-4a36-9a51-0c4f4a0d7a02';
+
+function facts(id: string, tenantId = TENANT_A, overrides: Partial<KeyFacts> = {}): KeyFacts {
+  return {
+    id,
+    tenantId,
+    scopes: [],
+    products: [],
+    expiresAt: null,
+    revokedAt: null,
+    tenant: { slug: 'acme', status: 'active', plan: null },
+    entitlements: [],
+    ...overrides,
+  };
+}
+
+describe('KeyCache', () => {
+  it('answers null for what it does not hold, and the facts for what it does', () => {
+    const cache = new KeyCache();
+    expect(cache.get('aa')).toBeNull();
+    const stored = facts('k1');
+    cache.set('aa', stored, cache.snapshot());
+    expect(cache.get('aa')?.facts).toBe(stored);
+    expect(cache.size).toBe(1);
+    expect({ hits: cache.hits, misses: cache.misses }).toEqual({ hits: 1, misses: 1 });
+  });
+
+  it('holds "no such key" too, as an entry with undefined facts rather than a miss', () => {
+    const cache = new KeyCache();
+    cache.set('unknown', undefined, cache.snapshot());
+    const entry = cache.get('unknown');
+    expect(entry).not.toBeNull();
+    expect(entry?.facts).toBeUndefined();
+    expect(cache.hits).toBe(1);
+  });
+
+  it('forgets an entry once its TTL has passed, not before', () => {
+    let now = 1_000;
+    const cache = new KeyCache({ ttlMs: 500, now: () => now });
+    cache.set('aa', facts('k1'), cache.snapshot());
+    now = 1_499;
+    expect(cache.get('aa')).not.toBeNull();
+    now = 1_500;
+    expect(cache.get('aa')).toBeNull();
+    expect(cache.size).toBe(0);
+    // Set again, the TTL counts from the new set.
+    cache.set('aa', facts('k1'), cache.snapshot());
+    now = 1_999;
+    expect(cache.get('aa')).not.toBeNull();
+  });
+
+  it('keeps at most maxEntries, dropping the oldest first', () => {
+    const cache = new KeyCache({ maxEntries: 3 });
+    for (const hash of ['h1', 'h2', 'h3', 'h4']) cache.set(hash, facts(hash), cache.snapshot());
+    expect(cache.size).toBe(3);
+    expect(cache.get('h1')).toBeNull();
+    for (const hash of ['h2', 'h3', 'h4']) expect(cache.get(hash)).not.toBeNull();
+    cache.set('h5', undefined, cache.snapshot());
+    expect(cache.size).toBe(3);
+    expect(cache.get('h2')).toBeNull();
+  });
+
+  it('drops one key for key:<hash>, and leaves the others', () => {
+    const cache = new KeyCache();
+    cache.set('h1', facts('k1'), cache.snapshot());
+    cache.set('h2', facts('k2'), cache.snapshot());
+    cache.set('h3', undefined, cache.snapshot());
+    cache.invalidate('key:h1');
+    cache.invalidate('key:h3');
+    expect(cache.get('h1')).toBeNull();
+    expect(cache.get('h3')).toBeNull();
+    expect(cache.get('h2')).not.toBeNull();
+  });
+
+  it("drops every key of a tenant for tenant:<id>, and leaves other tenants' and unknown hashes", () => {
+    const cache = new KeyCache();
+    cache.set('a1', facts('k1', TENANT_A), cache.snapshot());
+    cache.set('a2', facts('k2', TENANT_A), cache.snapshot());
+    cache.set('b1', facts('k3', TENANT_B), cache.snapshot());
+    cache.set('none', undefined, cache.snapshot());
+    cache.invalidate(`tenant:${TENANT_A}`);
+    expect(cache.get('a1')).toBeNull();
+    expect(cache.get('a2')).toBeNull();
+    expect(cache.get('b1')).not.toBeNull();
+    expect(cache.get('none')).not.toBeNull();
+    expect(cache.size).toBe(2);
+    // The tenant's index was emptied with it: a key of the tenant cached later is found again.
+    cache.set('a3', facts('k4', TENANT_A), cache.snapshot());
+    cache.invalidate(`tenant:${TENANT_A}`);
+    expect(cache.get('a3')).toBeNull();
+  });
+
+  it('drops everything for invalidateAll and for a scope it does not know', () => {
+    const cache = new KeyCache();
+    const fill = () => {
+      cache.set('a1', facts('k1', TENANT_A), cache.snapshot());
+      cache.set('b1', facts('k2', TENANT_B), cache.snapshot());
+      cache.set('none', undefined, cache.snapshot());
+    };
+    fill();
+    cache.invalidateAll();
+    expect(cache.size).toBe(0);
+    fill();
+    cache.invalidate('product:api');
+    expect(cache.size).toBe(0);
+  });
+
+  it('does not store facts loaded before an invalidation that came in meanwhile', () => {
+    const cache = new KeyCache();
+    const before = cache.snapshot();
+    cache.invalidate(`tenant:${TENANT_B}`);
+    cache.set('a1', facts('k1'), before);
+    expect(cache.get('a1')).toBeNull();
+    cache.set('a1', facts('k1'), cache.snapshot());
+    expect(cache.get('a1')).not.toBeNull();
+
+    const again = cache.snapshot();
+    cache.invalidateAll();
+    cache.set('a2', undefined, again);
+    expect(cache.get('a2')).toBeNull();
+    // A snapshot taken with nothing in between is still good.
+    const quiet = cache.snapshot();
+    cache.set('a3', facts('k3'), quiet);
+    expect(cache.get('a3')).not.toBeNull();
+  });
+});
+
+/** A database that answers loadKeyFacts from a map of hash hex -> facts, one query at a time. */
+function scriptedDatabase(known: Map<string, KeyFacts>) {
+  const calls: string[] = [];
+  let gate: Promise<void> | null = null;
+  let failing = false;
+  const query = async <Row>(_text: string, params: readonly unknown[] = []): Promise<Row[]> => {
+    const hex = (params[0] as Buffer).toString('hex');
+    calls.push(hex);
+    // The row is read when the query runs; the answer may arrive later (see hold()).
+    const found = known.get(hex);
+    if (gate) await gate;
+    if (failing) throw Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' });
+    if (!found) return [];
+    return [
+      {
+        id: found.id,
+        tenant_id: found.tenantId,
+        scopes: found.scopes,
+        products: found.products,
+        expires_at: found.expiresAt,
+        revoked_at: found.revokedAt,
+        slug: found.tenant.slug,
+        status: found.tenant.status,
+        plan: found.tenant.plan,
+        entitlements: found.entitlements.map((e) => ({ ...e, trial_ends_at: e.trial_ends_at?.toISOString() ?? null })),
+      } as Row,
+    ];
+  };
+  const db = { query } as unknown as Database;
+  return {
+    db,
+    calls,
+    /** Holds every query until the returned function is called. */
+    hold(): () => void {
+      let release = () => {};
+      gate = new Promise<void>((resolve) => (release = resolve));
+      return () => {
+        gate = null;
+        release();
+      };
+    },
+    fail(on: boolean) {
+      failing = on;
+    },
+  };
+}
+
+describe('the verifier with its cache', () => {
+  const NOW = new Date('2026-11-27T10:00:00.000Z');
+  const PEPPER = 'pepper-for-the-key-cache-test-0123456789';
+  const setup = () => {
+    const key = generateApiKey();
+    const hex = hashApiKey(key, PEPPER).toString('hex');
+    const known = new Map([[hex, facts('key-1', TENANT_A, { scopes: ['documents:read'] })]]);
+    const scripted = scriptedDatabase(known);
+    const noted: Array<[string, Date]> = [];
+    const usage = { note: (id: string, at: Date) => noted.push([id, at]) } as unknown as UsageRecorder;
+    const cache = new KeyCache();
+    const verifier = createKeyVerifier({ db: scripted.db, pepper: PEPPER, clock: () => NOW, usage, cache });
+    return { key, hex, known, scripted, noted, cache, verifier };
+  };
+
+  it('answers MALFORMED without a query or a cache entry', async () => {
+    const { verifier, scripted, cache } = setup();
+    const key = generateApiKey();
+    for (const text of ['', 'bp_', `${key.slice(0, -1)}${key.endsWith('0') ? '1' : '0'}`, key.toUpperCase()]) {
+      expect(await verifier.verify(text, {})).toEqual({ valid: false, code: 'MALFORMED' });
+    }
+    expect(scripted.calls).toEqual([]);
+    expect(cache.size).toBe(0);
+  });
+
+  it('queries once for a key, then answers from the cache', async () => {
+    const { verifier, scripted, key, hex } = setup();
+    for (let i = 0; i < 5; i += 1) expect((await verifier.verify(key, {})).code).toBe('VALID');
+    expect(scripted.calls).toEqual([hex]);
+  });
+
+  it('queries once for an unknown key too', async () => {
+    const { verifier, scripted } = setup();
+    const unknown = generateApiKey();
+    for (let i = 0; i < 5; i += 1) expect(await verifier.verify(unknown, {})).toEqual({ valid: false, code: 'NOT_FOUND' });
+    expect(scripted.calls).toHaveLength(1);
+  });
+
+  it('shares one query among concurrent misses of one key', async () => {
+    const { verifier, scripted, key } = setup();
+    const release = scripted.hold();
+    const answers = Array.from({ length: 10 }, () => verifier.verify(key, {}));
+    release();
+    for (const answer of await Promise.all(answers)) expect(answer.code).toBe('VALID');
+    expect(scripted.calls).toHaveLength(1);
+  });
+
+  it('does not cache facts whose load raced an invalidation: the next verify loads again', async () => {
+    const { verifier, scripted, key, hex, known, cache } = setup();
+    const release = scripted.hold();
+    const first = verifier.verify(key, {});
+    // The key is revoked while its facts are on their way from the database.
+    cache.invalidate(`key:${hex}`);
+    known.set(hex, facts('key-1', TENANT_A, { revokedAt: NOW }));
+    release();
+    expect((await first).code).toBe('VALID');
+    expect((await verifier.verify(key, {})).code).toBe('REVOKED');
+    expect(scripted.calls).toHaveLength(2);
+  });
+
+  it('caches nothing from a failed query, so the next verify asks again', async () => {
+    const { verifier, scripted, key } = setup();
+    scripted.fail(true);
+    await expect(verifier.verify(key, {})).rejects.toThrow(/ECONNREFUSED/);
+    scripted.fail(false);
+    expect((await verifier.verify(key, {})).code).toBe('VALID');
+    expect(scripted.calls).toHaveLength(2);
+  });
+
+  it('notes the use of VALID answers only', async () => {
+    const { verifier, key, noted } = setup();
+    expect((await verifier.verify(key, { scope: 'documents:write' })).code).toBe('INSUFFICIENT_SCOPE');
+    expect((await verifier.verify(key, { product: 'risk' })).code).toBe('NOT_ENTITLED');
+    expect((await verifier.verify(generateApiKey(), {})).code).toBe('NOT_FOUND');
+    expect(noted).toEqual([]);
+    expect((await verifier.verify(key, { scope: 'documents:read' })).code).toBe('VALID');
+    expect(noted).toEqual([['key-1', NOW]]);
+  });
+});
