@@ -57,6 +57,11 @@ openapi: $(NPM_INSTALLED)
 bench-audit: $(NPM_INSTALLED)
 	npm run --silent bench:audit -- $(BENCH_ARGS)
 
+## bench-verify: load the key verify endpoint against a bare node:http baseline (BENCH_ARGS="--driver pglite")
+.PHONY: bench-verify
+bench-verify: $(NPM_INSTALLED)
+	npm run --silent bench:verify -- $(BENCH_ARGS)
+
 lint: $(NPM_INSTALLED)
 	npm run lint
 

@@ -63,15 +63,19 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // Fastify closes the connections that are idle when shutdown starts; one that carries an
   // in-flight request would stay open after its answer (keep-alive) and hold the process up.
   // Answers sent while closing therefore end their connection.
+  // (Callback-style hooks: these run on every request, and a promise per hook is measurable.)
   let closing = false;
-  app.addHook('preClose', async () => {
+  app.addHook('preClose', (done) => {
     closing = true;
+    done();
   });
-  app.addHook('onSend', async (_request, reply) => {
+  app.addHook('onSend', (_request, reply, payload, done) => {
     if (closing) reply.header('connection', 'close');
+    done(null, payload);
   });
-  app.addHook('onRequest', async (request, reply) => {
+  app.addHook('onRequest', (request, reply, done) => {
     reply.header(REQUEST_ID_HEADER, request.id);
+    done();
   });
   registerErrorHandler(app);
   registerNotFoundHandler(app);

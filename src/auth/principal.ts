@@ -24,6 +24,8 @@ export interface Principal {
   isPlatformAdmin: boolean;
   isItAdmin: boolean;
   isService: boolean;
+  /** When the token it came from expires (ms since the epoch); nothing may trust it after that. */
+  expiresAt: number;
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -56,5 +58,6 @@ export function principalFromClaims(claims: Record<string, unknown>, settings: P
     isPlatformAdmin: roles.has(settings.roles.platformAdmin),
     isItAdmin: roles.has(settings.roles.itAdmin),
     isService,
+    expiresAt: typeof claims.exp === 'number' ? claims.exp * 1000 : 0,
   };
 }

@@ -23,6 +23,8 @@ export function firstUnstorableString(value: unknown, path = ''): string | undef
   return undefined;
 }
 
+const MAY_BE_UNSTORABLE = /\u0000|[\uD800-\uDFFF]|\\u(?:0000|[dD][89a-fA-F])/;
+
 export function registerJsonParser(app: FastifyInstance): void {
   const parseJson = app.getDefaultJsonParser('error', 'error');
   app.removeAllContentTypeParsers();
@@ -34,7 +36,9 @@ export function registerJsonParser(app: FastifyInstance): void {
     }
     void parseJson(request, text, (error, parsed) => {
       if (error) return done(error, undefined);
-      const path = firstUnstorableString(parsed);
+      // Only a body that can hold such a string (a NUL, a surrogate, or an escape of either) is
+      // walked; the usual small ASCII body is not.
+      const path = MAY_BE_UNSTORABLE.test(text) ? firstUnstorableString(parsed) : undefined;
       if (path === undefined) return done(null, parsed);
       done(
         new AppError(400, 'validation_failed', {

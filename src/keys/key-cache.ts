@@ -4,18 +4,27 @@
 import type { KeyFacts } from '../store/api-keys.js';
 
 interface Entry {
-  facts: KeyFacts | undefined;
+  facts: KeyFacts;
   expiresAt: number;
 }
 
+const NO_KEY = { facts: undefined };
+
 export interface KeyCacheOptions {
   maxEntries?: number;
+  maxUnknown?: number;
   ttlMs?: number;
   now?: () => number;
 }
 
 export class KeyCache {
   private readonly entries = new Map<string, Entry>();
+  /**
+   * Hashes known to be no key, kept apart and smaller: well-formed keys are free to invent, and a
+   * flood of them must not push the real keys out of `entries`.
+   */
+  private readonly unknown = new Map<string, number>();
+  private readonly maxUnknown: number;
   private readonly byTenant = new Map<string, Set<string>>();
   private readonly maxEntries: number;
   private readonly ttlMs: number;
@@ -28,19 +37,26 @@ export class KeyCache {
   constructor(options: KeyCacheOptions = {}) {
     // Room for every live key of a large platform; past it the oldest entries go first.
     this.maxEntries = options.maxEntries ?? 100_000;
+    this.maxUnknown = options.maxUnknown ?? 10_000;
     // Invalidation is the real mechanism; the TTL bounds the damage if a notice were ever lost.
     this.ttlMs = options.ttlMs ?? 5 * 60 * 1000;
     this.now = options.now ?? Date.now;
   }
 
   get size(): number {
-    return this.entries.size;
+    return this.entries.size + this.unknown.size;
   }
 
   /** The cached facts (undefined facts: known to be no key); null when not cached. */
   get(hashHex: string): { facts: KeyFacts | undefined } | null {
     const entry = this.entries.get(hashHex);
     if (!entry) {
+      const unknownUntil = this.unknown.get(hashHex);
+      if (unknownUntil !== undefined && unknownUntil > this.now()) {
+        this.hits += 1;
+        return NO_KEY;
+      }
+      if (unknownUntil !== undefined) this.unknown.delete(hashHex);
       this.misses += 1;
       return null;
     }
@@ -60,16 +76,22 @@ export class KeyCache {
 
   set(hashHex: string, facts: KeyFacts | undefined, snapshot: number): void {
     if (snapshot !== this.generation) return;
+    if (!facts) {
+      if (this.unknown.size >= this.maxUnknown) {
+        const oldest = this.unknown.keys().next().value;
+        if (oldest !== undefined) this.unknown.delete(oldest);
+      }
+      this.unknown.set(hashHex, this.now() + this.ttlMs);
+      return;
+    }
     if (this.entries.size >= this.maxEntries) {
       const oldest = this.entries.keys().next().value;
       if (oldest !== undefined) this.drop(oldest);
     }
     this.entries.set(hashHex, { facts, expiresAt: this.now() + this.ttlMs });
-    if (facts) {
-      let hashes = this.byTenant.get(facts.tenantId);
-      if (!hashes) this.byTenant.set(facts.tenantId, (hashes = new Set()));
-      hashes.add(hashHex);
-    }
+    let hashes = this.byTenant.get(facts.tenantId);
+    if (!hashes) this.byTenant.set(facts.tenantId, (hashes = new Set()));
+    hashes.add(hashHex);
   }
 
   invalidate(scope: string): void {
@@ -88,10 +110,12 @@ export class KeyCache {
   invalidateAll(): void {
     this.generation += 1;
     this.entries.clear();
+    this.unknown.clear();
     this.byTenant.clear();
   }
 
   private drop(hashHex: string): void {
+    this.unknown.delete(hashHex);
     const entry = this.entries.get(hashHex);
     this.entries.delete(hashHex);
     if (entry?.facts) this.byTenant.get(entry.facts.tenantId)?.delete(hashHex);

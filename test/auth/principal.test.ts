@@ -194,6 +194,7 @@ it('builds the whole principal of a Keycloak service-account token', () => {
     principalFromClaims(
       {
         sub: '9f1b2c3d-0000-4000-8000-000000000001',
+        exp: 1_900_000_000,
         azp: 'portal',
         client_id: 'portal',
         preferred_username: 'service-account-portal',
@@ -210,5 +211,6 @@ it('builds the whole principal of a Keycloak service-account token', () => {
     isPlatformAdmin: false,
     isItAdmin: false,
     isService: true,
+    expiresAt: 1_900_000_000_000,
   });
 });

@@ -199,6 +199,7 @@ describe('a valid token', () => {
       isPlatformAdmin: true,
       isItAdmin: false,
       isService: false,
+      expiresAt: expect.any(Number) as number,
     });
     expect(await verifier.verify(await issuer.mint(identities.itAdmin(TENANT)))).toMatchObject({
       sub: `it-admin-${TENANT}`,

@@ -66,9 +66,16 @@ describe('KeyCache', () => {
     expect(cache.size).toBe(3);
     expect(cache.get('h1')).toBeNull();
     for (const hash of ['h2', 'h3', 'h4']) expect(cache.get(hash)).not.toBeNull();
-    cache.set('h5', undefined, cache.snapshot());
-    expect(cache.size).toBe(3);
-    expect(cache.get('h2')).toBeNull();
+  });
+
+  it('keeps unknown hashes apart, so a flood of made-up keys cannot push real keys out', () => {
+    const cache = new KeyCache({ maxEntries: 3, maxUnknown: 2 });
+    for (const hash of ['h1', 'h2', 'h3']) cache.set(hash, facts(hash), cache.snapshot());
+    for (let i = 0; i < 1000; i += 1) cache.set(`made-up-${i}`, undefined, cache.snapshot());
+    for (const hash of ['h1', 'h2', 'h3']) expect(cache.get(hash)?.facts?.id).toBe(hash);
+    expect(cache.size).toBe(5);
+    expect(cache.get('made-up-999')).toEqual({ facts: undefined });
+    expect(cache.get('made-up-0')).toBeNull();
   });
 
   it('drops one key for key:<hash>, and leaves the others', () => {
