@@ -6,7 +6,7 @@
 // A missing or bad token is 401 with WWW-Authenticate; a principal whose roles do not allow the
 // route is 403; a tenant-scoped principal asking about another tenant gets 404, exactly what a
 // tenant that does not exist would get, so existence is not leaked.
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
 import type { Principal } from '../auth/principal.js';
 import { InvalidTokenError, IssuerUnavailableError, type TokenVerifier } from '../auth/verifier.js';
 import { AppError, notFound } from './problem.js';
@@ -64,13 +64,16 @@ function bearerToken(request: FastifyRequest): string | undefined {
 // spares those requests the header parse and the token cache's hashing of a 500-character key.
 const lastOnConnection = new WeakMap<object, { header: string; principal: Principal; expiresAt: number }>();
 
+/** The principal this connection's previous request proved, when this one sends the same header. */
+function rememberedPrincipal(request: FastifyRequest): Principal | undefined {
+  const last = lastOnConnection.get(request.raw.socket);
+  return last && last.header === request.headers.authorization && last.expiresAt > Date.now() ? last.principal : undefined;
+}
+
 async function authenticate(request: FastifyRequest, verifier: TokenVerifier): Promise<Principal> {
   const header = request.headers.authorization;
-  const socket = request.raw.socket;
-  const last = lastOnConnection.get(socket);
-  if (last && last.header === header && last.expiresAt > Date.now()) return last.principal;
   const principal = await verifyBearer(request, verifier);
-  if (header !== undefined) lastOnConnection.set(socket, { header, principal, expiresAt: principal.expiresAt });
+  if (header !== undefined) lastOnConnection.set(request.raw.socket, { header, principal, expiresAt: principal.expiresAt });
   return principal;
 }
 
@@ -92,13 +95,22 @@ async function verifyBearer(request: FastifyRequest, verifier: TokenVerifier): P
   }
 }
 
-async function authorize(request: FastifyRequest, principal: Principal, access: Rule) {
+/**
+ * Settles the request's access: undefined when allowed outright, a promise when the tenant it
+ * concerns must be looked up first; throws when refused. Most calls (operators, services) never
+ * need the promise.
+ */
+function authorize(request: FastifyRequest, principal: Principal, access: Rule): Promise<void> | undefined {
   const { allow } = access;
-  if (allow.includes('platform_admin') && principal.isPlatformAdmin) return;
-  if (allow.includes('service') && principal.isService) return;
+  if (allow.includes('platform_admin') && principal.isPlatformAdmin) return undefined;
+  if (allow.includes('service') && principal.isService) return undefined;
   const scoped =
     principal.tenantId !== null && ((allow.includes('it_admin') && principal.isItAdmin) || allow.includes('member'));
   if (!scoped) throw forbidden('your roles do not allow this');
+  return checkTenant(request, principal, access);
+}
+
+async function checkTenant(request: FastifyRequest, principal: Principal, access: Rule): Promise<void> {
   const tenant = access.tenant ? await access.tenant(request) : undefined;
   if (tenant === undefined) {
     if (access.tenantOptional) return;
@@ -116,11 +128,28 @@ export function registerAccessControl(app: FastifyInstance, verifier: TokenVerif
     const access = route.config?.access;
     if (!access) throw new Error(`route ${String(route.method)} ${route.url} declares no access rule`);
     if ('public' in access) return;
-    const authenticateHook = async (request: FastifyRequest) => {
-      request.principal = await authenticate(request, verifier);
+    // Callback style, settling synchronously when it can: a remembered principal and an operator
+    // or service grant need no promise, and these hooks run on every request of the hot paths.
+    const authenticateHook = (request: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction) => {
+      const remembered = rememberedPrincipal(request);
+      if (remembered) {
+        request.principal = remembered;
+        return done();
+      }
+      authenticate(request, verifier).then((principal) => {
+        request.principal = principal;
+        done();
+      }, done);
     };
-    const authorizeHook = async (request: FastifyRequest) => {
-      await authorize(request, request.principal!, access);
+    const authorizeHook = (request: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction) => {
+      let pending: Promise<void> | undefined;
+      try {
+        pending = authorize(request, request.principal!, access);
+      } catch (error) {
+        return done(error as Error);
+      }
+      if (!pending) return done();
+      pending.then(() => done(), done);
     };
     route.onRequest = [authenticateHook, ...asArray(route.onRequest)];
     route.preHandler = [authorizeHook, ...asArray(route.preHandler)];

@@ -22,7 +22,7 @@ import { originOf, recordChange } from './audit-trail.js';
 import { decodePosition, encodePosition } from './cursor.js';
 import { toEntitlement, unknownProduct } from './entitlements.js';
 import { AppError, notFound } from './problem.js';
-import { RefTo } from './schemas/common.js';
+import { Nullable, RefTo } from './schemas/common.js';
 import {
   CatalogItemSchema,
   CatalogQuery,
@@ -161,7 +161,7 @@ export const catalogRoutes: FastifyPluginAsyncTypebox<CatalogRoutesOptions> = as
         querystring: RequestListQuery,
         response: {
           200: Type.Object(
-            { items: Type.Array(RefTo(ProductRequestSchema)), next_cursor: Type.Union([Type.String(), Type.Null()]) },
+            { items: Type.Array(RefTo(ProductRequestSchema)), next_cursor: Nullable(Type.String()) },
             { description: 'One page of requests' },
           ),
           ...problemResponses(400, 503),

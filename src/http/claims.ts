@@ -7,6 +7,7 @@ import type { TenantCache } from '../caching/tenant-cache.js';
 import { usableProducts } from '../domain/entitlements.js';
 import type { TenantFacts } from '../store/tenant-facts.js';
 import { notFound } from './problem.js';
+import { Nullable } from './schemas/common.js';
 import { problemResponses } from './schemas/problem.js';
 import { SLUG_PATTERN } from '../domain/slug.js';
 
@@ -46,7 +47,7 @@ const ClaimsSchema = Type.Object(
     tenant_id: Type.String(),
     slug: Type.String(),
     products: Type.Array(Type.String(), { description: 'what the tenant may use right now' }),
-    plan: Type.Union([Type.String(), Type.Null()]),
+    plan: Nullable(Type.String()),
     status: Type.String(),
   },
   { additionalProperties: false, description: 'The claim bundle' },

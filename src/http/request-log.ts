@@ -3,6 +3,8 @@
 // id (bound by the child logger). Fastify's own pair of "incoming"/"completed" lines is replaced.
 import { LogController, type FastifyReply, type FastifyRequest } from 'fastify';
 
+const QUIETER_THAN_INFO = new Set(['warn', 'error', 'fatal', 'silent']);
+
 export class RequestLog extends LogController {
   constructor() {
     super({ requestIdLogLabel: 'request_id' });
@@ -11,6 +13,8 @@ export class RequestLog extends LogController {
   override incomingRequest(): void {}
 
   override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
+    // Below info, skip building the line at all: this runs on every request of the hot paths.
+    if (!error && QUIETER_THAN_INFO.has(reply.log.level)) return;
     const line = {
       method: request.method,
       route: request.routeOptions.url ?? 'unmatched',

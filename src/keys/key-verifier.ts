@@ -53,8 +53,16 @@ export function createKeyVerifier(options: {
   // Concurrent misses for one hash share one query.
   const loading = new Map<string, Promise<KeyFacts | undefined>>();
 
-  const factsFor = async (hash: Buffer): Promise<KeyFacts | undefined> => {
-    const hex = hash.toString('hex');
+  // The hash of each key seen to exist, so a hot key skips the checksum and the HMAC. Bounded,
+  // and only keys that exist get in: a flood of invented keys cannot fill it.
+  const knownHashes = new Map<string, { hash: Buffer; hex: string }>();
+  const KNOWN_HASHES_MAX = 100_000;
+  const remember = (key: string, hashed: { hash: Buffer; hex: string }) => {
+    if (knownHashes.size >= KNOWN_HASHES_MAX) knownHashes.delete(knownHashes.keys().next().value!);
+    knownHashes.set(key, hashed);
+  };
+
+  const factsFor = async ({ hash, hex }: { hash: Buffer; hex: string }): Promise<KeyFacts | undefined> => {
     const cached = cache.get(hex);
     if (cached) return cached.facts;
     let pending = loading.get(hex);
@@ -71,8 +79,14 @@ export function createKeyVerifier(options: {
   return {
     cache,
     async verify(key, question) {
-      if (!isWellFormedApiKey(key)) return { valid: false, code: 'MALFORMED' };
-      const facts = await factsFor(hashApiKey(key, options.pepper));
+      let hashed = knownHashes.get(key);
+      if (!hashed) {
+        if (!isWellFormedApiKey(key)) return { valid: false, code: 'MALFORMED' };
+        const hash = hashApiKey(key, options.pepper);
+        hashed = { hash, hex: hash.toString('hex') };
+      }
+      const facts = await factsFor(hashed);
+      if (facts && !knownHashes.has(key)) remember(key, hashed);
       const now = options.clock();
       const code = verdictFor(facts, question, now);
       if (facts && code === 'VALID') options.usage?.note(facts.id, now);
