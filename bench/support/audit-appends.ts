@@ -3,7 +3,7 @@
 // the same concurrency.
 import { randomUUID } from 'node:crypto';
 import { hashRecord, toRecord, type AuditEventInput } from '../../src/domain/audit.js';
-import { appendEvent } from '../../src/store/audit.js';
+import { INSERT_EVENT, appendEvent, eventRowParams } from '../../src/store/audit.js';
 import type { Database, Queryable } from '../../src/store/database.js';
 import { summarize, type Summary } from './stats.js';
 
@@ -90,15 +90,6 @@ function eventFor(tenantId: string, worker: number, index: number, externalId: s
   };
 }
 
-const BASELINE_INSERT = `INSERT INTO audit_log (id, chain_key, chain_seq, prev_hash, hash, tenant_id, product, action,
-  crud, group_id, group_name, actor_id, actor_name, actor_href, actor_fields, target_id, target_name, target_href,
-  target_type, target_fields, source_ip, created, received, description, is_failure, is_anonymous, fields,
-  metadata, component, version, external_id)
-  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15::jsonb, $16, $17, $18, $19,
-          $20::jsonb, $21, $22, $23, $24, $25, $26, $27::jsonb, $28::jsonb, $29, $30, $31)`;
-
-const json = (value: Record<string, string> | null) => (value === null ? null : JSON.stringify(value));
-
 /**
  * The baseline: the same row, hashed the same way, written by the same INSERT appendEvent sends,
  * alone in its transaction. Each worker writes its own private chain_key with a sequence counted
@@ -113,39 +104,7 @@ function baselineWriter(runId: number) {
       ...toRecord(input, { id: randomUUID(), chainSeq: seq, prevHash: null, received: new Date() }),
       chain_key: `bench-baseline-${runId}-${worker}`,
     };
-    await tx.query(BASELINE_INSERT, [
-      record.id,
-      record.chain_key,
-      record.chain_seq,
-      record.prev_hash,
-      hashRecord(record),
-      record.tenant_id,
-      record.product,
-      record.action,
-      record.crud,
-      record.group?.id ?? null,
-      record.group?.name ?? null,
-      record.actor?.id ?? null,
-      record.actor?.name ?? null,
-      record.actor?.href ?? null,
-      json(record.actor?.fields ?? null),
-      record.target?.id ?? null,
-      record.target?.name ?? null,
-      record.target?.href ?? null,
-      record.target?.type ?? null,
-      json(record.target?.fields ?? null),
-      record.source_ip,
-      record.created,
-      record.received,
-      record.description,
-      record.is_failure,
-      record.is_anonymous,
-      json(record.fields),
-      json(record.metadata),
-      record.component,
-      record.version,
-      record.external_id,
-    ]);
+    await tx.query(INSERT_EVENT, eventRowParams(record, hashRecord(record)));
   };
 }
 

@@ -1,13 +1,12 @@
 // A throwaway, migrated database for one benchmark run: a uniquely named database on the
 // PostgreSQL server behind BENCH_PG_URL, or an in-memory PGlite. close() drops the PostgreSQL
 // database and may be called more than once (normal end, failure, Ctrl-C).
-import { randomBytes } from 'node:crypto';
-import pg from 'pg';
 import type { Database } from '../../src/store/database.js';
 import { loadMigrations } from '../../src/store/migration-files.js';
 import { migrateUp } from '../../src/store/migrator.js';
 import { openPg } from '../../src/store/pg-driver.js';
 import { openPglite } from '../../src/store/pglite-driver.js';
+import { createScratchDatabase } from './scratch-database.js';
 
 export type DriverName = 'pg' | 'pglite';
 
@@ -21,32 +20,17 @@ export interface BenchDatabase {
   abort(): Promise<void>;
 }
 
-async function withAdmin<T>(adminUrl: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: adminUrl });
-  await client.connect();
-  try {
-    return await fn(client);
-  } finally {
-    await client.end();
-  }
-}
-
 async function createPgDatabase(adminUrl: string, poolSize: number): Promise<BenchDatabase> {
-  const name = `tr_bench_audit_${process.pid}_${randomBytes(4).toString('hex')}`;
-  await withAdmin(adminUrl, (admin) => admin.query(`CREATE DATABASE ${name}`));
-  const url = new URL(adminUrl);
-  url.pathname = `/${name}`;
-  const db = openPg({ url: url.toString(), poolSize });
-  // WITH (FORCE) ends the connections still open in it, so nothing stays behind.
-  const drop = () => withAdmin(adminUrl, (admin) => admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
+  const scratch = await createScratchDatabase(adminUrl, 'tr_bench_audit');
+  const db = openPg({ url: scratch.url, poolSize });
   // One teardown per database, whichever of close and abort comes first.
   let teardown: Promise<void> | undefined;
   return {
     db,
-    location: `database ${name} on ${url.host}`,
-    close: () => (teardown ??= db.close().finally(drop)),
+    location: `database ${scratch.name} on ${new URL(scratch.url).host}`,
+    close: () => (teardown ??= db.close().finally(() => scratch.drop())),
     // The pool would wait for a running statement (a seed batch takes seconds); the drop ends it.
-    abort: () => (teardown ??= drop().then(() => db.close())),
+    abort: () => (teardown ??= scratch.drop().then(() => db.close())),
   };
 }
 

@@ -100,6 +100,48 @@ export interface AppendResult {
 // their own array/object conversion.
 const json = (value: Record<string, string> | null | undefined) => (value == null ? null : JSON.stringify(value));
 
+/** The INSERT of one stored event; its parameters come from eventRowParams(). */
+export const INSERT_EVENT = `INSERT INTO audit_log (${COLUMNS})
+  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15::jsonb, $16, $17, $18, $19,
+          $20::jsonb, $21, $22, $23, $24, $25, $26, $27::jsonb, $28::jsonb, $29, $30, $31)`;
+
+/** The parameters of INSERT_EVENT for a record and its hash, in COLUMNS order. */
+export function eventRowParams(record: AuditRecord, hash: string): unknown[] {
+  return [
+    record.id,
+    record.chain_key,
+    record.chain_seq,
+    record.prev_hash,
+    hash,
+    record.tenant_id,
+    record.product,
+    record.action,
+    record.crud,
+    record.group?.id ?? null,
+    record.group?.name ?? null,
+    record.actor?.id ?? null,
+    record.actor?.name ?? null,
+    record.actor?.href ?? null,
+    json(record.actor?.fields),
+    record.target?.id ?? null,
+    record.target?.name ?? null,
+    record.target?.href ?? null,
+    record.target?.type ?? null,
+    json(record.target?.fields),
+    record.source_ip,
+    record.created,
+    record.received,
+    record.description,
+    record.is_failure,
+    record.is_anonymous,
+    json(record.fields),
+    json(record.metadata),
+    record.component,
+    record.version,
+    record.external_id,
+  ];
+}
+
 /**
  * Locks the chain's head row until the transaction ends, creating it on the chain's first event.
  * The common case is one SELECT ... FOR UPDATE, which writes nothing.
@@ -137,47 +179,10 @@ export async function appendEvent(tx: Queryable, input: AuditEventInput, now: Da
   const hash = hashRecord(record);
   // The row and the new head in one statement: one round trip less while the head is locked.
   await tx.query(
-    `WITH appended AS (
-       INSERT INTO audit_log (${COLUMNS})
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15::jsonb, $16, $17, $18, $19,
-               $20::jsonb, $21, $22, $23, $24, $25, $26, $27::jsonb, $28::jsonb, $29, $30, $31)
-       RETURNING chain_key, chain_seq, hash
-     )
+    `WITH appended AS (${INSERT_EVENT} RETURNING chain_key, chain_seq, hash)
      UPDATE audit_chains SET last_seq = appended.chain_seq, last_hash = appended.hash
      FROM appended WHERE audit_chains.chain_key = appended.chain_key`,
-    [
-      record.id,
-      record.chain_key,
-      record.chain_seq,
-      record.prev_hash,
-      hash,
-      record.tenant_id,
-      record.product,
-      record.action,
-      record.crud,
-      record.group?.id ?? null,
-      record.group?.name ?? null,
-      record.actor?.id ?? null,
-      record.actor?.name ?? null,
-      record.actor?.href ?? null,
-      json(record.actor?.fields),
-      record.target?.id ?? null,
-      record.target?.name ?? null,
-      record.target?.href ?? null,
-      record.target?.type ?? null,
-      json(record.target?.fields),
-      record.source_ip,
-      record.created,
-      record.received,
-      record.description,
-      record.is_failure,
-      record.is_anonymous,
-      json(record.fields),
-      json(record.metadata),
-      record.component,
-      record.version,
-      record.external_id,
-    ],
+    eventRowParams(record, hash),
   );
   return { id: record.id, hash, replayed: false };
 }
