@@ -34,16 +34,15 @@ export interface AppDeps {
   keys: KeyVerification;
   /** The Keycloak adapter and how long tenant creation may wait for it. */
   keycloak: { adapter: KeycloakAdapter; budgetMs: number };
-  config: Pick<Config, 'appEnv' | 'bodyLimitBytes'>;
+  config: Pick<Config, 'appEnv' | 'bodyLimitBytes'> & Partial<Pick<Config, 'requestTimeoutMs' | 'headersTimeoutMs'>>;
+  /** Set when the process is about to stop: readiness answers 503 so the load balancer moves on. */
+  lifecycle?: { draining: boolean };
   /** A pino logger; tests pass a silent one. */
   logger: FastifyBaseLogger;
   /** The time source of lifecycle rules (trial ends); tests can pin it. */
   clock?: () => Date;
 }
 
-// A request still running after this long is stuck (the database timeouts are far shorter);
-// cutting it frees the socket instead of holding it open forever.
-const REQUEST_TIMEOUT_MS = 30_000;
 
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const app = Fastify({
@@ -52,13 +51,15 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     requestIdHeader: false,
     logController: new RequestLog(),
     bodyLimit: deps.config.bodyLimitBytes,
-    requestTimeout: REQUEST_TIMEOUT_MS,
+    // Defaults for apps built without them (tests); main.ts passes the configured values.
+    requestTimeout: deps.config.requestTimeoutMs ?? 30_000,
     // During shutdown, requests already on an open connection are served (the database is
     // still open until they finish) and told Connection: close, rather than refused.
     return503OnClosing: false,
     routerOptions: { ignoreTrailingSlash: false },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
+  app.server.headersTimeout = deps.config.headersTimeoutMs ?? 10_000;
   app.setValidatorCompiler(validatorCompiler);
   // Fastify closes the connections that are idle when shutdown starts; one that carries an
   // in-flight request would stay open after its answer (keep-alive) and hold the process up.
@@ -80,7 +81,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   registerAccessControl(app, deps.auth.verifier);
   await registerOpenApi(app, SERVICE_VERSION);
 
-  await app.register(healthRoutes, { db: deps.db, keycloak: deps.keycloak.adapter });
+  await app.register(healthRoutes, { db: deps.db, keycloak: deps.keycloak.adapter, lifecycle: deps.lifecycle ?? { draining: false } });
   const clock = deps.clock ?? (() => new Date());
   // Routes that change what the caches hold write through `writer`, so this replica's caches
   // forget a change the moment it commits (other replicas hear of it through NOTIFY).

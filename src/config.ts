@@ -85,6 +85,39 @@ const EnvSchema = Type.Object(
       pattern: '^[1-9][0-9]?$',
       description: 'whole seconds, 1 to 99',
     }),
+    REQUEST_TIMEOUT_SECONDS: Type.String({
+      // Far beyond any answer of this API (they take milliseconds; exports stream for longer but
+      // keep writing); a request still open after this is stuck, and its socket is freed.
+      default: '30',
+      pattern: '^[1-9][0-9]{0,3}$',
+      description: 'whole seconds, 1 to 9999',
+    }),
+    HEADERS_TIMEOUT_SECONDS: Type.String({
+      // A client that trickles its headers (slowloris) holds a socket; ten seconds is generous.
+      default: '10',
+      pattern: '^[1-9][0-9]{0,2}$',
+      description: 'whole seconds, 1 to 999',
+    }),
+    DB_POOL_SIZE: Type.String({
+      // Per replica; replicas x pool size must stay under the server's max_connections.
+      default: '10',
+      pattern: '^[1-9][0-9]{0,2}$',
+      description: 'connections, 1 to 999',
+    }),
+    DB_STATEMENT_TIMEOUT_MS: Type.String({
+      // Every query of this service is indexed and takes milliseconds; one running for seconds is
+      // a runaway (a lock wait, a bad plan) and is cancelled rather than left to hold a connection.
+      default: '5000',
+      pattern: '^[0-9]{1,7}$',
+      description: 'milliseconds, 0 (no limit) to 9999999',
+    }),
+    SHUTDOWN_DRAIN_SECONDS: Type.String({
+      // On SIGTERM the service first answers /readyz 503 and keeps serving this long, so the load
+      // balancer notices and stops sending before the listener closes; 5 s covers a probe period.
+      default: '5',
+      pattern: '^[0-9]{1,3}$',
+      description: 'whole seconds, 0 to 999',
+    }),
     SHUTDOWN_GRACE_SECONDS: Type.String({
       // Kubernetes sends SIGKILL 30 s after SIGTERM by default; finishing in-flight requests
       // within 10 s leaves the rest of that window for closing the database cleanly.
@@ -128,6 +161,11 @@ export interface Config {
   trialExpiryIntervalMs: number;
   logLevel: Env['LOG_LEVEL'];
   bodyLimitBytes: number;
+  requestTimeoutMs: number;
+  headersTimeoutMs: number;
+  /** PostgreSQL (DATABASE_URL) only: PGlite has one connection and no statement timer. */
+  pool: { size: number; statementTimeoutMs: number };
+  shutdownDrainMs: number;
   shutdownGraceMs: number;
 }
 
@@ -234,6 +272,10 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     trialExpiryIntervalMs: Number(env.TRIAL_EXPIRY_INTERVAL_SECONDS) * 1000,
     logLevel: env.LOG_LEVEL,
     bodyLimitBytes: Number(env.BODY_LIMIT_BYTES),
+    requestTimeoutMs: Number(env.REQUEST_TIMEOUT_SECONDS) * 1000,
+    headersTimeoutMs: Number(env.HEADERS_TIMEOUT_SECONDS) * 1000,
+    pool: { size: Number(env.DB_POOL_SIZE), statementTimeoutMs: Number(env.DB_STATEMENT_TIMEOUT_MS) },
+    shutdownDrainMs: Number(env.SHUTDOWN_DRAIN_SECONDS) * 1000,
     shutdownGraceMs: Number(env.SHUTDOWN_GRACE_SECONDS) * 1000,
   };
 }

@@ -1,6 +1,8 @@
-// The process: read the configuration, open the database, build the app, listen, and on SIGTERM
-// or SIGINT drain in-flight requests, close the database and exit 0.
-import { pino } from 'pino';
+// The process: read the configuration, open the database, build the app, listen, and stop cleanly.
+// On SIGTERM (the orchestrator's stop) it first turns /readyz to 503 and keeps serving for the
+// drain delay, so the load balancer stops sending before the listener closes; then, as on SIGINT
+// (Ctrl-C, no delay), it stops accepting, finishes in-flight requests, closes the database and
+// exits 0.
 import { buildApp } from './app.js';
 import { authenticationFor } from './auth/setup.js';
 import { loadCatalog } from './catalog.js';
@@ -8,6 +10,7 @@ import { startTrialExpiryJob } from './jobs/trial-expiry.js';
 import { startKeyVerification } from './keys/setup.js';
 import { keycloakAdapterFor } from './keycloak/setup.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
+import { createLogger } from './observability/logger.js';
 import { openDatabase } from './store/open.js';
 
 function fail(message: string): never {
@@ -17,9 +20,9 @@ function fail(message: string): never {
 }
 
 async function start(config: Config): Promise<void> {
-  const logger = pino({ level: config.logLevel, base: { service: 'tenant-registry' } });
+  const logger = createLogger(config);
   const catalog = await loadCatalog(config.catalogPath ?? undefined);
-  const db = await openDatabase(config.database);
+  const db = await openDatabase(config.database, config.pool);
   const auth = await authenticationFor(config);
   const keys = await startKeyVerification(db, {
     pepper: config.apiKeyPepper,
@@ -27,7 +30,8 @@ async function start(config: Config): Promise<void> {
     onError: (error) => logger.warn({ err: error }, 'recording API key use failed; retrying next round'),
   });
   const keycloak = { adapter: keycloakAdapterFor(config), budgetMs: config.keycloak.provisionBudgetMs };
-  const app = await buildApp({ db, auth, catalog, keys, keycloak, config, logger });
+  const lifecycle = { draining: false };
+  const app = await buildApp({ db, auth, catalog, keys, keycloak, config, logger, lifecycle });
   const trialExpiry =
     config.trialExpiryIntervalMs > 0
       ? startTrialExpiryJob(db, {
@@ -41,7 +45,12 @@ async function start(config: Config): Promise<void> {
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
-    logger.info({ signal }, 'shutting down: draining in-flight requests');
+    if (signal === 'SIGTERM' && config.shutdownDrainMs > 0) {
+      lifecycle.draining = true;
+      logger.info({ signal, drain_ms: config.shutdownDrainMs }, 'shutting down: not ready, still serving');
+      await new Promise((resolve) => setTimeout(resolve, config.shutdownDrainMs));
+    }
+    logger.info({ signal }, 'shutting down: finishing in-flight requests');
     // If draining hangs (a client that never finishes its body), give up at the deadline.
     const deadline = setTimeout(() => {
       logger.error({ grace_ms: config.shutdownGraceMs }, 'in-flight requests did not finish in time');

@@ -19,6 +19,10 @@ describe('loadConfig', () => {
       trialExpiryIntervalMs: 60_000,
       logLevel: 'info',
       bodyLimitBytes: 262144,
+      requestTimeoutMs: 30_000,
+      headersTimeoutMs: 10_000,
+      pool: { size: 10, statementTimeoutMs: 5000 },
+      shutdownDrainMs: 5000,
       shutdownGraceMs: 10_000,
     });
   });

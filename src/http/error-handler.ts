@@ -52,6 +52,7 @@ function fromDatabaseError(error: unknown): AppError | undefined {
     return new AppError(503, 'unavailable', {
       detail: 'the database is unavailable; retry shortly',
       headers: { 'retry-after': UNAVAILABLE_RETRY_AFTER_SECONDS },
+      cause: error,
     });
   }
   return undefined;
@@ -77,9 +78,13 @@ export function sendProblem(reply: FastifyReply, request: FastifyRequest, error:
 export function registerErrorHandler(app: FastifyInstance): void {
   app.setErrorHandler((error, request, reply) => {
     const problem = toAppError(error);
-    if (problem.status >= 500) {
-      // The client gets a request id; the operator gets the cause under the same id.
-      request.log.error({ err: error, code: problem.code }, 'request failed');
+    if (problem.status === 500) {
+      // A bug: the client gets a request id, the operator the cause under the same id.
+      request.log.error({ err: error, code: problem.code }, 'unexpected failure');
+    } else if (problem.status >= 502) {
+      // A dependency (or this replica's own shutdown): expected, worth a warning, not a stack.
+      const cause = problem.cause instanceof Error ? problem.cause.message : undefined;
+      request.log.warn({ code: problem.code, ...(cause ? { cause } : {}) }, problem.detail ?? problem.code);
     }
     return sendProblem(reply, request, problem);
   });

@@ -28,7 +28,13 @@ const Readiness = Type.Object(
   { additionalProperties: false, description: 'The database answered' },
 );
 
-export const healthRoutes: FastifyPluginAsyncTypebox<{ db: Database; keycloak: KeycloakAdapter }> = async (app, { db, keycloak }) => {
+export interface HealthOptions {
+  db: Database;
+  keycloak: KeycloakAdapter;
+  lifecycle: { draining: boolean };
+}
+
+export const healthRoutes: FastifyPluginAsyncTypebox<HealthOptions> = async (app, { db, keycloak, lifecycle }) => {
   let keycloakHealth: { value: KeycloakHealth; checkedAt: number } | undefined;
   let checking: Promise<KeycloakHealth> | undefined;
   const keycloakStatus = async (): Promise<KeycloakHealth> => {
@@ -65,6 +71,9 @@ export const healthRoutes: FastifyPluginAsyncTypebox<{ db: Database; keycloak: K
       },
     },
     async () => {
+      if (lifecycle.draining) {
+        throw new AppError(503, 'draining', { detail: 'this replica is shutting down; send requests elsewhere' });
+      }
       try {
         await db.ping();
       } catch (error) {

@@ -20,7 +20,7 @@ export class PendingMigrationsError extends Error {
   }
 }
 
-export async function openDatabase(settings: Config['database']): Promise<Database> {
+export async function openDatabase(settings: Config['database'], pool: Config['pool'] = { size: 10, statementTimeoutMs: 0 }): Promise<Database> {
   const migrations = await loadMigrations();
   if (settings.kind === 'embedded') {
     const db = await openPglite({ dataDir: settings.dataDir });
@@ -29,7 +29,7 @@ export async function openDatabase(settings: Config['database']): Promise<Databa
     return db;
   }
 
-  const db = openPg({ url: settings.url });
+  const db = openPg({ url: settings.url, poolSize: pool.size, statementTimeoutMs: pool.statementTimeoutMs });
   try {
     const status = await migrationStatus(db, migrations);
     if (status.pending.length > 0) {

@@ -7,6 +7,8 @@ export interface PgOptions {
   url: string;
   /** Connections kept open; each replica's share of the server's max_connections. */
   poolSize?: number;
+  /** Cancels a statement running longer (0: no limit). */
+  statementTimeoutMs?: number;
 }
 
 const typeParsers = {
@@ -34,6 +36,7 @@ export function openPg(options: PgOptions): Database {
   const pool = new pg.Pool({
     connectionString: options.url,
     max: options.poolSize ?? 10,
+    ...(options.statementTimeoutMs ? { statement_timeout: options.statementTimeoutMs } : {}),
     // A request waiting longer than this for a connection is better answered 503 than left
     // hanging while the database is unreachable.
     connectionTimeoutMillis: 5_000,

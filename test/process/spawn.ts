@@ -32,6 +32,15 @@ const CONFIG_VARIABLES = [
   'CATALOG_PATH',
   'TRIAL_EXPIRY_INTERVAL_SECONDS',
   'API_KEY_PEPPER',
+  'KEYCLOAK_PROVISION_BUDGET_SECONDS',
+  'REQUEST_TIMEOUT_SECONDS',
+  'HEADERS_TIMEOUT_SECONDS',
+  'DB_POOL_SIZE',
+  'DB_STATEMENT_TIMEOUT_MS',
+  'SHUTDOWN_DRAIN_SECONDS',
+  'OTEL_EXPORTER_OTLP_ENDPOINT',
+  'REDIS_URL',
+  'METRICS_ADDR',
 ];
 
 export interface Exit {
@@ -73,7 +82,8 @@ export async function freePort(): Promise<number> {
 function childEnv(overrides: Record<string, string>): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env };
   for (const name of CONFIG_VARIABLES) delete env[name];
-  return { ...env, ...overrides };
+  // No drain delay unless a test asks for one: most tests stop the service and wait for it.
+  return { ...env, SHUTDOWN_DRAIN_SECONDS: '0', ...overrides };
 }
 
 function track(child: ChildProcess, port: number): ServiceProcess {

@@ -39,7 +39,7 @@ const DESCRIPTIONS: Record<number, string> = {
   415: 'Body is not application/json',
   500: 'Unexpected failure; the body carries no internals',
   502: 'Keycloak failed; what failed is recorded and can be retried',
-  503: 'A dependency (the database or the token issuer) is unavailable',
+  503: 'A dependency (the database or the token issuer) is unavailable, or the replica is draining',
 };
 
 /** The error responses of a route (500 always), each application/problem+json of the one schema. */
