@@ -12,6 +12,7 @@ import type { KeyVerification } from './keys/setup.js';
 import type { KeycloakAdapter } from './keycloak/adapter.js';
 import { registerAccessControl } from './http/access.js';
 import { devTokenRoutes } from './http/dev-token.js';
+import { registerIdempotency } from './http/idempotency.js';
 import { registerErrorHandler } from './http/error-handler.js';
 import { auditRoutes } from './http/audit.js';
 import { catalogRoutes } from './http/catalog.js';
@@ -79,6 +80,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   registerNotFoundHandler(app);
   registerJsonParser(app);
   registerAccessControl(app, deps.auth.verifier);
+  registerIdempotency(app, deps.db, deps.clock ?? (() => new Date()));
   await registerOpenApi(app, SERVICE_VERSION);
 
   await app.register(healthRoutes, { db: deps.db, keycloak: deps.keycloak.adapter, lifecycle: deps.lifecycle ?? { draining: false } });

@@ -6,6 +6,7 @@
 import { buildApp } from './app.js';
 import { authenticationFor } from './auth/setup.js';
 import { loadCatalog } from './catalog.js';
+import { startHousekeeping } from './jobs/housekeeping.js';
 import { startTrialExpiryJob } from './jobs/trial-expiry.js';
 import { startKeyVerification } from './keys/setup.js';
 import { keycloakAdapterFor } from './keycloak/setup.js';
@@ -41,6 +42,11 @@ async function start(config: Config): Promise<void> {
         })
       : null;
 
+  const housekeeping = startHousekeeping(db, {
+    clock: () => new Date(),
+    onError: (error) => logger.warn({ err: error }, 'housekeeping failed; retrying next round'),
+  });
+
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
@@ -59,6 +65,7 @@ async function start(config: Config): Promise<void> {
     deadline.unref();
     await app.close();
     await trialExpiry?.stop();
+    await housekeeping.stop();
     await keys.stop();
     await db.close();
     logger.info('stopped');

@@ -85,7 +85,8 @@ export const apiKeyRoutes: FastifyPluginAsyncTypebox<ApiKeyRoutesOptions> = asyn
   app.post(
     '/v1/api-keys',
     {
-      config: { access: manageKeys(tenantFrom.body('tenant_id')) },
+      // A replay answers the key without its plaintext, which is never kept at rest.
+      config: { access: manageKeys(tenantFrom.body('tenant_id')), idempotent: { withhold: ['key'] } },
       schema: {
         operationId: 'createApiKey',
         tags: ['api-keys'],

@@ -95,7 +95,7 @@ export const catalogRoutes: FastifyPluginAsyncTypebox<CatalogRoutesOptions> = as
   app.post(
     '/v1/catalog/request',
     {
-      config: { access: { allow: ['platform_admin', 'it_admin'], tenant: tenantFrom.body('tenant_id') } },
+      config: { access: { allow: ['platform_admin', 'it_admin'], tenant: tenantFrom.body('tenant_id') }, idempotent: {} },
       schema: {
         operationId: 'requestProduct',
         tags: ['catalog'],
@@ -184,7 +184,7 @@ export const catalogRoutes: FastifyPluginAsyncTypebox<CatalogRoutesOptions> = as
   app.post(
     '/v1/catalog/trial-request',
     {
-      config: { access: { allow: ['platform_admin', 'it_admin'], tenant: tenantFrom.body('tenant_id') } },
+      config: { access: { allow: ['platform_admin', 'it_admin'], tenant: tenantFrom.body('tenant_id') }, idempotent: {} },
       schema: {
         operationId: 'startTrial',
         tags: ['catalog'],

@@ -76,7 +76,7 @@ export const tenantRoutes: FastifyPluginAsyncTypebox<TenantRoutesOptions> = asyn
   app.post(
     '/v1/tenants',
     {
-      config: { access: { allow: ['platform_admin'] } },
+      config: { access: { allow: ['platform_admin'] }, idempotent: {} },
       schema: {
         operationId: 'createTenant',
         tags: ['tenants'],

@@ -27,7 +27,12 @@ export type ApiKey = Static<typeof ApiKeySchema>;
 export const CreatedApiKeySchema = Type.Object(
   {
     ...ApiKeySchema.properties,
-    key: Type.String({ description: 'the key itself: shown here once, never stored, never shown again' }),
+    key: Type.Optional(
+      Type.String({
+        description:
+          'the key itself: shown here once, never stored, never shown again; absent from a replay (Idempotent-Replayed: true)',
+      }),
+    ),
   },
   { additionalProperties: false, description: 'The new key, with its secret' },
 );
