@@ -13,6 +13,7 @@ import type { KeycloakAdapter } from './keycloak/adapter.js';
 import { registerAccessControl } from './http/access.js';
 import { devTokenRoutes } from './http/dev-token.js';
 import { registerIdempotency } from './http/idempotency.js';
+import { registerRateLimits, type Counter, type RateLimits } from './http/rate-limit.js';
 import { registerErrorHandler } from './http/error-handler.js';
 import { auditRoutes } from './http/audit.js';
 import { catalogRoutes } from './http/catalog.js';
@@ -36,6 +37,8 @@ export interface AppDeps {
   /** The Keycloak adapter and how long tenant creation may wait for it. */
   keycloak: { adapter: KeycloakAdapter; budgetMs: number };
   config: Pick<Config, 'appEnv' | 'bodyLimitBytes'> & Partial<Pick<Config, 'requestTimeoutMs' | 'headersTimeoutMs'>>;
+  /** Rate limiting; none when absent (tests that do not test it). */
+  rateLimits?: { counter: Counter; limits: RateLimits };
   /** Set when the process is about to stop: readiness answers 503 so the load balancer moves on. */
   lifecycle?: { draining: boolean };
   /** A pino logger; tests pass a silent one. */
@@ -80,6 +83,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   registerNotFoundHandler(app);
   registerJsonParser(app);
   registerAccessControl(app, deps.auth.verifier);
+  registerRateLimits(app, deps.rateLimits?.counter ?? null, deps.rateLimits?.limits ?? { publicPerMinute: 0, internalPerMinute: 0 });
   registerIdempotency(app, deps.db, deps.clock ?? (() => new Date()));
   await registerOpenApi(app, SERVICE_VERSION);
 

@@ -111,6 +111,24 @@ const EnvSchema = Type.Object(
       pattern: '^[0-9]{1,7}$',
       description: 'milliseconds, 0 (no limit) to 9999999',
     }),
+    RATE_LIMIT_PER_MINUTE: Type.String({
+      // Per caller on the public /v1 routes: ten a second is far beyond a person or a script
+      // working normally, and stops one runaway client from starving the others.
+      default: '600',
+      pattern: '^[0-9]{1,9}$',
+      description: 'requests per caller per minute, 0 for no limit',
+    }),
+    RATE_LIMIT_INTERNAL_PER_MINUTE: Type.String({
+      // /v1/internal carries every request of the headless products through a few service
+      // accounts; its budget is a guard against a loop, not a quota.
+      default: '600000',
+      pattern: '^[0-9]{1,9}$',
+      description: 'requests per caller per minute on /v1/internal, 0 for no limit',
+    }),
+    REDIS_URL: Type.String({
+      default: '',
+      description: 'empty (rate limits counted per replica) or a redis:// URL shared by all replicas',
+    }),
     SHUTDOWN_DRAIN_SECONDS: Type.String({
       // On SIGTERM the service first answers /readyz 503 and keeps serving this long, so the load
       // balancer notices and stops sending before the listener closes; 5 s covers a probe period.
@@ -165,6 +183,9 @@ export interface Config {
   headersTimeoutMs: number;
   /** PostgreSQL (DATABASE_URL) only: PGlite has one connection and no statement timer. */
   pool: { size: number; statementTimeoutMs: number };
+  rateLimits: { publicPerMinute: number; internalPerMinute: number };
+  /** null: rate limits are counted in each replica. */
+  redisUrl: string | null;
   shutdownDrainMs: number;
   shutdownGraceMs: number;
 }
@@ -216,6 +237,12 @@ export function loadConfig(source: Record<string, string | undefined> = process.
   }
   if (env.DATABASE_URL !== '' && !isPostgresUrl(env.DATABASE_URL)) {
     throw new ConfigError('DATABASE_URL', hintFor('DATABASE_URL'));
+  }
+  if (env.REDIS_URL !== '') {
+    const url = URL.parse(env.REDIS_URL);
+    if (!url || (url.protocol !== 'redis:' && url.protocol !== 'rediss:') || url.hostname === '') {
+      throw new ConfigError('REDIS_URL', hintFor('REDIS_URL'));
+    }
   }
   if (env.DATABASE_URL !== '' && env.EMBEDDED_DB_DIR !== '') {
     throw new ConfigError('EMBEDDED_DB_DIR', 'to be empty when DATABASE_URL is set');
@@ -275,6 +302,8 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     requestTimeoutMs: Number(env.REQUEST_TIMEOUT_SECONDS) * 1000,
     headersTimeoutMs: Number(env.HEADERS_TIMEOUT_SECONDS) * 1000,
     pool: { size: Number(env.DB_POOL_SIZE), statementTimeoutMs: Number(env.DB_STATEMENT_TIMEOUT_MS) },
+    rateLimits: { publicPerMinute: Number(env.RATE_LIMIT_PER_MINUTE), internalPerMinute: Number(env.RATE_LIMIT_INTERNAL_PER_MINUTE) },
+    redisUrl: env.REDIS_URL === '' ? null : env.REDIS_URL,
     shutdownDrainMs: Number(env.SHUTDOWN_DRAIN_SECONDS) * 1000,
     shutdownGraceMs: Number(env.SHUTDOWN_GRACE_SECONDS) * 1000,
   };

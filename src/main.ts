@@ -11,6 +11,9 @@ import { startTrialExpiryJob } from './jobs/trial-expiry.js';
 import { startKeyVerification } from './keys/setup.js';
 import { keycloakAdapterFor } from './keycloak/setup.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
+import { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { LocalCounter, RedisCounter, type Counter } from './http/rate-limit.js';
 import { createLogger } from './observability/logger.js';
 import { openDatabase } from './store/open.js';
 
@@ -18,6 +21,20 @@ function fail(message: string): never {
   // One line on stderr: the orchestrator shows it as the reason the container did not start.
   process.stderr.write(`tenant-registry: ${message}\n`);
   process.exit(1);
+}
+
+function rateLimitCounter(redisUrl: string | null, logger: Logger): Counter {
+  if (redisUrl === null) return new LocalCounter();
+  // No offline queue and one retry: while Redis is away, requests are let through at once
+  // (rate-limit.ts) instead of waiting for it.
+  const redis = new Redis(redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: false });
+  let warned = false;
+  redis.on('error', (error: Error) => {
+    if (!warned) logger.warn({ err: error }, 'Redis for rate limits is unreachable; limits are not enforced until it is back');
+    warned = true;
+  });
+  redis.on('ready', () => (warned = false));
+  return new RedisCounter(redis);
 }
 
 async function start(config: Config): Promise<void> {
@@ -32,7 +49,8 @@ async function start(config: Config): Promise<void> {
   });
   const keycloak = { adapter: keycloakAdapterFor(config), budgetMs: config.keycloak.provisionBudgetMs };
   const lifecycle = { draining: false };
-  const app = await buildApp({ db, auth, catalog, keys, keycloak, config, logger, lifecycle });
+  const rateLimits = { counter: rateLimitCounter(config.redisUrl, logger), limits: config.rateLimits };
+  const app = await buildApp({ db, auth, catalog, keys, keycloak, config, logger, lifecycle, rateLimits });
   const trialExpiry =
     config.trialExpiryIntervalMs > 0
       ? startTrialExpiryJob(db, {
@@ -66,6 +84,7 @@ async function start(config: Config): Promise<void> {
     await app.close();
     await trialExpiry?.stop();
     await housekeeping.stop();
+    await rateLimits.counter.close();
     await keys.stop();
     await db.close();
     logger.info('stopped');

@@ -22,6 +22,8 @@ describe('loadConfig', () => {
       requestTimeoutMs: 30_000,
       headersTimeoutMs: 10_000,
       pool: { size: 10, statementTimeoutMs: 5000 },
+      rateLimits: { publicPerMinute: 600, internalPerMinute: 600000 },
+      redisUrl: null,
       shutdownDrainMs: 5000,
       shutdownGraceMs: 10_000,
     });
@@ -109,6 +111,8 @@ describe('loadConfig', () => {
     ['API_KEY_PEPPER', { API_KEY_PEPPER: 'too-short' }],
     ['API_KEY_PEPPER', { APP_ENV: 'prod', DATABASE_URL: 'postgres://db/registry', KEYCLOAK_ISSUER: 'https://id.example.com/realms/prod' }],
     ['TRIAL_EXPIRY_INTERVAL_SECONDS', { TRIAL_EXPIRY_INTERVAL_SECONDS: 'hourly' }],
+    ['REDIS_URL', { REDIS_URL: 'http://localhost:6379' }],
+    ['RATE_LIMIT_PER_MINUTE', { RATE_LIMIT_PER_MINUTE: '-5' }],
     ['KEYCLOAK_CLIENT_ID', { KEYCLOAK_ADMIN_URL: 'http://localhost:8080' }],
     ['KEYCLOAK_CLIENT_SECRET', { KEYCLOAK_ADMIN_URL: 'http://localhost:8080', KEYCLOAK_CLIENT_ID: 'registry' }],
     ['KEYCLOAK_PROVISION_BUDGET_SECONDS', { KEYCLOAK_PROVISION_BUDGET_SECONDS: '0' }],

@@ -81,7 +81,7 @@ function withAccess(schema: FastifySchema, access: Access | undefined): FastifyS
     security: [{ bearer: [] }],
     response: {
       ...(schema.response as object),
-      ...problemResponses(401, 403, ...(tenantScoped ? [404] : [])),
+      ...problemResponses(401, 403, ...(tenantScoped ? [404] : []), 429),
     },
   };
 }

@@ -38,6 +38,7 @@ const DESCRIPTIONS: Record<number, string> = {
   413: 'Body over the size limit',
   415: 'Body is not application/json',
   422: 'The Idempotency-Key was used for a different request',
+  429: 'Over the caller\'s rate limit; retry after Retry-After seconds',
   500: 'Unexpected failure; the body carries no internals',
   502: 'Keycloak failed; what failed is recorded and can be retried',
   503: 'A dependency (the database or the token issuer) is unavailable, or the replica is draining',
