@@ -19,6 +19,7 @@ import { auditRoutes } from './http/audit.js';
 import { catalogRoutes } from './http/catalog.js';
 import { entitlementRoutes } from './http/entitlements.js';
 import { healthRoutes } from './http/health.js';
+import { metricsRoutes } from './http/metrics.js';
 import { registerJsonParser } from './http/json-parser.js';
 import { registerNotFoundHandler } from './http/not-found.js';
 import { registerOpenApi } from './http/openapi.js';
@@ -39,6 +40,8 @@ export interface AppDeps {
   config: Pick<Config, 'appEnv' | 'bodyLimitBytes'> & Partial<Pick<Config, 'requestTimeoutMs' | 'headersTimeoutMs'>>;
   /** Rate limiting; none when absent (tests that do not test it). */
   rateLimits?: { counter: Counter; limits: RateLimits };
+  /** Serve GET /metrics on this app (the default); false when it has a listener of its own. */
+  metricsOnMainPort?: boolean;
   /** Set when the process is about to stop: readiness answers 503 so the load balancer moves on. */
   lifecycle?: { draining: boolean };
   /** A pino logger; tests pass a silent one. */
@@ -87,6 +90,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   registerIdempotency(app, deps.db, deps.clock ?? (() => new Date()));
   await registerOpenApi(app, SERVICE_VERSION);
 
+  if (deps.metricsOnMainPort ?? true) await app.register(metricsRoutes);
   await app.register(healthRoutes, { db: deps.db, keycloak: deps.keycloak.adapter, lifecycle: deps.lifecycle ?? { draining: false } });
   const clock = deps.clock ?? (() => new Date());
   // Routes that change what the caches hold write through `writer`, so this replica's caches

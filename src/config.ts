@@ -125,6 +125,11 @@ const EnvSchema = Type.Object(
       pattern: '^[0-9]{1,9}$',
       description: 'requests per caller per minute on /v1/internal, 0 for no limit',
     }),
+    METRICS_ADDR: Type.String({
+      default: '',
+      pattern: '^$|^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9.-]*):[0-9]{1,5}$',
+      description: 'empty (GET /metrics on ADDR) or host:port of a listener for /metrics alone',
+    }),
     REDIS_URL: Type.String({
       default: '',
       description: 'empty (rate limits counted per replica) or a redis:// URL shared by all replicas',
@@ -184,6 +189,8 @@ export interface Config {
   /** PostgreSQL (DATABASE_URL) only: PGlite has one connection and no statement timer. */
   pool: { size: number; statementTimeoutMs: number };
   rateLimits: { publicPerMinute: number; internalPerMinute: number };
+  /** null: /metrics is served on the main listener. */
+  metricsListen: { host: string; port: number } | null;
   /** null: rate limits are counted in each replica. */
   redisUrl: string | null;
   shutdownDrainMs: number;
@@ -204,11 +211,11 @@ function isPostgresUrl(value: string): boolean {
   return url !== null && (url.protocol === 'postgres:' || url.protocol === 'postgresql:') && url.hostname !== '';
 }
 
-function parseListen(addr: string): { host: string; port: number } {
+function parseListen(addr: string, variable: 'ADDR' | 'METRICS_ADDR' = 'ADDR'): { host: string; port: number } {
   const cut = addr.lastIndexOf(':');
   const host = addr.slice(0, cut).replace(/^\[|\]$/g, '');
   const port = Number(addr.slice(cut + 1));
-  if (port > 65535) throw new ConfigError('ADDR', hintFor('ADDR'));
+  if (port > 65535) throw new ConfigError(variable, hintFor(variable));
   // ":8090" means every interface, as in Go's net.Listen.
   return { host: host === '' ? '0.0.0.0' : host, port };
 }
@@ -304,6 +311,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     pool: { size: Number(env.DB_POOL_SIZE), statementTimeoutMs: Number(env.DB_STATEMENT_TIMEOUT_MS) },
     rateLimits: { publicPerMinute: Number(env.RATE_LIMIT_PER_MINUTE), internalPerMinute: Number(env.RATE_LIMIT_INTERNAL_PER_MINUTE) },
     redisUrl: env.REDIS_URL === '' ? null : env.REDIS_URL,
+    metricsListen: env.METRICS_ADDR === '' ? null : parseListen(env.METRICS_ADDR, 'METRICS_ADDR'),
     shutdownDrainMs: Number(env.SHUTDOWN_DRAIN_SECONDS) * 1000,
     shutdownGraceMs: Number(env.SHUTDOWN_GRACE_SECONDS) * 1000,
   };

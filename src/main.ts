@@ -15,6 +15,8 @@ import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { LocalCounter, RedisCounter, type Counter } from './http/rate-limit.js';
 import { createLogger } from './observability/logger.js';
+import { observeKeyCache, observePool } from './observability/metrics.js';
+import { startMetricsServer } from './observability/metrics-server.js';
 import { openDatabase } from './store/open.js';
 
 function fail(message: string): never {
@@ -50,7 +52,21 @@ async function start(config: Config): Promise<void> {
   const keycloak = { adapter: keycloakAdapterFor(config), budgetMs: config.keycloak.provisionBudgetMs };
   const lifecycle = { draining: false };
   const rateLimits = { counter: rateLimitCounter(config.redisUrl, logger), limits: config.rateLimits };
-  const app = await buildApp({ db, auth, catalog, keys, keycloak, config, logger, lifecycle, rateLimits });
+  const app = await buildApp({
+    db,
+    auth,
+    catalog,
+    keys,
+    keycloak,
+    config,
+    logger,
+    lifecycle,
+    rateLimits,
+    metricsOnMainPort: config.metricsListen === null,
+  });
+  observeKeyCache(keys.verifier.cache);
+  if (db.poolState) observePool(db.poolState());
+  const metricsServer = config.metricsListen ? await startMetricsServer(config.metricsListen) : null;
   const trialExpiry =
     config.trialExpiryIntervalMs > 0
       ? startTrialExpiryJob(db, {
@@ -85,6 +101,7 @@ async function start(config: Config): Promise<void> {
     await trialExpiry?.stop();
     await housekeeping.stop();
     await rateLimits.counter.close();
+    await metricsServer?.close();
     await keys.stop();
     await db.close();
     logger.info('stopped');

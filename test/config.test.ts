@@ -24,6 +24,7 @@ describe('loadConfig', () => {
       pool: { size: 10, statementTimeoutMs: 5000 },
       rateLimits: { publicPerMinute: 600, internalPerMinute: 600000 },
       redisUrl: null,
+      metricsListen: null,
       shutdownDrainMs: 5000,
       shutdownGraceMs: 10_000,
     });

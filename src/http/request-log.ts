@@ -3,6 +3,7 @@
 // (bound by the child logger), the caller and the tenant concerned. Fastify's own pair of
 // "incoming"/"completed" lines is replaced.
 import { LogController, type FastifyReply, type FastifyRequest } from 'fastify';
+import { observeRequest } from '../observability/metrics.js';
 
 /** The tenant a request names (path, query or body), as the routes call it. */
 function tenantOf(request: FastifyRequest): string | undefined {
@@ -21,6 +22,7 @@ export class RequestLog extends LogController {
   override incomingRequest(): void {}
 
   override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
+    observeRequest(request.method, request.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime / 1000);
     // Below info, skip building the line at all: this runs on every request of the hot paths.
     if (!error && QUIETER_THAN_INFO.has(reply.log.level)) return;
     const principal = request.principal;

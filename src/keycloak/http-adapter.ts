@@ -2,6 +2,7 @@
 // reuses the token until shortly before it expires, and fetches a new one once when an admin call
 // answers 401 (Keycloak gives this grant no refresh token). Each call has its own timeout and all
 // of them share the caller's signal, so a hung Keycloak cannot hold a tenant creation.
+import { keycloakCalls } from '../observability/metrics.js';
 import { KeycloakError, type KeycloakAdapter, type KeycloakErrorType, type ProvisionRequest, type ProvisionStep } from './adapter.js';
 
 export interface HttpAdapterOptions {
@@ -118,13 +119,19 @@ export class HttpAdapter implements KeycloakAdapter {
           signal: this.signalFor(signal),
         });
       } catch {
+        keycloakCalls.inc({ step, outcome: 'unavailable' });
         throw new KeycloakError('unavailable', step, `Keycloak did not answer ${method} ${path.split('?')[0]}`);
       }
       if (response.status === 401 && attempt === 0) {
+        keycloakCalls.inc({ step, outcome: 'token_refresh' });
         await response.body?.cancel();
         continue;
       }
-      if (response.ok || options.accept?.includes(response.status)) return response;
+      if (response.ok || options.accept?.includes(response.status)) {
+        keycloakCalls.inc({ step, outcome: 'ok' });
+        return response;
+      }
+      keycloakCalls.inc({ step, outcome: errorTypeFor(response.status) });
       throw new KeycloakError(errorTypeFor(response.status), step, await reasonOf(response), response.status);
     }
   }

@@ -79,11 +79,39 @@ export function isTracingOn(): boolean {
   return state() !== undefined;
 }
 
+/**
+ * True when the environment asks for traces but the process was started without the preload
+ * (plain `node dist/src/main.js`): main.ts warns, since no span would ever be sent.
+ */
+export function tracingWithoutPreload(env: NodeJS.ProcessEnv = process.env): boolean {
+  if (isTracingOn()) return false;
+  try {
+    return tracingSettings(env) !== null;
+  } catch {
+    return true;
+  }
+}
+
+/** A diag argument as short text: an error's message, not its stack (the SDK passes errors as JSON). */
+function shortText(value: unknown): string {
+  if (value instanceof Error) return value.message;
+  if (typeof value === 'string') {
+    if (!value.startsWith('{')) return value;
+    try {
+      const parsed = JSON.parse(value) as { message?: unknown };
+      return typeof parsed.message === 'string' ? parsed.message : value;
+    } catch {
+      return value;
+    }
+  }
+  return JSON.stringify(value) ?? String(value);
+}
+
 /** The OTel SDK's own warnings and errors (an export that failed) as one line each on stderr. */
 function stderrDiagLogger(): DiagLogger {
   const write = (level: string) => (message: string, ...args: unknown[]) => {
-    const detail = args.map((arg) => (arg instanceof Error ? arg.message : typeof arg === 'string' ? arg : JSON.stringify(arg)));
-    process.stderr.write(`tenant-registry: otel ${level}: ${[message, ...detail].join(' ')}\n`);
+    const text = [message, ...args].map(shortText).join(' ').replace(/\s*\n\s*/g, ' ');
+    process.stderr.write(`tenant-registry: otel ${level}: ${text}\n`);
   };
   return { error: write('error'), warn: write('warn'), info: write('info'), debug: write('debug'), verbose: write('verbose') };
 }

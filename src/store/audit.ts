@@ -4,6 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import { chainKeyOf, hashRecord, toRecord, type AuditEventInput, type AuditRecord, type Crud } from '../domain/audit.js';
 import type { ChainHead } from '../domain/audit-chain.js';
+import { auditAppends } from '../observability/metrics.js';
 import type { Queryable } from './database.js';
 
 interface AuditRow {
@@ -184,6 +185,7 @@ export async function appendEvent(tx: Queryable, input: AuditEventInput, now: Da
      FROM appended WHERE audit_chains.chain_key = appended.chain_key`,
     eventRowParams(record, hash),
   );
+  auditAppends.inc();
   return { id: record.id, hash, replayed: false };
 }
 

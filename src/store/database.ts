@@ -21,6 +21,8 @@ export interface Database extends Queryable {
    * some may be missed). Resolves with a function that stops listening.
    */
   listen(channel: string, onMessage: (payload: string) => void, onState: (listening: boolean) => void): Promise<() => Promise<void>>;
+  /** The connection pool's state, where there is a pool (pg). */
+  poolState?: () => { totalCount: number; idleCount: number; waitingCount: number };
   /** Answers when the database can run a query; throws otherwise. */
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -51,6 +51,7 @@ export function openPg(options: PgOptions): Database {
     query: base.query,
     exec: base.exec,
     listen: (channel, onMessage, onState) => listenOnPg(options.url, channel, onMessage, onState),
+    poolState: () => pool,
     async transaction(fn) {
       const client = await pool.connect();
       let broken: Error | undefined;

@@ -235,6 +235,7 @@ const ROUTES: Row[] = [
     }) },
   { method: 'GET',  path: '/healthz',                              expect: 'public', build: () => ({ path: '/healthz' }) },
   { method: 'GET',  path: '/readyz',                               expect: 'public', build: () => ({ path: '/readyz' }) },
+  { method: 'GET',  path: '/metrics',                              expect: 'public', build: () => ({ path: '/metrics' }) },
   { method: 'GET',  path: '/openapi.yaml',                         expect: 'public', build: () => ({ path: '/openapi.yaml' }) },
 ];
 

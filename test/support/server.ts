@@ -7,7 +7,7 @@ import type { JWTPayload } from 'jose';
 import { buildApp, type AppDeps } from '../../src/app.js';
 import { discoveredKeys } from '../../src/auth/discovery.js';
 import { loadCatalog } from '../../src/catalog.js';
-import { startKeyVerification } from '../../src/keys/setup.js';
+import { startKeyVerification, type KeyVerification } from '../../src/keys/setup.js';
 import { MockAdapter } from '../../src/keycloak/mock-adapter.js';
 import { createTokenVerifier } from '../../src/auth/verifier.js';
 import type { Database } from '../../src/store/database.js';
@@ -27,6 +27,8 @@ export interface StartedApp {
   api: Client;
   /** A client calling with a token of the given claims (or none). */
   as(claims: JWTPayload | null): Promise<Client>;
+  /** The key verification the app serves with (its caches, its usage recorder). */
+  keys: KeyVerification;
   close(): Promise<void>;
 }
 
@@ -63,6 +65,7 @@ export async function startServerOn(db: Database, overrides: Partial<AppDeps> = 
     issuer,
     api: await as(identities.platformAdmin()),
     as,
+    keys: overrides.keys ?? keys,
     async close() {
       await app.close();
       await keys.stop();
