@@ -17,6 +17,7 @@ import { LocalCounter, RedisCounter, type Counter } from './http/rate-limit.js';
 import { createLogger } from './observability/logger.js';
 import { observeKeyCache, observePool } from './observability/metrics.js';
 import { startMetricsServer } from './observability/metrics-server.js';
+import { shutdownTracing, traceLogMixin, tracingWithoutPreload } from './observability/tracing.js';
 import { openDatabase } from './store/open.js';
 
 function fail(message: string): never {
@@ -40,7 +41,12 @@ function rateLimitCounter(redisUrl: string | null, logger: Logger): Counter {
 }
 
 async function start(config: Config): Promise<void> {
-  const logger = createLogger(config);
+  // With tracing on (the preload started it), every line written inside a request carries its
+  // trace_id and span_id; with it off, no mixin runs at all.
+  const logger = createLogger(config, { mixin: traceLogMixin() });
+  if (tracingWithoutPreload()) {
+    logger.warn('OTEL_EXPORTER_OTLP_ENDPOINT is set but the process was started without the tracing preload: no traces');
+  }
   const catalog = await loadCatalog(config.catalogPath ?? undefined);
   const db = await openDatabase(config.database, config.pool);
   const auth = await authenticationFor(config);
@@ -104,6 +110,8 @@ async function start(config: Config): Promise<void> {
     await metricsServer?.close();
     await keys.stop();
     await db.close();
+    // The spans of the last requests are still in the batch: send them (bounded, never throws).
+    await shutdownTracing();
     logger.info('stopped');
     process.exit(0);
   };

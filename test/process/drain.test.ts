@@ -8,7 +8,8 @@ afterEach(() => stopAll());
 
 describe('SIGTERM with a drain delay', () => {
   it('turns /readyz 503 first, keeps serving through the drain, then exits 0: no request fails', { timeout: 60_000 }, async () => {
-    const service = await startService({ SHUTDOWN_DRAIN_SECONDS: '2', LOG_LEVEL: 'info' });
+    // No rate limit: four clients in a loop would exceed any per-caller budget within the test.
+    const service = await startService({ SHUTDOWN_DRAIN_SECONDS: '2', LOG_LEVEL: 'info', RATE_LIMIT_PER_MINUTE: '0' });
     const token = await devToken(service.baseUrl);
     let inRotation = true;
     const outcomes: Array<number | string> = [];

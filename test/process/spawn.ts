@@ -39,6 +39,8 @@ const CONFIG_VARIABLES = [
   'DB_STATEMENT_TIMEOUT_MS',
   'SHUTDOWN_DRAIN_SECONDS',
   'OTEL_EXPORTER_OTLP_ENDPOINT',
+  'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT',
+  'OTEL_SDK_DISABLED',
   'REDIS_URL',
   'METRICS_ADDR',
 ];
@@ -127,7 +129,8 @@ function track(child: ChildProcess, port: number): ServiceProcess {
 
 /** Starts `node --import tsx src/main.ts` on 127.0.0.1:<port> without waiting for it. */
 export function spawnService(env: Record<string, string> = {}, port = 0): ServiceProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+  // Started as production starts it: with the tracing preload, which does nothing while tracing is off.
+  const child = spawn(process.execPath, ['--import', 'tsx', '--import', './src/observability/tracing-preload.ts', 'src/main.ts'], {
     cwd: PROJECT_DIR,
     env: childEnv({ ADDR: `127.0.0.1:${port}`, LOG_LEVEL: 'warn', ...env }),
     stdio: ['ignore', 'pipe', 'pipe'],
