@@ -8,6 +8,7 @@ import type { Catalog } from './domain/catalog.js';
 import { apiKeyRoutes } from './http/api-keys.js';
 import { keyVerifyRoutes } from './http/key-verify.js';
 import { claimsRoutes } from './http/claims.js';
+import { answerClientError } from './http/client-errors.js';
 import type { KeyVerification } from './keys/setup.js';
 import type { KeycloakAdapter } from './keycloak/adapter.js';
 import { registerAccessControl } from './http/access.js';
@@ -60,6 +61,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     bodyLimit: deps.config.bodyLimitBytes,
     // Defaults for apps built without them (tests); main.ts passes the configured values.
     requestTimeout: deps.config.requestTimeoutMs ?? 30_000,
+    // Node checks the header and request timeouts only every connectionsCheckingInterval (30 s
+    // by default), so a 10 s header timeout could let a slow client hold a socket for 40 s.
+    http: { connectionsCheckingInterval: 1_000 },
+    clientErrorHandler: answerClientError,
     // During shutdown, requests already on an open connection are served (the database is
     // still open until they finish) and told Connection: close, rather than refused.
     return503OnClosing: false,

@@ -2,7 +2,7 @@
 // database, a bug), leaves as one problem+json answer. This is the only place that decides
 // which status and code an error becomes.
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { isUnavailable, uniqueViolation } from '../store/errors.js';
+import { isStatementTimeout, isUnavailable, uniqueViolation } from '../store/errors.js';
 import { AppError, problemBody } from './problem.js';
 import { fieldErrors } from './validation.js';
 
@@ -47,6 +47,13 @@ function fromDatabaseError(error: unknown): AppError | undefined {
   if (constraint !== undefined) {
     const known = UNIQUE_CONFLICTS[constraint];
     return new AppError(409, known?.code ?? 'conflict', { detail: known?.detail ?? 'conflicts with an existing resource' });
+  }
+  if (isStatementTimeout(error)) {
+    return new AppError(503, 'timeout', {
+      detail: 'the database did not answer in time; retry shortly',
+      headers: { 'retry-after': UNAVAILABLE_RETRY_AFTER_SECONDS },
+      cause: error,
+    });
   }
   if (isUnavailable(error)) {
     return new AppError(503, 'unavailable', {

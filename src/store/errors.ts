@@ -21,6 +21,11 @@ const UNAVAILABLE_SQLSTATES = new Set(['57P01', '57P02', '57P03', '53300']);
 // pg reports a dropped socket and an exhausted pool wait by message only.
 const UNAVAILABLE_MESSAGES = [/Connection terminated/i, /timeout exceeded when trying to connect/i, /connection error/i, /PGlite is closed/i];
 
+/** A statement cancelled by statement_timeout (SQLSTATE 57014): the database is too slow right now. */
+export function isStatementTimeout(error: unknown): boolean {
+  return (error as DriverError | null)?.code === '57014';
+}
+
 export function isUnavailable(error: unknown): boolean {
   const e = error as DriverError | null;
   if (typeof e?.code === 'string') {

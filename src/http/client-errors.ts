@@ -1,0 +1,38 @@
+// Errors Node's HTTP parser raises before a request exists (a client too slow to send its
+// headers or body, malformed HTTP, headers too large). Fastify's default answers them with its
+// own JSON shape; these answer with the same problem+json and stable codes as every other error,
+// so a client or a balancer sees one error format whatever went wrong.
+import { randomUUID } from 'node:crypto';
+import type { Socket } from 'node:net';
+import type { FastifyBaseLogger } from 'fastify';
+import { AppError, problemBody } from './problem.js';
+
+function problemFor(error: NodeJS.ErrnoException): AppError {
+  if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+    return new AppError(408, 'request_timeout', { detail: 'the request was not received in time' });
+  }
+  if (error.code === 'HPE_HEADER_OVERFLOW') {
+    return new AppError(431, 'headers_too_large', { detail: 'the request headers are too large' });
+  }
+  return new AppError(400, 'malformed_request', { detail: 'the request is not valid HTTP/1.1' });
+}
+
+/** Fastify's clientErrorHandler: one problem+json answer, then the connection is closed. */
+export function answerClientError(this: { log: FastifyBaseLogger }, error: NodeJS.ErrnoException, socket: Socket): void {
+  // A reset connection has nobody to answer.
+  if (error.code === 'ECONNRESET' || socket.destroyed) return;
+  const problem = problemFor(error);
+  // Debug only: on the open internet these are scanners and broken clients, not incidents.
+  this.log.debug({ code: problem.code, parser: error.code }, 'client error before a request');
+  if (socket.writable) {
+    const body = JSON.stringify(problemBody(problem, randomUUID()));
+    socket.write(
+      `HTTP/1.1 ${problem.status} ${problem.title}\r\n` +
+        'Content-Type: application/problem+json; charset=utf-8\r\n' +
+        `Content-Length: ${Buffer.byteLength(body)}\r\n` +
+        'Connection: close\r\n\r\n' +
+        body,
+    );
+  }
+  socket.destroy();
+}
