@@ -103,7 +103,7 @@ describe.runIf(DRIVERS.includes('pg'))('database limits [pg]', () => {
 
   it('cancels a statement stuck behind a lock: 503 timeout with Retry-After, and nothing half-written', { timeout: 15_000 }, async () => {
     const slug = randomSlug('locked');
-    const countEvents = async () => Number((await admin.query('SELECT count(*) AS n FROM audit_log')).rows[0].n);
+    const countEvents = async () => Number((await admin.query<{ n: string }>('SELECT count(*) AS n FROM audit_log')).rows[0]!.n);
     const eventsBefore = await countEvents();
     await admin.query('BEGIN');
     await admin.query('LOCK TABLE tenants IN ACCESS EXCLUSIVE MODE');
@@ -129,7 +129,7 @@ describe.runIf(DRIVERS.includes('pg'))('database limits [pg]', () => {
 
   it('never opens more connections than DB_POOL_SIZE, however many queries wait', async () => {
     const countConnections = async () =>
-      Number((await admin.query('SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [created.name])).rows[0].n);
+      Number((await admin.query<{ n: string }>('SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [created.name])).rows[0]!.n);
     let peak = 0;
     const queries = Array.from({ length: 4 * POOL_SIZE }, () => db.query('SELECT pg_sleep(0.05)'));
     const watching = (async () => {
