@@ -52,6 +52,11 @@ migrate-create: $(NPM_INSTALLED)
 openapi: $(NPM_INSTALLED)
 	npm run --silent openapi
 
+## bench: every hot path under load against a bare node:http baseline, on PostgreSQL then PGlite (BENCH_ARGS="--driver pg")
+.PHONY: bench
+bench: $(NPM_INSTALLED)
+	npm run --silent bench -- $(BENCH_ARGS)
+
 ## bench-audit: seed 1M audit events in a throwaway database, time appends and pages (BENCH_ARGS="--driver pglite")
 .PHONY: bench-audit
 bench-audit: $(NPM_INSTALLED)

@@ -7,6 +7,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import type { Database } from '../src/store/database.js';
+import { commandLine, machine } from './support/run-info.js';
 import { hashCostMicros, measureScenario, type AppendScenario, type RunResult, type ScenarioResult } from './support/audit-appends.js';
 import { measurePages, PAGE_LIMIT, type PageQuery, type PageResult } from './support/audit-queries.js';
 import { openBenchDatabase, type DriverName } from './support/bench-database.js';
@@ -72,25 +73,6 @@ function parseOptions(): Options {
   };
 }
 
-/** How this run was started, for the results file. */
-function commandLine(): string {
-  const args = process.argv.slice(2).join(' ');
-  const npm = `npm run bench:audit${args ? ` -- ${args}` : ''}`;
-  if (process.env.MAKELEVEL !== undefined) return `make bench-audit${args ? ` BENCH_ARGS="${args}"` : ''} (${npm})`;
-  if (process.env.npm_lifecycle_event === 'bench:audit') return npm;
-  return `tsx bench/audit.ts${args ? ` ${args}` : ''}`;
-}
-
-function machine() {
-  const cpus = os.cpus();
-  return {
-    os: `${os.type()} ${os.release()} ${os.arch()}`,
-    cpu_model: cpus[0]?.model ?? 'unknown',
-    cpu_count: cpus.length,
-    total_memory_gib: round(os.totalmem() / 2 ** 30, 1),
-  };
-}
-
 const runJson = (result: RunResult) => ({
   events: result.events,
   seconds: round(result.seconds),
@@ -105,7 +87,7 @@ const ratio = (value: number, base: number) => value / base;
 async function main(): Promise<void> {
   const options = parseOptions();
   const adminUrl = process.env.BENCH_PG_URL ?? DEFAULT_ADMIN_URL;
-  const command = commandLine();
+  const command = commandLine('bench-audit', 'bench:audit', 'bench/audit.ts');
   const date = new Date();
   const loadAtStart = os.loadavg();
   console.log(`Audit log benchmark: driver ${options.driver}, ${int(options.events)} events over ${int(options.tenants)} tenants`);

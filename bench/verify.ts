@@ -9,7 +9,6 @@
 // more under --cpu-prof and the profile's top self-time functions are printed.
 //
 //   make bench-verify [BENCH_ARGS="--driver pglite"], or npm run bench:verify [-- --driver pglite]
-import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -19,9 +18,10 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { generateApiKey, isWellFormedApiKey } from '../src/domain/api-key.js';
 import { profileTables, readProfile, summarizeProfile, type ProfileSummary } from './support/cpu-profile.js';
+import { commandLine, machine, packageVersion, pgliteVersion, sourceState, Teardown } from './support/run-info.js';
 import { createScratchDatabase, type ScratchDatabase } from './support/scratch-database.js';
 import { fixed, int, round, table } from './support/stats.js';
-import { runLoad, type LoadResult, type LoadSettings, type LoadTarget, type MeasureHooks } from './support/verify-load.js';
+import { runLoad, type LoadResult, type LoadSettings, type LoadTarget, type MeasureHooks } from './support/load.js';
 import {
   buildDist,
   memoryOf,
@@ -31,7 +31,7 @@ import {
   startService,
   type Runtime,
   type Server,
-} from './support/verify-processes.js';
+} from './support/processes.js';
 import { QUESTION, seedVerify, VERIFY_PATH, verifyBody, verifyExpecting, type VerifyFixture } from './support/verify-seed.js';
 
 const USAGE = `usage: npm run bench:verify -- [options]
@@ -106,52 +106,6 @@ function parseOptions(): Options {
   };
 }
 
-/** How this run was started, for the results file. */
-function commandLine(): string {
-  const args = process.argv.slice(2).join(' ');
-  const npm = `npm run bench:verify${args ? ` -- ${args}` : ''}`;
-  if (process.env.MAKELEVEL !== undefined) return `make bench-verify${args ? ` BENCH_ARGS="${args}"` : ''} (${npm})`;
-  if (process.env.npm_lifecycle_event === 'bench:verify') return npm;
-  return `tsx bench/verify.ts${args ? ` ${args}` : ''}`;
-}
-
-function machine() {
-  const cpus = os.cpus();
-  return {
-    os: `${os.type()} ${os.release()} ${os.arch()}`,
-    cpu_model: cpus[0]?.model ?? 'unknown',
-    cpu_count: cpus.length,
-    total_memory_gib: round(os.totalmem() / 2 ** 30, 1),
-  };
-}
-
-/** The commit measured, and how many files under src/ differed from it (uncommitted work is built too). */
-function sourceState() {
-  const git = (...args: string[]) => spawnSync('git', args, { cwd: PROJECT_DIR, encoding: 'utf8' }).stdout?.trim() ?? '';
-  return { commit: git('rev-parse', 'HEAD'), uncommitted_src_files: git('status', '--porcelain', 'src').split('\n').filter(Boolean).length };
-}
-
-const packageVersion = (name: string) =>
-  (JSON.parse(readFileSync(path.join(PROJECT_DIR, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version;
-
-/** Things to undo at the end, newest first: children to stop, the database to drop. */
-class Teardown {
-  private readonly steps: Array<() => Promise<void>> = [];
-  private running: Promise<void> | undefined;
-
-  add(step: () => Promise<void>): void {
-    this.steps.push(step);
-  }
-
-  run(): Promise<void> {
-    return (this.running ??= (async () => {
-      for (const step of this.steps.reverse()) {
-        await step().catch((error: unknown) => console.error('teardown:', error));
-      }
-    })());
-  }
-}
-
 interface Measured {
   name: string;
   server: 'bare' | 'fastify' | 'service';
@@ -194,7 +148,7 @@ function mistyped(key: string): string {
 async function main(): Promise<void> {
   const options = parseOptions();
   const adminUrl = process.env.BENCH_PG_URL ?? DEFAULT_ADMIN_URL;
-  const command = commandLine();
+  const command = commandLine('bench-verify', 'bench:verify', 'bench/verify.ts');
   const date = new Date();
   const loadAtStart = os.loadavg();
   const load: LoadSettings = { connections: options.connections, pipelining: 1, durationS: options.durationS, warmupS: options.warmupS };
@@ -502,18 +456,6 @@ async function profileHotVerify(
 }
 
 const writevMs = (summary: ProfileSummary) => summary.functions.find((entry) => entry.name === 'writev')?.ms ?? 0;
-
-/** version() of the embedded database, read from an in-memory PGlite in this process. */
-async function pgliteVersion(): Promise<string> {
-  const { PGlite } = await import('@electric-sql/pglite');
-  const db = new PGlite();
-  try {
-    const result = await db.query<{ version: string }>('SELECT version()');
-    return result.rows[0]?.version ?? 'unknown';
-  } finally {
-    await db.close();
-  }
-}
 
 function summaryTable(runs: Measured[], ratioOf: (run: Measured) => number): string {
   const rows = runs.map((run) => {

@@ -15,7 +15,7 @@ import { registerAccessControl } from './http/access.js';
 import { devTokenRoutes } from './http/dev-token.js';
 import { registerIdempotency } from './http/idempotency.js';
 import { registerRateLimits, type Counter, type RateLimits } from './http/rate-limit.js';
-import { registerErrorHandler } from './http/error-handler.js';
+import { answerFrameworkError, registerErrorHandler } from './http/error-handler.js';
 import { auditRoutes } from './http/audit.js';
 import { catalogRoutes } from './http/catalog.js';
 import { entitlementRoutes } from './http/entitlements.js';
@@ -65,6 +65,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     // by default), so a 10 s header timeout could let a slow client hold a socket for 40 s.
     http: { connectionsCheckingInterval: 1_000 },
     clientErrorHandler: answerClientError,
+    // Router refusals (a path segment too long or not decodable) answer problem+json too.
+    frameworkErrors: answerFrameworkError,
     // During shutdown, requests already on an open connection are served (the database is
     // still open until they finish) and told Connection: close, rather than refused.
     return503OnClosing: false,
@@ -111,7 +113,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
   await app.register(auditRoutes, { db: deps.db, clock });
   await app.register(catalogRoutes, { db: writer, catalog: deps.catalog, clock });
-  await app.register(entitlementRoutes, { db: writer, catalog: deps.catalog, clock });
+  await app.register(entitlementRoutes, { db: writer, tenants: deps.keys.tenants, catalog: deps.catalog, clock });
   await app.register(apiKeyRoutes, { db: writer, catalog: deps.catalog, pepper: deps.keys.pepper, clock });
   await app.register(keyVerifyRoutes, { verifier: deps.keys.verifier });
   await app.register(claimsRoutes, { tenants: deps.keys.tenants, clock });

@@ -3,9 +3,10 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import Type from 'typebox';
 import { findProduct, type Catalog } from '../domain/catalog.js';
 import { daysLeft, effectiveStatus } from '../domain/entitlements.js';
+import type { TenantCache } from '../caching/tenant-cache.js';
 import type { Database } from '../store/database.js';
-import { closeOpenRequests, findEntitlement, grantEntitlement, listEntitlements, revokeEntitlement, type EntitlementRow } from '../store/entitlements.js';
-import { findTenantById, holdTenant, lockTenant } from '../store/tenants.js';
+import { closeOpenRequests, findEntitlement, grantEntitlement, revokeEntitlement, type EntitlementRow } from '../store/entitlements.js';
+import { holdTenant, lockTenant } from '../store/tenants.js';
 import { tenantFrom } from './access.js';
 import { originOf, recordChange } from './audit-trail.js';
 import { AppError, notFound } from './problem.js';
@@ -15,6 +16,8 @@ import { problemResponses } from './schemas/problem.js';
 
 export interface EntitlementRoutesOptions {
   db: Database;
+  /** The list is read from here: products and the portal ask for it on every page. */
+  tenants: TenantCache;
   catalog: Catalog;
   clock: () => Date;
 }
@@ -38,7 +41,7 @@ export const unknownProduct = (code: string) =>
 
 const productTarget = (product: string) => ({ id: product, type: 'product', name: product });
 
-export const entitlementRoutes: FastifyPluginAsyncTypebox<EntitlementRoutesOptions> = async (app, { db, catalog, clock }) => {
+export const entitlementRoutes: FastifyPluginAsyncTypebox<EntitlementRoutesOptions> = async (app, { db, tenants, catalog, clock }) => {
   app.get(
     '/v1/entitlements',
     {
@@ -55,10 +58,12 @@ export const entitlementRoutes: FastifyPluginAsyncTypebox<EntitlementRoutesOptio
       },
     },
     async (request) => {
-      const { tenant_id: tenantId } = request.query;
-      if (!(await findTenantById(db, tenantId))) throw notFound('tenant');
+      // The cached facts are dropped by the invalidation feed on every change of the tenant's
+      // entitlements, and at once on this replica by its own writes; expiry is computed here.
+      const facts = await tenants.byIdOrSlug({ id: request.query.tenant_id });
+      if (!facts) throw notFound('tenant');
       const now = clock();
-      return { items: (await listEntitlements(db, tenantId)).map((row) => toEntitlement(row, now)) };
+      return { items: facts.entitlements.map((row) => toEntitlement(row, now)) };
     },
   );
 

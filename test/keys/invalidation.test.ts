@@ -414,6 +414,28 @@ describe.skipIf(!DRIVERS.includes('pg'))('two replicas on one PostgreSQL', () =>
     expect(await settle(keysTwo, key.key, { product: 'compliance' }, 'VALID')).toBe('VALID');
   });
 
+  it("replica 2's entitlements list (served from its cache) shows a grant and a revoke on replica 1 within a second", async () => {
+    const { tenant } = await freshTenant();
+    const statusOnTwo = async () => {
+      const answer = await two.api.get<{ items: Array<{ product: string; status: string }> }>(`/v1/entitlements?tenant_id=${tenant.id}`);
+      expect(answer.status).toBe(200);
+      return answer.body.items.find((item) => item.product === 'risk')?.status ?? 'none';
+    };
+    const settleOnTwo = async (expected: string) => {
+      const deadline = performance.now() + 1_000;
+      for (;;) {
+        const status = await statusOnTwo();
+        if (status === expected || performance.now() > deadline) return status;
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    };
+    expect(await statusOnTwo()).toBe('none');
+    await keysOne.grant(tenant.id, 'risk');
+    expect(await settleOnTwo('active')).toBe('active');
+    await keysOne.revokeProduct(tenant.id, 'risk');
+    expect(await settleOnTwo('revoked')).toBe('revoked');
+  });
+
   it('with its listening connection dropped, replica 2 still answers REVOKED within a second', async () => {
     const { key } = await freshTenant();
     expect(await keysTwo.code(key.key)).toBe('VALID');

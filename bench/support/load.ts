@@ -1,4 +1,4 @@
-// One load scenario: autocannon, run from this process against one server over loopback with
+// One load scenario of a benchmark: autocannon, run from this process against one server over loopback with
 // keep-alive connections; first a warm-up whose figures are thrown away, then the measured run.
 // Latencies are taken from every response, because autocannon's own histogram keeps whole
 // milliseconds only. While the measured run lasts, the server's CPU time and resident memory are
@@ -7,7 +7,7 @@
 import os from 'node:os';
 import autocannon from 'autocannon';
 import { summarize, type Summary } from './stats.js';
-import { cpuSecondsOf, memoryOf, preemptionsOf } from './verify-processes.js';
+import { cpuSecondsOf, memoryOf, preemptionsOf } from './processes.js';
 
 export interface LoadSettings {
   connections: number;
@@ -19,12 +19,16 @@ export interface LoadSettings {
 export interface LoadTarget {
   /** The whole URL of the endpoint. */
   url: string;
+  /** POST unless set. */
+  method?: 'GET' | 'POST';
   headers: Record<string, string>;
   /**
    * Fixed bodies: each connection goes round all of them in order, from its own offset, so the
    * connections do not all ask for the same one at the same moment.
    */
   bodies?: readonly string[];
+  /** Fixed paths (with their query), for GETs: taken round like bodies, instead of the URL's path. */
+  paths?: readonly string[];
   /** A new body for every request instead (each request unlike any before). */
   nextBody?: () => string;
   /** The server's process, to meter. */
@@ -60,7 +64,7 @@ const RSS_SAMPLE_MS = 100;
 function options(target: LoadTarget, settings: LoadSettings, durationS: number): autocannon.Options {
   const base: autocannon.Options = {
     url: target.url,
-    method: 'POST',
+    method: target.method ?? 'POST',
     headers: target.headers,
     connections: settings.connections,
     pipelining: settings.pipelining,
@@ -72,17 +76,29 @@ function options(target: LoadTarget, settings: LoadSettings, durationS: number):
     const next = target.nextBody;
     return { ...base, requests: [{ setupRequest: (request) => ({ ...request, body: next() }) }] };
   }
+  if (target.paths) return roundRobin(base, settings, target.paths, (path) => ({ path }));
   const bodies = target.bodies ?? [];
-  if (bodies.length === 0) throw new Error('a load target needs bodies or nextBody');
+  if (bodies.length === 0) throw new Error('a load target needs bodies, paths or nextBody');
   if (bodies.length === 1) return { ...base, body: bodies[0] };
+  return roundRobin(base, settings, bodies, (body) => ({ body }));
+}
+
+/** Each connection goes round all the requests, starting at its own offset. */
+function roundRobin(
+  base: autocannon.Options,
+  settings: LoadSettings,
+  items: readonly string[],
+  request: (item: string) => autocannon.Request,
+): autocannon.Options {
+  if (items.length === 0) throw new Error('a load target needs at least one request');
   let connection = 0;
-  const stride = Math.max(1, Math.floor(bodies.length / settings.connections));
+  const stride = Math.max(1, Math.floor(items.length / settings.connections));
   return {
     ...base,
-    body: bodies[0],
+    ...request(items[0]!),
     setupClient: (client) => {
-      const offset = (connection++ * stride) % bodies.length;
-      client.setRequests([...bodies.slice(offset), ...bodies.slice(0, offset)].map((body) => ({ body })));
+      const offset = (connection++ * stride) % items.length;
+      client.setRequests([...items.slice(offset), ...items.slice(0, offset)].map(request));
     },
   };
 }

@@ -1,0 +1,70 @@
+// What every benchmark records beside its figures so a later run can be compared with it: the
+// machine, the commit, the versions measured, how the run was started; and the teardown list
+// that stops children and drops databases however the run ends.
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { round } from './stats.js';
+import { PROJECT_DIR } from './processes.js';
+
+export function machine() {
+  const cpus = os.cpus();
+  return {
+    os: `${os.type()} ${os.release()} ${os.arch()}`,
+    cpu_model: cpus[0]?.model ?? 'unknown',
+    cpu_count: cpus.length,
+    total_memory_gib: round(os.totalmem() / 2 ** 30, 1),
+  };
+}
+
+/** The commit measured, and how many files under src/ differed from it (uncommitted work is built too). */
+export function sourceState() {
+  const git = (...args: string[]) => spawnSync('git', args, { cwd: PROJECT_DIR, encoding: 'utf8' }).stdout?.trim() ?? '';
+  return { commit: git('rev-parse', 'HEAD'), uncommitted_src_files: git('status', '--porcelain', 'src').split('\n').filter(Boolean).length };
+}
+
+export const packageVersion = (name: string) =>
+  (JSON.parse(readFileSync(path.join(PROJECT_DIR, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version;
+
+/**
+ * How this run was started: `make <target> BENCH_ARGS=...`, `npm run <script> -- ...` or tsx
+ * directly, for the results file.
+ */
+export function commandLine(makeTarget: string, npmScript: string, file: string): string {
+  const args = process.argv.slice(2).join(' ');
+  const npm = `npm run ${npmScript}${args ? ` -- ${args}` : ''}`;
+  if (process.env.MAKELEVEL !== undefined) return `make ${makeTarget}${args ? ` BENCH_ARGS="${args}"` : ''} (${npm})`;
+  if (process.env.npm_lifecycle_event === npmScript) return npm;
+  return `tsx ${file}${args ? ` ${args}` : ''}`;
+}
+
+/** version() of the embedded database, read from an in-memory PGlite in this process. */
+export async function pgliteVersion(): Promise<string> {
+  const { PGlite } = await import('@electric-sql/pglite');
+  const db = new PGlite();
+  try {
+    const result = await db.query<{ version: string }>('SELECT version()');
+    return result.rows[0]?.version ?? 'unknown';
+  } finally {
+    await db.close();
+  }
+}
+
+/** Things to undo at the end, newest first: children to stop, databases to drop. */
+export class Teardown {
+  private readonly steps: Array<() => Promise<void>> = [];
+  private running: Promise<void> | undefined;
+
+  add(step: () => Promise<void>): void {
+    this.steps.push(step);
+  }
+
+  run(): Promise<void> {
+    return (this.running ??= (async () => {
+      for (const step of this.steps.reverse()) {
+        await step().catch((error: unknown) => console.error('teardown:', error));
+      }
+    })());
+  }
+}
