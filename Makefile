@@ -67,6 +67,13 @@ bench-audit: $(NPM_INSTALLED)
 bench-verify: $(NPM_INSTALLED)
 	npm run --silent bench:verify -- $(BENCH_ARGS)
 
+## reliability: the fault, concurrency and hostile-input tests, then their figures into RELIABILITY.md
+.PHONY: reliability
+reliability: $(NPM_INSTALLED)
+	rm -rf reliability/figures
+	npx vitest run test/reliability
+	npx tsx test/reliability/report.ts
+
 lint: $(NPM_INSTALLED)
 	npm run lint
 

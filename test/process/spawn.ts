@@ -43,6 +43,8 @@ const CONFIG_VARIABLES = [
   'OTEL_SDK_DISABLED',
   'REDIS_URL',
   'METRICS_ADDR',
+  'RATE_LIMIT_PER_MINUTE',
+  'RATE_LIMIT_INTERNAL_PER_MINUTE',
 ];
 
 export interface Exit {
