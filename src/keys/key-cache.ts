@@ -1,6 +1,8 @@
 // The verify cache: key facts by hash, so a hot verify does no database work. Unknown hashes are
 // cached too (a client retrying a wrong key must not cost a query per try). Entries are dropped
 // when the invalidation feed names their key or their tenant, and after a TTL as a last resort.
+// invalidateAll() (the feed may have missed changes) keeps the facts aside as last known, for the
+// verifier to answer from while the database cannot be reached (see lastKnown()).
 import type { KeyFacts } from '../store/api-keys.js';
 
 interface Entry {
@@ -14,6 +16,8 @@ export interface KeyCacheOptions {
   maxEntries?: number;
   maxUnknown?: number;
   ttlMs?: number;
+  /** How long after invalidateAll() the facts it dropped may still answer while the database is unreachable. */
+  lastKnownMs?: number;
   now?: () => number;
 }
 
@@ -26,6 +30,15 @@ export class KeyCache {
   private readonly unknown = new Map<string, number>();
   private readonly maxUnknown: number;
   private readonly byTenant = new Map<string, Set<string>>();
+  /**
+   * Facts of existing keys as they were when invalidateAll() dropped them, until a deadline. The
+   * feed calls invalidateAll() when it stops hearing of changes, and the usual reason is that the
+   * database went away: then nothing can change, and without these every verify of every key
+   * would answer 503 for as long as the outage lasts. They are never served while the database
+   * answers (a load replaces them), and changes the feed names later drop them like entries.
+   */
+  private readonly lastKnownFacts = new Map<string, Entry>();
+  private readonly lastKnownMs: number;
   private readonly maxEntries: number;
   private readonly ttlMs: number;
   private readonly now: () => number;
@@ -40,6 +53,10 @@ export class KeyCache {
     this.maxUnknown = options.maxUnknown ?? 10_000;
     // Invalidation is the real mechanism; the TTL bounds the damage if a notice were ever lost.
     this.ttlMs = options.ttlMs ?? 5 * 60 * 1000;
+    // Long enough for a PostgreSQL restart or failover. A replica cut off from a database that
+    // other replicas still reach could miss a revocation for this long; it is unready meanwhile
+    // (/readyz answers 503), so the load balancer takes it out of rotation well before.
+    this.lastKnownMs = options.lastKnownMs ?? 60 * 1000;
     this.now = options.now ?? Date.now;
   }
 
@@ -74,8 +91,22 @@ export class KeyCache {
     return this.generation;
   }
 
+  /**
+   * The facts of an existing key as they were when the cache last lost track of changes, if that
+   * was less than lastKnownMs ago and nothing named the key or its tenant since. Only for a verify
+   * whose load failed because the database is unreachable.
+   */
+  lastKnown(hashHex: string): KeyFacts | undefined {
+    const entry = this.lastKnownFacts.get(hashHex);
+    if (!entry) return undefined;
+    if (entry.expiresAt > this.now()) return entry.facts;
+    this.lastKnownFacts.delete(hashHex);
+    return undefined;
+  }
+
   set(hashHex: string, facts: KeyFacts | undefined, snapshot: number): void {
     if (snapshot !== this.generation) return;
+    this.lastKnownFacts.delete(hashHex);
     if (!facts) {
       if (this.unknown.size >= this.maxUnknown) {
         const oldest = this.unknown.keys().next().value;
@@ -102,6 +133,8 @@ export class KeyCache {
       const tenantId = scope.slice(7);
       for (const hash of this.byTenant.get(tenantId) ?? []) this.entries.delete(hash);
       this.byTenant.delete(tenantId);
+      // Only non-empty for lastKnownMs after a loss of track, and tenant changes are rare: a scan.
+      for (const [hash, entry] of this.lastKnownFacts) if (entry.facts.tenantId === tenantId) this.lastKnownFacts.delete(hash);
     } else {
       this.invalidateAll();
     }
@@ -109,6 +142,14 @@ export class KeyCache {
 
   invalidateAll(): void {
     this.generation += 1;
+    const now = this.now();
+    for (const [hash, entry] of this.lastKnownFacts) if (entry.expiresAt <= now) this.lastKnownFacts.delete(hash);
+    // Facts loaded since the last loss of track are newer than what is kept aside; a deadline
+    // already running is not extended by a second call (the feed repeats it while polls fail).
+    for (const [hash, entry] of this.entries) {
+      if (entry.expiresAt <= now) continue;
+      this.lastKnownFacts.set(hash, { facts: entry.facts, expiresAt: Math.min(entry.expiresAt, now + this.lastKnownMs) });
+    }
     this.entries.clear();
     this.unknown.clear();
     this.byTenant.clear();
@@ -116,6 +157,7 @@ export class KeyCache {
 
   private drop(hashHex: string): void {
     this.unknown.delete(hashHex);
+    this.lastKnownFacts.delete(hashHex);
     const entry = this.entries.get(hashHex);
     this.entries.delete(hashHex);
     if (entry?.facts) this.byTenant.get(entry.facts.tenantId)?.delete(hashHex);

@@ -6,6 +6,7 @@ import { verdictFor, type VerifyCode, type VerifyQuestion } from '../domain/key-
 import { keyVerifications } from '../observability/metrics.js';
 import { loadKeyFacts, type KeyFacts } from '../store/api-keys.js';
 import type { Database } from '../store/database.js';
+import { isUnavailable } from '../store/errors.js';
 import { KeyCache } from './key-cache.js';
 import type { UsageRecorder } from './usage-recorder.js';
 
@@ -70,16 +71,31 @@ export function createKeyVerifier(options: {
     knownHashes.set(key, hashed);
   };
 
+  const load = async (hash: Buffer, hex: string): Promise<KeyFacts | undefined> => {
+    const snapshot = cache.snapshot();
+    try {
+      const facts = await loadKeyFacts(options.db, hash);
+      cache.set(hex, facts, snapshot);
+      return facts;
+    } catch (error) {
+      // The database is away (a restart, a failover): keys that were verified just before keep
+      // their last known facts for a while rather than every product's every call failing. The
+      // invalidation feed emptied the cache because it could no longer hear of changes, which
+      // an unreachable database cannot make anyway. Unknown keys still answer 503.
+      const lastKnown = isUnavailable(error) ? cache.lastKnown(hex) : undefined;
+      if (lastKnown) return lastKnown;
+      throw error;
+    }
+  };
+
   const factsFor = async ({ hash, hex }: { hash: Buffer; hex: string }): Promise<KeyFacts | undefined> => {
     const cached = cache.get(hex);
     if (cached) return cached.facts;
     let pending = loading.get(hex);
     if (!pending) {
-      const snapshot = cache.snapshot();
-      pending = loadKeyFacts(options.db, hash).finally(() => loading.delete(hex));
+      // Concurrent misses share the load, its fallback included.
+      pending = load(hash, hex).finally(() => loading.delete(hex));
       loading.set(hex, pending);
-      cache.set(hex, await pending, snapshot);
-      return pending;
     }
     return pending;
   };

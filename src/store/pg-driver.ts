@@ -55,6 +55,13 @@ export function openPg(options: PgOptions): Database {
     async transaction(fn) {
       const client = await pool.connect();
       let broken: Error | undefined;
+      // A checked-out client has no 'error' listener (the pool removes its own until release).
+      // When the server ends the session between two statements of this transaction (a shutdown
+      // or failover: FATAL 57P01), pg emits 'error' on the client, which unhandled would kill
+      // the process. The next statement fails on its own and the request answers 503; the
+      // client is only marked broken, so the pool discards it instead of reusing it.
+      const onError = (error: Error) => (broken = error);
+      client.on('error', onError);
       try {
         await client.query('BEGIN');
         const result = await fn(queryableOf(client));
@@ -69,6 +76,7 @@ export function openPg(options: PgOptions): Database {
         }
         throw error;
       } finally {
+        client.removeListener('error', onError);
         client.release(broken);
       }
     },

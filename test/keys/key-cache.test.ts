@@ -45,6 +45,37 @@ describe('KeyCache', () => {
     expect(cache.hits).toBe(1);
   });
 
+  it('keeps what invalidateAll() dropped as last known, until its deadline or until the feed names it', () => {
+    let now = 1_000;
+    const cache = new KeyCache({ lastKnownMs: 500, now: () => now });
+    const a = facts('k1', TENANT_A);
+    const b = facts('k2', TENANT_B);
+    cache.set('aa', a, cache.snapshot());
+    cache.set('bb', b, cache.snapshot());
+    expect(cache.lastKnown('aa')).toBeUndefined();
+
+    cache.invalidateAll();
+    expect(cache.get('aa')).toBeNull();
+    expect(cache.lastKnown('aa')).toBe(a);
+    expect(cache.lastKnown('bb')).toBe(b);
+
+    // A second loss of track (the feed repeats it while polls fail) does not extend the deadline.
+    now += 300;
+    cache.invalidateAll();
+    cache.invalidate(`tenant:${TENANT_B}`);
+    expect(cache.lastKnown('bb')).toBeUndefined();
+    now += 250;
+    expect(cache.lastKnown('aa')).toBeUndefined();
+  });
+
+  it('replaces the last known facts with a fresh load', () => {
+    const cache = new KeyCache();
+    cache.set('aa', facts('k1'), cache.snapshot());
+    cache.invalidateAll();
+    cache.set('aa', undefined, cache.snapshot());
+    expect(cache.lastKnown('aa')).toBeUndefined();
+  });
+
   it('forgets an entry once its TTL has passed, not before', () => {
     let now = 1_000;
     const cache = new KeyCache({ ttlMs: 500, now: () => now });
