@@ -25,7 +25,7 @@ test-short: $(NPM_INSTALLED)
 build: $(NPM_INSTALLED)
 	npm run build
 	@mkdir -p bin
-	@printf '#!/bin/sh\nd="$$(dirname "$$0")/../dist/src"\nexec node --import "$$d/observability/tracing-preload.js" "$$d/main.js" "$$@"\n' > bin/tenant-registry
+	@printf '#!/bin/sh\nd="$$(dirname "$$0")/../dist/src"\nexec node --max-old-space-size=192 --import "$$d/observability/tracing-preload.js" "$$d/main.js" "$$@"\n' > bin/tenant-registry
 	@printf '#!/bin/sh\nexec node "$$(dirname "$$0")/../dist/src/cli/migrate.js" "$$@"\n' > bin/migrate
 	@chmod +x bin/tenant-registry bin/migrate
 	@echo "built: ./bin/tenant-registry (server), ./bin/migrate (migrations)"

@@ -13,8 +13,16 @@ export const PROJECT_DIR = fileURLToPath(new URL('../../', import.meta.url));
 /** dist: `npm run build` output, as `npm start` runs it. tsx: the sources, as `npm run dev` does. */
 export type Runtime = 'dist' | 'tsx';
 
+/** The node arguments of `npm start` (package.json): the compiled service runs as production runs it. */
+function startArguments(): string[] {
+  const scripts = (JSON.parse(readFileSync(`${PROJECT_DIR}/package.json`, 'utf8')) as { scripts: Record<string, string> }).scripts;
+  const [command, ...args] = (scripts.start ?? '').split(/\s+/);
+  if (command !== 'node' || args.length === 0) throw new Error('package.json scripts.start is not a `node ...` command');
+  return args;
+}
+
 const ENTRIES: Record<Runtime, { service: string[]; migrate: string[] }> = {
-  dist: { service: ['dist/src/main.js'], migrate: ['dist/src/cli/migrate.js'] },
+  dist: { service: startArguments(), migrate: ['dist/src/cli/migrate.js'] },
   tsx: { service: ['--import', 'tsx', 'src/main.ts'], migrate: ['--import', 'tsx', 'src/cli/migrate.ts'] },
 };
 
