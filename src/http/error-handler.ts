@@ -4,6 +4,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { isStatementTimeout, isUnavailable, uniqueViolation } from '../store/errors.js';
 import { AppError, problemBody } from './problem.js';
+import { REQUEST_ID_HEADER } from './request-id.js';
 import { fieldErrors } from './validation.js';
 
 /** Unique constraints whose violation is a conflict a client can act on, by constraint name. */
@@ -80,6 +81,23 @@ export function sendProblem(reply: FastifyReply, request: FastifyRequest, error:
     .headers(error.headers)
     .type('application/problem+json')
     .send(problemBody(error, request.id));
+}
+
+/**
+ * Fastify's `frameworkErrors`: what its router refuses before any route, hook or error handler
+ * runs (a path segment over maxParamLength, one that does not percent-decode). Left to Fastify,
+ * these answer with its own JSON shape, and that body echoes the whole path, which may carry a
+ * key or a token; the hostile-input test found both (test/reliability/fuzz.test.ts).
+ */
+export function answerFrameworkError(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  const problem =
+    error.code === 'FST_ERR_MAX_PARAM_LENGTH'
+      ? new AppError(414, 'uri_too_long', { detail: 'a path segment is longer than any identifier this service uses' })
+      : error.code === 'FST_ERR_BAD_URL'
+        ? new AppError(400, 'malformed_request', { detail: 'the path is not valid percent-encoding' })
+        : toAppError(error);
+  // The app's onSend hooks do not run on these early answers, so the request id is set here.
+  void sendProblem(reply.header(REQUEST_ID_HEADER, request.id), request, problem);
 }
 
 export function registerErrorHandler(app: FastifyInstance): void {
