@@ -46,9 +46,23 @@ export function firstTooDeep(value: unknown, limit = MAX_DEPTH, path = '', depth
   return undefined;
 }
 
-// A body nested deeper than MAX_DEPTH opens and closes more than MAX_DEPTH brackets, so it is
-// longer than twice that; shorter bodies (a key verification) are not walked.
-const MAY_BE_TOO_DEEP = (text: string) => text.length > 2 * MAX_DEPTH;
+/**
+ * A body nested deeper than MAX_DEPTH opens more than MAX_DEPTH arrays and objects; one with
+ * fewer brackets (every body of the hot paths) is not walked. Counting characters is cheaper
+ * than walking the parsed value.
+ */
+function mayBeTooDeep(text: string): boolean {
+  if (text.length <= 2 * MAX_DEPTH) return false;
+  let openers = 0;
+  for (let i = 0; i < text.length; i += 1) {
+    const code = text.charCodeAt(i);
+    // 0x7b "{", 0x5b "["
+    if ((code === 0x7b || code === 0x5b) && ++openers > MAX_DEPTH) return true;
+  }
+  return false;
+}
+
+const BLANK = /^\s*$/;
 
 // Finding a NUL is the point here, so the lint rule against control characters does not apply.
 // eslint-disable-next-line no-control-regex
@@ -59,7 +73,7 @@ export function registerJsonParser(app: FastifyInstance): void {
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
     const text = body.toString();
-    if (text.trim() === '') {
+    if (BLANK.test(text)) {
       done(null, undefined);
       return;
     }
@@ -68,7 +82,7 @@ export function registerJsonParser(app: FastifyInstance): void {
       const invalid = (path: string, message: string) =>
         done(new AppError(400, 'validation_failed', { detail: 'the request body is invalid', errors: [{ path, in: 'body', message }] }), undefined);
       // Depth first: the walk for unstorable strings below recurses as deep as the body does.
-      const deep = MAY_BE_TOO_DEEP(text) ? firstTooDeep(parsed) : undefined;
+      const deep = mayBeTooDeep(text) ? firstTooDeep(parsed) : undefined;
       if (deep !== undefined) return invalid(deep, `nests arrays and objects deeper than ${MAX_DEPTH} levels`);
       // Only a body that can hold such a string (a NUL, a surrogate, a byte order mark, or an
       // escape of one) is walked; the usual small ASCII body is not.

@@ -18,6 +18,9 @@ export const keyVerifyRoutes: FastifyPluginAsyncTypebox<{ verifier: KeyVerifier 
         response: { 200: VerifyAnswerSchema, ...problemResponses(400, 413, 415, 503) },
       },
     },
-    async (request) => verifier.verify(request.body.key, { product: request.body.product, scope: request.body.scope }),
+    // Not an async handler: Fastify sends a value returned synchronously at once, so a cached
+    // verdict costs no promise and no microtask turn (measurable on the platform's hottest
+    // call); a cache miss returns the load's promise.
+    (request) => verifier.verify(request.body.key, { product: request.body.product, scope: request.body.scope }),
   );
 };

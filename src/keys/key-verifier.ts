@@ -25,7 +25,11 @@ export interface VerifyAnswer {
 
 export interface KeyVerifier {
   readonly cache: KeyCache;
-  verify(key: string, question: VerifyQuestion): Promise<VerifyAnswer>;
+  /**
+   * The answer itself when the key's facts are cached (or the key is malformed), a promise only
+   * when they must be loaded: a hot verify creates no promise and waits for no microtask.
+   */
+  verify(key: string, question: VerifyQuestion): VerifyAnswer | Promise<VerifyAnswer>;
 }
 
 function answer(code: VerifyCode, facts: KeyFacts | undefined): VerifyAnswer {
@@ -88,9 +92,8 @@ export function createKeyVerifier(options: {
     }
   };
 
-  const factsFor = async ({ hash, hex }: { hash: Buffer; hex: string }): Promise<KeyFacts | undefined> => {
-    const cached = cache.get(hex);
-    if (cached) return cached.facts;
+  /** A cache miss: one load per hash however many verifies wait for it. */
+  const factsFor = ({ hash, hex }: { hash: Buffer; hex: string }): Promise<KeyFacts | undefined> => {
     let pending = loading.get(hex);
     if (!pending) {
       // Concurrent misses share the load, its fallback included.
@@ -100,25 +103,31 @@ export function createKeyVerifier(options: {
     return pending;
   };
 
+  const decide = (facts: KeyFacts | undefined, key: string, hashed: { hash: Buffer; hex: string }, question: VerifyQuestion): VerifyAnswer => {
+    if (facts && !knownHashes.has(key)) remember(key, hashed);
+    const now = options.clock();
+    const code = verdictFor(facts, question, now);
+    countVerdict(code);
+    if (facts && code === 'VALID') options.usage?.note(facts.id, now);
+    return answer(code, facts);
+  };
+
   return {
     cache,
-    async verify(key, question) {
+    verify(key, question) {
       let hashed = knownHashes.get(key);
       if (!hashed) {
         if (!isWellFormedApiKey(key)) {
-        countVerdict('MALFORMED');
-        return { valid: false, code: 'MALFORMED' };
-      }
+          countVerdict('MALFORMED');
+          return { valid: false, code: 'MALFORMED' };
+        }
         const hash = hashApiKey(key, options.pepper);
         hashed = { hash, hex: hash.toString('hex') };
       }
-      const facts = await factsFor(hashed);
-      if (facts && !knownHashes.has(key)) remember(key, hashed);
-      const now = options.clock();
-      const code = verdictFor(facts, question, now);
-      countVerdict(code);
-      if (facts && code === 'VALID') options.usage?.note(facts.id, now);
-      return answer(code, facts);
+      const cached = cache.get(hashed.hex);
+      if (cached) return decide(cached.facts, key, hashed, question);
+      const known = hashed;
+      return factsFor(known).then((facts) => decide(facts, key, known, question));
     },
   };
 }
