@@ -32,7 +32,9 @@ function readSections(): Section[] {
   return sections.sort((a, b) => rank(a.section) - rank(b.section) || a.section.localeCompare(b.section));
 }
 
-const format = (value: number | string) => (typeof value === 'number' ? value.toLocaleString('en-US') : value);
+// Counts get thousands separators; a seed is an identifier and is shown as given.
+const format = (figure: Figure) =>
+  typeof figure.value === 'number' && !/seed/i.test(figure.label) ? figure.value.toLocaleString('en-US') : String(figure.value);
 
 function render(sections: Section[]): string {
   const cpus = os.cpus();
@@ -50,7 +52,7 @@ function render(sections: Section[]): string {
   ];
   for (const section of sections) {
     lines.push(`## ${section.section}`, '', section.tried, '', '| | |', '|---|---:|');
-    for (const figure of section.figures) lines.push(`| ${figure.label} | ${format(figure.value)} |`);
+    for (const figure of section.figures) lines.push(`| ${figure.label} | ${format(figure)} |`);
     lines.push('');
   }
   if (missing.length > 0) lines.push('## Not run to the end', '', ...missing.map((name) => `- ${name}`), '');
