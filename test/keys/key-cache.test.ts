@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { generateApiKey, hashApiKey } from '../../src/domain/api-key.js';
 import { KeyCache } from '../../src/keys/key-cache.js';
-import { createKeyVerifier } from '../../src/keys/key-verifier.js';
+import { createKeyVerifier, type VerifyAnswer } from '../../src/keys/key-verifier.js';
 import type { UsageRecorder } from '../../src/keys/usage-recorder.js';
 import type { KeyFacts } from '../../src/store/api-keys.js';
 import type { Database } from '../../src/store/database.js';
@@ -263,9 +263,15 @@ describe('the verifier with its cache', () => {
     const { verifier, scripted, key } = setup();
     const release = scripted.hold();
     const answers = Array.from({ length: 10 }, () => verifier.verify(key, {}));
+    // Misses: each caller waits for the load.
+    expect(answers.every((answer) => answer instanceof Promise)).toBe(true);
     release();
-    for (const answer of await Promise.all(answers)) expect(answer.code).toBe('VALID');
+    for (const answer of await Promise.all(answers as Array<Promise<VerifyAnswer>>)) expect(answer.code).toBe('VALID');
     expect(scripted.calls).toHaveLength(1);
+    // Hits: the answer itself, without a promise.
+    const cached = verifier.verify(key, {});
+    expect(cached).not.toBeInstanceOf(Promise);
+    expect((cached as VerifyAnswer).code).toBe('VALID');
   });
 
   it('does not cache facts whose load raced an invalidation: the next verify loads again', async () => {
