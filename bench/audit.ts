@@ -7,6 +7,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import type { Database } from '../src/store/database.js';
+import { exitOnHelp, integerOption } from './support/options.js';
 import { commandLine, machine } from './support/run-info.js';
 import { hashCostMicros, measureScenario, type AppendScenario, type RunResult, type ScenarioResult } from './support/audit-appends.js';
 import { measurePages, PAGE_LIMIT, type PageQuery, type PageResult } from './support/audit-queries.js';
@@ -51,15 +52,8 @@ function parseOptions(): Options {
       help: { type: 'boolean', default: false },
     },
   });
-  if (values.help) {
-    console.log(USAGE);
-    process.exit(0);
-  }
-  const count = (name: string, text: string, min: number) => {
-    const value = Number(text.replace(/_/g, ''));
-    if (!Number.isSafeInteger(value) || value < min) throw new Error(`--${name} must be an integer >= ${min}\n${USAGE}`);
-    return value;
-  };
+  exitOnHelp(values.help, USAGE);
+  const count = integerOption(USAGE);
   if (values.driver !== 'pg' && values.driver !== 'pglite') throw new Error(`--driver must be pg or pglite\n${USAGE}`);
   const driver: DriverName = values.driver;
   return {

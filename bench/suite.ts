@@ -13,6 +13,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { exitOnHelp, integerOption } from './support/options.js';
 import { generateApiKey } from '../src/domain/api-key.js';
 import { loadMigrations } from '../src/store/migration-files.js';
 import { migrateUp } from '../src/store/migrator.js';
@@ -75,15 +76,8 @@ function parseOptions(): Options {
       help: { type: 'boolean', default: false },
     },
   });
-  if (values.help) {
-    console.log(USAGE);
-    process.exit(0);
-  }
-  const count = (name: string, text: string, min: number) => {
-    const value = Number(text.replace(/_/g, ''));
-    if (!Number.isSafeInteger(value) || value < min) throw new Error(`--${name} must be an integer >= ${min}\n${USAGE}`);
-    return value;
-  };
+  exitOnHelp(values.help, USAGE);
+  const count = integerOption(USAGE);
   const drivers: Record<string, DriverName[]> = { all: ['pg', 'pglite'], pg: ['pg'], pglite: ['pglite'] };
   const chosen = drivers[values.driver];
   if (!chosen) throw new Error(`--driver must be pg, pglite or all\n${USAGE}`);

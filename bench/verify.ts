@@ -16,6 +16,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { exitOnHelp, integerOption } from './support/options.js';
 import { generateApiKey, isWellFormedApiKey } from '../src/domain/api-key.js';
 import { profileTables, readProfile, summarizeProfile, type ProfileSummary } from './support/cpu-profile.js';
 import { commandLine, machine, packageVersion, pgliteVersion, sourceState, Teardown } from './support/run-info.js';
@@ -79,15 +80,8 @@ function parseOptions(): Options {
       help: { type: 'boolean', default: false },
     },
   });
-  if (values.help) {
-    console.log(USAGE);
-    process.exit(0);
-  }
-  const count = (name: string, text: string, min: number) => {
-    const value = Number(text.replace(/_/g, ''));
-    if (!Number.isSafeInteger(value) || value < min) throw new Error(`--${name} must be an integer >= ${min}\n${USAGE}`);
-    return value;
-  };
+  exitOnHelp(values.help, USAGE);
+  const count = integerOption(USAGE);
   const oneOf = <T extends string>(name: string, text: string, allowed: readonly T[]): T => {
     if (!(allowed as readonly string[]).includes(text)) throw new Error(`--${name} must be one of ${allowed.join(', ')}\n${USAGE}`);
     return text as T;

@@ -7,6 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { devToken, startService, stopAll, type ServiceProcess } from '../process/spawn.js';
 import { randomSlug } from '../support/factories.js';
+import { call, type Answer } from '../support/http.js';
 import { startKeycloakStub, type KeycloakStub, type StubFault } from '../support/keycloak-stub.js';
 import { recordFigures } from './figures.js';
 
@@ -17,12 +18,6 @@ const BUDGET_MS = BUDGET_SECONDS * 1000;
 const MARGIN_MS = 1_000;
 // The error types the README names for keycloak.provision_failed.
 const ERROR_TYPES = ['conflict', 'unauthorized', 'unavailable', 'bad_request'];
-
-interface Answer<T = unknown> {
-  status: number;
-  contentType: string;
-  body: T;
-}
 
 interface Tenant {
   id: string;
@@ -76,19 +71,8 @@ class Registry {
     return new Registry(service, await devToken(service.baseUrl, ['platform_admin']));
   }
 
-  async call<T = unknown>(method: string, path: string, body?: unknown): Promise<Answer<T>> {
-    const response = await fetch(`${this.process.baseUrl}${path}`, {
-      method,
-      headers: { authorization: `Bearer ${this.token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-      body: body === undefined ? undefined : JSON.stringify(body),
-      signal: AbortSignal.timeout(15_000),
-    });
-    const text = await response.text();
-    return {
-      status: response.status,
-      contentType: response.headers.get('content-type') ?? '',
-      body: (text === '' ? null : JSON.parse(text)) as T,
-    };
+  call<T = unknown>(method: string, path: string, body?: unknown): Promise<Answer<T>> {
+    return call<T>(this.process.baseUrl, method, path, body === undefined ? {} : { body }, this.token);
   }
 
   async audit(tenantId: string, action: string): Promise<AuditItem[]> {
@@ -225,7 +209,7 @@ describe('Keycloak failing, the service as a real process', () => {
         // While the fault lasts, the retry fails too, and says so.
         const stillFailing = await registry.retry(tenant.id);
         expect(stillFailing.status).toBe(502);
-        expect(stillFailing.contentType).toMatch(/^application\/problem\+json/);
+        expect(stillFailing.headers.get('content-type')).toMatch(/^application\/problem\+json/);
         expect(stillFailing.body).toMatchObject({ code: 'keycloak_failed', error_type: errorType, step });
         expect(await registry.audit(tenant.id, 'keycloak.provision_failed')).toHaveLength(2);
 

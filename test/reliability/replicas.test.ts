@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadMigrations } from '../../src/store/migration-files.js';
 import { devToken, runMigrate, startService, stopAll, type CommandResult, type ServiceProcess } from '../process/spawn.js';
 import { randomSlug } from '../support/factories.js';
+import { call, type Answer } from '../support/http.js';
 import { createTestPgDatabase, type TestPgDatabase } from '../support/postgres.js';
 import { recordFigures, type Figure } from './figures.js';
 
@@ -23,11 +24,6 @@ const WATCH_MS = 3_000;
 // src/store/migrator.ts, "tenreg" in hex).
 const MIGRATION_LOCK_KEY = 0x74656e726567;
 
-interface Answer<T = unknown> {
-  status: number;
-  contentType: string;
-  body: T;
-}
 
 interface Problem {
   type: string;
@@ -43,29 +39,11 @@ interface Replica {
   serviceAccount: string;
 }
 
-async function call<T = unknown>(baseUrl: string, token: string, method: string, path: string, body?: unknown): Promise<Answer<T>> {
-  const response = await fetch(`${baseUrl}${path}`, {
-    method,
-    headers: {
-      authorization: `Bearer ${token}`,
-      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-    },
-    body: body === undefined ? undefined : JSON.stringify(body),
-    signal: AbortSignal.timeout(15_000),
-  });
-  const text = await response.text();
-  return {
-    status: response.status,
-    contentType: response.headers.get('content-type') ?? '',
-    body: (text === '' ? null : JSON.parse(text)) as T,
-  };
-}
-
 const on = <T = unknown>(replica: Replica, method: string, path: string, body?: unknown) =>
-  call<T>(replica.service.baseUrl, replica.admin, method, path, body);
+  call<T>(replica.service.baseUrl, method, path, body === undefined ? {} : { body }, replica.admin);
 
 const verifyOn = (replica: Replica, key: string) =>
-  call<{ valid: boolean; code: string }>(replica.service.baseUrl, replica.serviceAccount, 'POST', '/v1/internal/api-keys/verify', { key });
+  call<{ valid: boolean; code: string }>(replica.service.baseUrl, 'POST', '/v1/internal/api-keys/verify', { body: { key } }, replica.serviceAccount);
 
 async function cacheHits(replica: Replica): Promise<number> {
   const response = await fetch(`${replica.service.baseUrl}/metrics`);
@@ -76,7 +54,7 @@ async function cacheHits(replica: Replica): Promise<number> {
 }
 
 /** Counts answers by status and problem code, e.g. {"201": 1, "409 slug_taken": 39}. */
-function tally(answers: Answer[]): Record<string, number> {
+function tally(answers: Array<Answer<unknown>>): Record<string, number> {
   const counts: Record<string, number> = {};
   for (const answer of answers) {
     const code = answer.status >= 400 ? ` ${(answer.body as Problem | null)?.code ?? '?'}` : '';
@@ -169,7 +147,7 @@ describe('several replicas on one PostgreSQL database', () => {
 
     expect(figures.slugRace).toEqual({ '201': 1, '409 slug_taken': RACERS - 1 });
     for (const refused of answers.filter((answer) => answer.status === 409)) {
-      expect(refused.contentType).toMatch(/^application\/problem\+json/);
+      expect(refused.headers.get('content-type')).toMatch(/^application\/problem\+json/);
       expect(refused.body).toMatchObject({ status: 409, code: 'slug_taken' });
     }
     const winner = answers.find((answer) => answer.status === 201)!.body.tenant;
@@ -208,7 +186,7 @@ describe('several replicas on one PostgreSQL database', () => {
 
     expect(figures.trialRace).toEqual({ '201': 1, '409 trial_used': RACERS - 1 });
     for (const refused of answers.filter((answer) => answer.status === 409)) {
-      expect(refused.contentType).toMatch(/^application\/problem\+json/);
+      expect(refused.headers.get('content-type')).toMatch(/^application\/problem\+json/);
     }
     expect(answers.find((answer) => answer.status === 201)!.body).toMatchObject({ product, status: 'trial' });
 
