@@ -55,6 +55,7 @@ openapi: $(NPM_INSTALLED)
 ## bench: every hot path under load against a bare node:http baseline, on PostgreSQL then PGlite (BENCH_ARGS="--driver pg")
 .PHONY: bench
 bench: $(NPM_INSTALLED)
+	scripts/ensure-postgres
 	npm run --silent bench -- $(BENCH_ARGS)
 
 ## bench-audit: seed 1M audit events in a throwaway database, time appends and pages (BENCH_ARGS="--driver pglite")
@@ -70,6 +71,7 @@ bench-verify: $(NPM_INSTALLED)
 ## reliability: the fault, concurrency and hostile-input tests, then their figures into RELIABILITY.md
 .PHONY: reliability
 reliability: $(NPM_INSTALLED)
+	scripts/ensure-postgres
 	rm -rf reliability/figures
 	npx vitest run test/reliability
 	npx tsx test/reliability/report.ts
