@@ -37,6 +37,7 @@ const USAGE = `usage: npm run bench -- [options]
   --tenants N --keys N --events N   the seed (defaults 1000, 20000, 1000000)
   --deep N                 how many events deep the deep audit page starts (default 900000)
   --profile auto|always|never  run a hot path that misses its target again under --cpu-prof (default auto)
+  --results DIR            where suite-<driver>.json goes (default bench/results)
 BENCH_PG_URL is the admin URL of the PostgreSQL server (default postgres://postgres@127.0.0.1:5432/postgres).`;
 
 const DEFAULT_ADMIN_URL = 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -59,6 +60,7 @@ interface Options {
   events: number;
   deep: number;
   profile: 'auto' | 'always' | 'never';
+  resultsDir: string;
 }
 
 function parseOptions(): Options {
@@ -73,6 +75,7 @@ function parseOptions(): Options {
       events: { type: 'string', default: '1000000' },
       deep: { type: 'string', default: '900000' },
       profile: { type: 'string', default: 'auto' },
+      results: { type: 'string', default: path.join(PROJECT_DIR, 'bench', 'results') },
       help: { type: 'boolean', default: false },
     },
   });
@@ -92,6 +95,7 @@ function parseOptions(): Options {
     events: count('events', values.events, 1000),
     deep: count('deep', values.deep, 1),
     profile: values.profile as Options['profile'],
+    resultsDir: path.resolve(values.results),
   };
   if (options.deep >= options.events) throw new Error(`--deep must be below --events\n${USAGE}`);
   return options;
@@ -483,7 +487,7 @@ async function main(): Promise<void> {
   for (const driver of options.drivers) {
     const result = await benchDriver(driver, options, load, command);
     results.push(result);
-    const file = path.join(PROJECT_DIR, 'bench', 'results', `suite-${driver}.json`);
+    const file = path.join(options.resultsDir, `suite-${driver}.json`);
     await mkdir(path.dirname(file), { recursive: true });
     await writeFile(file, `${JSON.stringify(result.json, null, 2)}\n`);
     console.log(`\nResults (${driver}), written to ${path.relative(PROJECT_DIR, file)}\n${report(result)}`);
