@@ -10,6 +10,8 @@ export const INVALIDATION_CHANNEL = 'registry_cache';
 export interface InvalidationTarget {
   invalidate(scope: string): void;
   invalidateAll(): void;
+  /** The log was read successfully after a loss of track: every change since is known again. */
+  resumed?(): void;
 }
 
 export interface FeedOptions {
@@ -17,6 +19,8 @@ export interface FeedOptions {
   pollMs?: number;
   /** Log rows older than this are deleted; no replica needs them once it has polled past them. */
   retainMs?: number;
+  /** How far before the last read each poll reaches back (rows of transactions that committed late). */
+  overlapMs?: number;
 }
 
 /** One target that passes every notice on to several caches. */
@@ -24,6 +28,7 @@ export function fanOut(targets: InvalidationTarget[]): InvalidationTarget {
   return {
     invalidate: (scope) => targets.forEach((target) => target.invalidate(scope)),
     invalidateAll: () => targets.forEach((target) => target.invalidateAll()),
+    resumed: () => targets.forEach((target) => target.resumed?.()),
   };
 }
 
@@ -42,13 +47,17 @@ export async function startInvalidationFeed(
   // Rows are read by time, with an overlap: rows of transactions that committed late carry an
   // earlier created_at than rows already read. Evicting twice is harmless; missing one is not.
   let readSince = new Date();
-  const OVERLAP_MS = 5_000;
+  const overlapMs = options.overlapMs ?? 5_000;
 
   const poll = async () => {
-    const from = new Date(readSince.getTime() - OVERLAP_MS);
-    readSince = new Date();
+    const from = new Date(readSince.getTime() - overlapMs);
+    const startedAt = new Date();
     const rows = await db.query<{ scope: string }>('SELECT scope FROM cache_invalidations WHERE created_at >= $1', [from]);
+    // Moved on only once read: a poll that fails (the database is away) leaves the window where
+    // it was, so the first poll that succeeds reads everything since the loss of track.
+    readSince = startedAt;
     for (const row of rows) target.invalidate(row.scope);
+    target.resumed?.();
   };
 
   const onState = (listening: boolean) => {

@@ -32,7 +32,9 @@ export class TenantCache {
     const id = 'id' in by ? by.id.toLowerCase() : this.idBySlug.get(by.slug);
     const entry = id === undefined ? undefined : this.byId.get(id);
     if (entry && entry.expiresAt > Date.now()) return entry.facts;
-    const key = 'id' in by ? `id:${by.id.toLowerCase()}` : `slug:${by.slug}`;
+    // Shared within one generation only: a read after an invalidation (this replica's own
+    // write) must not join a load that began before the write committed.
+    const key = `${this.generation}:${'id' in by ? `id:${by.id.toLowerCase()}` : `slug:${by.slug}`}`;
     let pending = this.loading.get(key);
     if (!pending) {
       const snapshot = this.generation;

@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto';
 import type { Socket } from 'node:net';
 import type { FastifyBaseLogger } from 'fastify';
 import { AppError, problemBody } from './problem.js';
+import { REQUEST_ID_HEADER } from './request-id.js';
 
 function problemFor(error: NodeJS.ErrnoException): AppError {
   if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
@@ -24,11 +25,16 @@ export function answerClientError(this: { log: FastifyBaseLogger }, error: NodeJ
   const problem = problemFor(error);
   // Debug only: on the open internet these are scanners and broken clients, not incidents.
   this.log.debug({ code: problem.code, parser: error.code }, 'client error before a request');
-  if (socket.writable) {
-    const body = JSON.stringify(problemBody(problem, randomUUID()));
+  // Not into an answer already on its way (a pipelined request after it was malformed, a
+  // timeout while an export streams): those bytes would land inside that answer's body.
+  const answering = (socket as Socket & { _httpMessage?: { headersSent?: boolean } | null })._httpMessage;
+  if (socket.writable && !answering?.headersSent) {
+    const requestId = randomUUID();
+    const body = JSON.stringify(problemBody(problem, requestId));
     socket.write(
       `HTTP/1.1 ${problem.status} ${problem.title}\r\n` +
         'Content-Type: application/problem+json; charset=utf-8\r\n' +
+        `${REQUEST_ID_HEADER}: ${requestId}\r\n` +
         `Content-Length: ${Buffer.byteLength(body)}\r\n` +
         'Connection: close\r\n\r\n' +
         body,

@@ -31,13 +31,15 @@ export class KeyCache {
   private readonly maxUnknown: number;
   private readonly byTenant = new Map<string, Set<string>>();
   /**
-   * Facts of existing keys as they were when invalidateAll() dropped them, until a deadline. The
-   * feed calls invalidateAll() when it stops hearing of changes, and the usual reason is that the
-   * database went away: then nothing can change, and without these every verify of every key
-   * would answer 503 for as long as the outage lasts. They are never served while the database
-   * answers (a load replaces them), and changes the feed names later drop them like entries.
+   * Facts of existing keys as they were when invalidateAll() dropped them, until one deadline for
+   * them all. The feed calls invalidateAll() when it stops hearing of changes, and the usual
+   * reason is that the database went away: then nothing can change, and without these every
+   * verify of every key would answer 503 for as long as the outage lasts. They are served only
+   * when a load fails because the database cannot be reached; changes named later drop them, and
+   * resumed() forgets them all once the feed has caught up with the log again.
    */
-  private readonly lastKnownFacts = new Map<string, Entry>();
+  private readonly lastKnownFacts = new Map<string, KeyFacts>();
+  private lastKnownUntil = 0;
   private readonly lastKnownMs: number;
   private readonly maxEntries: number;
   private readonly ttlMs: number;
@@ -92,16 +94,26 @@ export class KeyCache {
   }
 
   /**
-   * The facts of an existing key as they were when the cache last lost track of changes, if that
-   * was less than lastKnownMs ago and nothing named the key or its tenant since. Only for a verify
-   * whose load failed because the database is unreachable.
+   * The facts of an existing key as they were when the cache lost track of changes, if that was
+   * less than lastKnownMs ago, the feed has not caught up since and nothing named the key or its
+   * tenant meanwhile. Only for a verify whose load failed because the database is unreachable.
    */
   lastKnown(hashHex: string): KeyFacts | undefined {
-    const entry = this.lastKnownFacts.get(hashHex);
-    if (!entry) return undefined;
-    if (entry.expiresAt > this.now()) return entry.facts;
-    this.lastKnownFacts.delete(hashHex);
-    return undefined;
+    if (!this.lastKnownLive()) return undefined;
+    return this.lastKnownFacts.get(hashHex);
+  }
+
+  /** The feed hears of every change again: what was kept aside is no longer needed. */
+  resumed(): void {
+    this.lastKnownFacts.clear();
+  }
+
+  /** Whether anything is kept aside; forgets it all once the deadline has passed. */
+  private lastKnownLive(): boolean {
+    if (this.lastKnownFacts.size === 0) return false;
+    if (this.now() < this.lastKnownUntil) return true;
+    this.lastKnownFacts.clear();
+    return false;
   }
 
   set(hashHex: string, facts: KeyFacts | undefined, snapshot: number): void {
@@ -133,23 +145,24 @@ export class KeyCache {
       const tenantId = scope.slice(7);
       for (const hash of this.byTenant.get(tenantId) ?? []) this.entries.delete(hash);
       this.byTenant.delete(tenantId);
-      // Only non-empty for lastKnownMs after a loss of track, and tenant changes are rare: a scan.
-      for (const [hash, entry] of this.lastKnownFacts) if (entry.facts.tenantId === tenantId) this.lastKnownFacts.delete(hash);
+      // A scan, but only between a loss of track and the feed catching up (or the deadline).
+      if (this.lastKnownLive()) {
+        for (const [hash, facts] of this.lastKnownFacts) if (facts.tenantId === tenantId) this.lastKnownFacts.delete(hash);
+      }
     } else {
+      // A scope this build does not know: nothing can be trusted, the kept facts included.
       this.invalidateAll();
+      this.lastKnownFacts.clear();
     }
   }
 
   invalidateAll(): void {
     this.generation += 1;
     const now = this.now();
-    for (const [hash, entry] of this.lastKnownFacts) if (entry.expiresAt <= now) this.lastKnownFacts.delete(hash);
-    // Facts loaded since the last loss of track are newer than what is kept aside; a deadline
-    // already running is not extended by a second call (the feed repeats it while polls fail).
-    for (const [hash, entry] of this.entries) {
-      if (entry.expiresAt <= now) continue;
-      this.lastKnownFacts.set(hash, { facts: entry.facts, expiresAt: Math.min(entry.expiresAt, now + this.lastKnownMs) });
-    }
+    // The deadline starts at the first loss of track and is not extended by the next ones (the
+    // feed repeats this while its polls fail); facts loaded in between replace older ones.
+    if (!this.lastKnownLive()) this.lastKnownUntil = now + this.lastKnownMs;
+    for (const [hash, entry] of this.entries) if (entry.expiresAt > now) this.lastKnownFacts.set(hash, entry.facts);
     this.entries.clear();
     this.unknown.clear();
     this.byTenant.clear();

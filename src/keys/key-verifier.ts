@@ -6,7 +6,7 @@ import { verdictFor, type VerifyCode, type VerifyQuestion } from '../domain/key-
 import { keyVerifications } from '../observability/metrics.js';
 import { loadKeyFacts, type KeyFacts } from '../store/api-keys.js';
 import type { Database } from '../store/database.js';
-import { isUnavailable } from '../store/errors.js';
+import { isUnreachable } from '../store/errors.js';
 import { KeyCache } from './key-cache.js';
 import type { UsageRecorder } from './usage-recorder.js';
 
@@ -85,20 +85,27 @@ export function createKeyVerifier(options: {
       // The database is away (a restart, a failover): keys that were verified just before keep
       // their last known facts for a while rather than every product's every call failing. The
       // invalidation feed emptied the cache because it could no longer hear of changes, which
-      // an unreachable database cannot make anyway. Unknown keys still answer 503.
-      const lastKnown = isUnavailable(error) ? cache.lastKnown(hex) : undefined;
+      // an unreachable database cannot make anyway. Not when it is merely busy (pool wait,
+      // too many connections): it is there, and its answer is the one to wait for. Unknown
+      // keys still answer 503.
+      const lastKnown = isUnreachable(error) ? cache.lastKnown(hex) : undefined;
       if (lastKnown) return lastKnown;
       throw error;
     }
   };
 
-  /** A cache miss: one load per hash however many verifies wait for it. */
+  /**
+   * A cache miss: one load per hash however many verifies wait for it, within one generation of
+   * the cache. A verify that comes after an invalidation (this replica's own revoke, say) never
+   * joins a load that started before it and may have read the old row.
+   */
   const factsFor = ({ hash, hex }: { hash: Buffer; hex: string }): Promise<KeyFacts | undefined> => {
-    let pending = loading.get(hex);
+    const key = `${cache.snapshot()}:${hex}`;
+    let pending = loading.get(key);
     if (!pending) {
       // Concurrent misses share the load, its fallback included.
-      pending = load(hash, hex).finally(() => loading.delete(hex));
-      loading.set(hex, pending);
+      pending = load(hash, hex).finally(() => loading.delete(key));
+      loading.set(key, pending);
     }
     return pending;
   };

@@ -241,6 +241,9 @@ class Recorder implements InvalidationTarget {
   invalidateAll(): void {
     this.heard.push('*');
   }
+  resumed(): void {
+    this.heard.push('resumed');
+  }
 }
 
 eachDriver('the invalidation feed', (driver) => {
@@ -256,12 +259,17 @@ eachDriver('the invalidation feed', (driver) => {
 
   const publish = (scope: string) => database.db.query('SELECT publish_invalidation($1::text)', [scope]);
 
-  /** A feed on the real database whose listening state the test drives by hand. */
-  const steeredFeed = async (pollMs?: number) => {
+  /** A feed on the real database whose listening state (and reachability) the test drives by hand. */
+  const steeredFeed = async (pollMs?: number, overlapMs?: number) => {
     let state: ((listening: boolean) => void) | undefined;
     let message: ((payload: string) => void) | undefined;
+    let unreachable = false;
     const db: Database = {
       ...database.db,
+      query: async (text: string, params?: readonly unknown[]) => {
+        if (unreachable) throw Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' });
+        return database.db.query(text, params);
+      },
       listen: async (_channel, onMessage, onState) => {
         message = onMessage;
         state = onState;
@@ -270,9 +278,14 @@ eachDriver('the invalidation feed', (driver) => {
       },
     };
     const target = new Recorder();
-    const feed = await startInvalidationFeed(db, target, pollMs === undefined ? {} : { pollMs });
+    const feed = await startInvalidationFeed(db, target, { ...(pollMs === undefined ? {} : { pollMs }), ...(overlapMs === undefined ? {} : { overlapMs }) });
     feeds.push(feed);
-    return { target, setListening: (listening: boolean) => state!(listening), notify: (payload: string) => message!(payload) };
+    return {
+      target,
+      setListening: (listening: boolean) => state!(listening),
+      notify: (payload: string) => message!(payload),
+      setUnreachable: (value: boolean) => (unreachable = value),
+    };
   };
 
   it('hands the scope of every notification of the real database to its target', async () => {
@@ -280,7 +293,7 @@ eachDriver('the invalidation feed', (driver) => {
     feeds.push(await startInvalidationFeed(database.db, target));
     await publish('key:00ff');
     await publish('tenant:6c0c1d3e-9a59-4c47-8f7e-4d1c0b2a3e55');
-    const scopes = () => target.heard.filter((scope) => scope !== '*');
+    const scopes = () => target.heard.filter((scope) => scope !== '*' && scope !== 'resumed');
     await waitFor(() => scopes().length >= 2, 1_000, 'two notifications');
     expect(scopes()).toEqual(['key:00ff', 'tenant:6c0c1d3e-9a59-4c47-8f7e-4d1c0b2a3e55']);
   });
@@ -299,6 +312,23 @@ eachDriver('the invalidation feed', (driver) => {
     expect(feed.target.heard).toEqual(['*']);
     await publish('key:polled');
     await waitFor(() => feed.target.heard.includes('key:polled'), 1_000, 'the polled scope');
+    feed.setListening(true);
+  });
+
+  it('keeps its window while polls fail: the first poll that succeeds reads what came before the outage', async () => {
+    // An overlap of 50 ms against 400 ms of failing polls: a window moved by the failures would
+    // start after the change and never read it.
+    const feed = await steeredFeed(20, 50);
+    await publish('key:just-before-the-outage');
+    feed.setListening(false);
+    feed.setUnreachable(true);
+    await sleep(400);
+    expect(feed.target.heard.filter((scope) => scope !== '*')).toEqual([]);
+    feed.setUnreachable(false);
+    await waitFor(() => feed.target.heard.includes('key:just-before-the-outage'), 1_000, 'the change made before the outage');
+    // Caught up: told so, after the scopes it read.
+    await waitFor(() => feed.target.heard.includes('resumed'), 1_000, 'resumed');
+    expect(feed.target.heard.indexOf('resumed')).toBeGreaterThan(feed.target.heard.indexOf('key:just-before-the-outage'));
     feed.setListening(true);
   });
 

@@ -68,6 +68,18 @@ describe('KeyCache', () => {
     expect(cache.lastKnown('aa')).toBeUndefined();
   });
 
+  it('forgets the last known facts when the feed catches up, or names a scope it does not know', () => {
+    const cache = new KeyCache();
+    cache.set('aa', facts('k1'), cache.snapshot());
+    cache.invalidateAll();
+    cache.resumed();
+    expect(cache.lastKnown('aa')).toBeUndefined();
+    cache.set('aa', facts('k1'), cache.snapshot());
+    cache.invalidateAll();
+    cache.invalidate('something-new:42');
+    expect(cache.lastKnown('aa')).toBeUndefined();
+  });
+
   it('replaces the last known facts with a fresh load', () => {
     const cache = new KeyCache();
     cache.set('aa', facts('k1'), cache.snapshot());
@@ -178,14 +190,14 @@ describe('KeyCache', () => {
 function scriptedDatabase(known: Map<string, KeyFacts>) {
   const calls: string[] = [];
   let gate: Promise<void> | null = null;
-  let failing = false;
+  let failing: Error | null = null;
   const query = async <Row>(_text: string, params: readonly unknown[] = []): Promise<Row[]> => {
     const hex = (params[0] as Buffer).toString('hex');
     calls.push(hex);
     // The row is read when the query runs; the answer may arrive later (see hold()).
     const found = known.get(hex);
     if (gate) await gate;
-    if (failing) throw Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' });
+    if (failing) throw failing;
     if (!found) return [];
     return [
       {
@@ -215,8 +227,9 @@ function scriptedDatabase(known: Map<string, KeyFacts>) {
         release();
       };
     },
-    fail(on: boolean) {
-      failing = on;
+    /** Every query fails: `true` as an unreachable server does, or with the given error. */
+    fail(on: boolean | Error) {
+      failing = on === true ? Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }) : on || null;
     },
   };
 }
@@ -294,6 +307,33 @@ describe('the verifier with its cache', () => {
     scripted.fail(false);
     expect((await verifier.verify(key, {})).code).toBe('VALID');
     expect(scripted.calls).toHaveLength(2);
+  });
+
+  it('answers from last known facts only while the database is unreachable and the feed has not caught up', async () => {
+    const { verifier, scripted, key, cache } = setup();
+    expect((await verifier.verify(key, {})).code).toBe('VALID');
+    // The feed lost track (the listening connection dropped with the database).
+    cache.invalidateAll();
+    scripted.fail(true);
+    expect((await verifier.verify(key, {})).code).toBe('VALID');
+    // Up but busy (every pooled connection taken): its answer is the one to wait for.
+    scripted.fail(new Error('timeout exceeded when trying to connect'));
+    await expect(verifier.verify(key, {})).rejects.toThrow(/timeout exceeded/);
+    scripted.fail(Object.assign(new Error('sorry, too many clients already'), { code: '53300' }));
+    await expect(verifier.verify(key, {})).rejects.toThrow(/too many clients/);
+    // The feed read the log again: nothing kept aside is served any more.
+    cache.resumed();
+    scripted.fail(true);
+    await expect(verifier.verify(key, {})).rejects.toThrow(/ECONNREFUSED/);
+  });
+
+  it('does not answer a revoked key from last known facts once the feed names it', async () => {
+    const { verifier, scripted, key, hex, cache } = setup();
+    expect((await verifier.verify(key, {})).code).toBe('VALID');
+    cache.invalidateAll();
+    cache.invalidate(`key:${hex}`);
+    scripted.fail(true);
+    await expect(verifier.verify(key, {})).rejects.toThrow(/ECONNREFUSED/);
   });
 
   it('notes the use of VALID answers only', async () => {

@@ -1,5 +1,5 @@
 // What a reliability test tried and what survived, kept for `make reliability`: each test records
-// its figures under a section name, and the report (scripts/reliability-report.ts) prints them and
+// its figures under a section name, and the report (test/reliability/report.ts) prints them and
 // writes RELIABILITY.md. Files go to reliability/figures/<section>.json, one per section, so tests
 // in parallel worker processes never write the same file.
 import { mkdirSync, writeFileSync } from 'node:fs';
