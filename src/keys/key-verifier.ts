@@ -3,7 +3,7 @@
 // or, on a miss, from one query; the answer is computed from them at the moment of the request.
 import { hashApiKey, isWellFormedApiKey } from '../domain/api-key.js';
 import { verdictFor, type VerifyCode, type VerifyQuestion } from '../domain/key-verdict.js';
-import { keyVerifications } from '../observability/metrics.js';
+import { countVerification } from '../observability/metrics.js';
 import { loadKeyFacts, type KeyFacts } from '../store/api-keys.js';
 import type { Database } from '../store/database.js';
 import { isUnreachable } from '../store/errors.js';
@@ -46,13 +46,6 @@ function answer(code: VerifyCode, facts: KeyFacts | undefined): VerifyAnswer {
     products: facts.products,
     expires_at: facts.expiresAt?.toISOString() ?? null,
   };
-}
-
-const verdictSeries = new Map<VerifyCode, ReturnType<typeof keyVerifications.labels>>();
-function countVerdict(code: VerifyCode): void {
-  let series = verdictSeries.get(code);
-  if (!series) verdictSeries.set(code, (series = keyVerifications.labels(code)));
-  series.inc();
 }
 
 export function createKeyVerifier(options: {
@@ -114,7 +107,7 @@ export function createKeyVerifier(options: {
     if (facts && !knownHashes.has(key)) remember(key, hashed);
     const now = options.clock();
     const code = verdictFor(facts, question, now);
-    countVerdict(code);
+    countVerification(code);
     if (facts && code === 'VALID') options.usage?.note(facts.id, now);
     return answer(code, facts);
   };
@@ -125,7 +118,7 @@ export function createKeyVerifier(options: {
       let hashed = knownHashes.get(key);
       if (!hashed) {
         if (!isWellFormedApiKey(key)) {
-          countVerdict('MALFORMED');
+          countVerification('MALFORMED');
           return { valid: false, code: 'MALFORMED' };
         }
         const hash = hashApiKey(key, options.pepper);

@@ -1,36 +1,42 @@
 // Prometheus metrics, in the process-wide registry of prom-client (the convention for Node
 // services: one registry, one scrape). Components count into the instruments below; /metrics (or
 // the METRICS_ADDR listener) renders them. Labels are bounded: route patterns, never raw URLs.
-import { Counter, Gauge, Histogram, collectDefaultMetrics, register } from 'prom-client';
+import { Counter, Gauge, collectDefaultMetrics, register } from 'prom-client';
+import { RequestDurations } from './request-durations.js';
 
 collectDefaultMetrics({ prefix: 'tenant_registry_' });
 
 export const metricsRegistry = register;
 
 // Its _count series is the number of requests, per route and status.
-export const httpDuration = new Histogram({
-  name: 'tenant_registry_http_request_duration_seconds',
-  help: 'Time to answer an HTTP request, by method, route pattern and status (_count: requests)',
-  labelNames: ['method', 'route', 'status'] as const,
+const httpDuration = new RequestDurations(
+  'tenant_registry_http_request_duration_seconds',
+  'Time to answer an HTTP request, by method, route pattern and status (_count: requests)',
   // From the hot paths' sub-millisecond answers to the export's seconds.
-  buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-});
-
-// Label children looked up once per (method, route, status): the lookup hashes the labels,
-// which would otherwise be paid on every request of the hot paths.
-const requestSeries = new Map<string, ReturnType<typeof httpDuration.labels>>();
+  [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+);
+register.registerMetric(httpDuration as unknown as Parameters<typeof register.registerMetric>[0]);
 
 export function observeRequest(method: string, route: string, status: number, seconds: number): void {
-  const key = `${method} ${route} ${status}`;
-  let series = requestSeries.get(key);
-  if (!series) requestSeries.set(key, (series = httpDuration.labels(method, route, String(status))));
-  series.observe(seconds);
+  httpDuration.observe(method, route, status, seconds);
+}
+
+// Counted in a plain Map and handed to prom-client at scrape time: its Counter hashes the labels
+// on every inc(), a cost every key verification would pay.
+const verdictCounts = new Map<string, number>();
+
+export function countVerification(code: string): void {
+  verdictCounts.set(code, (verdictCounts.get(code) ?? 0) + 1);
 }
 
 export const keyVerifications = new Counter({
   name: 'tenant_registry_key_verifications_total',
   help: 'API key verifications, by verdict code',
   labelNames: ['code'] as const,
+  collect() {
+    this.reset();
+    for (const [code, count] of verdictCounts) this.inc({ code }, count);
+  },
 });
 
 let keyCacheSource: { hits: number; misses: number } | null = null;
