@@ -8,7 +8,7 @@
 //
 //   make bench [BENCH_ARGS="--driver pg --duration 5"], or npm run bench [-- --driver pg]
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -20,14 +20,14 @@ import { migrateUp } from '../src/store/migrator.js';
 import { openPg } from '../src/store/pg-driver.js';
 import { openPglite } from '../src/store/pglite-driver.js';
 import type { Database } from '../src/store/database.js';
-import { profileTables, readProfile, summarizeProfile, type ProfileSummary } from './support/cpu-profile.js';
+import { profileTables, summarizeProfileIn, type ProfileSummary } from './support/cpu-profile.js';
 import { runLoad, type LoadResult, type LoadSettings, type LoadTarget, type MeasureHooks } from './support/load.js';
 import { buildDist, memoryOf, PROJECT_DIR, startReferenceServer, startService, type Server } from './support/processes.js';
 import { commandLine, machine, packageVersion, pgliteVersion, sourceState, Teardown } from './support/run-info.js';
 import { createScratchDatabase } from './support/scratch-database.js';
 import { fixed, int, round, table } from './support/stats.js';
-import { KEY_QUESTION, seedSuite, type SuiteFixture } from './support/suite-seed.js';
-import { devToken } from './support/verify-seed.js';
+import { seedSuite, type SuiteFixture } from './support/suite-seed.js';
+import { devToken, expectStatus, mistyped, VERIFY_PATH, verifyBody, verifyExpecting } from './support/verify-seed.js';
 
 const USAGE = `usage: npm run bench -- [options]
   --driver pg|pglite|all   which database the service runs on (default all: pg, then pglite)
@@ -46,7 +46,6 @@ const RSS_LIMIT_MIB = 256;
 /** Deep audit page p50 within this multiple of the first page's. */
 const DEEP_PAGE_MAX = 1.5;
 const PAGE_LIMIT = 50;
-const VERIFY_PATH = '/v1/internal/api-keys/verify';
 
 type DriverName = 'pg' | 'pglite';
 
@@ -129,17 +128,6 @@ async function measure(name: string, expect: string, target: LoadTarget, load: L
   const unexpected = result.non2xx + result.errors > 0 ? `, NON-2XX ${result.non2xx}, ERRORS ${result.errors}` : '';
   console.log(`  ${name}: ${int(result.requestsPerSecond)} req/s, p50 ${fixed(result.latency.p50)} ms, p99 ${fixed(result.latency.p99)} ms${unexpected}`);
   return { scenario: name, expect, baseline, result, ratio: Number.NaN, ...(goal ? { goal } : {}) };
-}
-
-async function check(baseUrl: string, token: string, method: string, pathAndQuery: string, body: unknown, status: number): Promise<string> {
-  const response = await fetch(`${baseUrl}${pathAndQuery}`, {
-    method,
-    headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-    body: body === undefined ? null : JSON.stringify(body),
-  });
-  const text = await response.text();
-  if (response.status !== status) throw new Error(`${method} ${pathAndQuery} answered ${response.status}, not ${status}: ${text.slice(0, 500)}`);
-  return text;
 }
 
 /** Opens the driver's database for seeding; for PGlite, a directory the service opens afterwards. */
@@ -242,7 +230,7 @@ async function benchDriver(driver: DriverName, options: Options, load: LoadSetti
     const bareTarget: LoadTarget = {
       url: `${bare.baseUrl}${VERIFY_PATH}`,
       headers: { 'content-type': 'application/json', authorization: `Bearer ${tokens.service}` },
-      bodies: [JSON.stringify({ key: fixture.keys[0], ...KEY_QUESTION })],
+      bodies: [verifyBody(fixture.keys[0]!)],
       pid: bare.pid,
     };
 
@@ -345,8 +333,7 @@ function buildScenarios(service: Server, tokens: { service: string; admin: strin
     paths,
     pid: service.pid,
   });
-  const verify = (key: string) => JSON.stringify({ key, ...KEY_QUESTION });
-  const malformed = fixture.keys[0]!.slice(0, -1) + (fixture.keys[0]!.endsWith('0') ? '1' : '0');
+  const malformed = mistyped(fixture.keys[0]!);
   const run = randomBytes(3).toString('hex');
   let created = 0;
   const audit = fixture.tenants.map((tenant, i) =>
@@ -362,11 +349,11 @@ function buildScenarios(service: Server, tokens: { service: string; admin: strin
   );
 
   return [
-    { name: 'verify: hot, one key', expect: 'VALID', target: post(VERIFY_PATH, asService, [verify(fixture.keys[0]!)]), goal: { minRatio: 0.6 } },
-    { name: `verify: ${int(fixture.keys.length)} keys round-robin`, expect: 'VALID', target: post(VERIFY_PATH, asService, fixture.keys.map(verify)) },
-    { name: 'verify: cold, an unknown key every request', expect: 'NOT_FOUND', target: post(VERIFY_PATH, asService, () => verify(generateApiKey())) },
-    { name: 'verify: malformed key (bad checksum)', expect: 'MALFORMED', target: post(VERIFY_PATH, asService, [verify(malformed)]) },
-    { name: 'verify: revoked key', expect: 'REVOKED', target: post(VERIFY_PATH, asService, [verify(fixture.revokedKey)]) },
+    { name: 'verify: hot, one key', expect: 'VALID', target: post(VERIFY_PATH, asService, [verifyBody(fixture.keys[0]!)]), goal: { minRatio: 0.6 } },
+    { name: `verify: ${int(fixture.keys.length)} keys round-robin`, expect: 'VALID', target: post(VERIFY_PATH, asService, fixture.keys.map(verifyBody)) },
+    { name: 'verify: cold, an unknown key every request', expect: 'NOT_FOUND', target: post(VERIFY_PATH, asService, () => verifyBody(generateApiKey())) },
+    { name: 'verify: malformed key (bad checksum)', expect: 'MALFORMED', target: post(VERIFY_PATH, asService, [verifyBody(malformed)]) },
+    { name: 'verify: revoked key', expect: 'REVOKED', target: post(VERIFY_PATH, asService, [verifyBody(fixture.revokedKey)]) },
     {
       name: `tenant by slug (${int(fixture.tenants.length)} slugs, service token)`,
       expect: '200',
@@ -406,21 +393,17 @@ function buildScenarios(service: Server, tokens: { service: string; admin: strin
 /** One request per scenario, checked, before any load; returns the hot verify answer for the baseline to send. */
 async function sanityCheck(service: Server, tokens: { service: string; admin: string }, fixture: SuiteFixture): Promise<string> {
   const base = service.baseUrl;
-  const verdict = async (key: string, code: string) => {
-    const text = await check(base, tokens.service, 'POST', VERIFY_PATH, { key, ...KEY_QUESTION }, 200);
-    if ((JSON.parse(text) as { code: string }).code !== code) throw new Error(`verify answered ${text}, not ${code}`);
-    return text;
-  };
+  const verdict = (key: string, code: string) => verifyExpecting(base, tokens.service, key, code);
   const hot = await verdict(fixture.keys[0]!, 'VALID');
   await verdict(fixture.keys.at(-1)!, 'VALID');
   await verdict(fixture.revokedKey, 'REVOKED');
   await verdict(generateApiKey(), 'NOT_FOUND');
   const tenant = fixture.tenants[1]!;
-  await check(base, tokens.service, 'GET', `/v1/tenants/by-slug/${tenant.slug}`, undefined, 200);
-  await check(base, tokens.service, 'POST', '/v1/internal/keycloak/claims', { tenant_id: tenant.id }, 200);
-  await check(base, tokens.service, 'GET', `/v1/entitlements?tenant_id=${tenant.id}`, undefined, 200);
-  const firstPage = JSON.parse(await check(base, tokens.admin, 'GET', `/v1/audit?limit=${PAGE_LIMIT}`, undefined, 200)) as { items: unknown[] };
-  const deepPage = JSON.parse(await check(base, tokens.admin, 'GET', `/v1/audit?limit=${PAGE_LIMIT}&cursor=${fixture.deepCursor}`, undefined, 200)) as { items: unknown[] };
+  await expectStatus(base, tokens.service, 'GET', `/v1/tenants/by-slug/${tenant.slug}`, undefined, 200);
+  await expectStatus(base, tokens.service, 'POST', '/v1/internal/keycloak/claims', { tenant_id: tenant.id }, 200);
+  await expectStatus(base, tokens.service, 'GET', `/v1/entitlements?tenant_id=${tenant.id}`, undefined, 200);
+  const firstPage = JSON.parse(await expectStatus(base, tokens.admin, 'GET', `/v1/audit?limit=${PAGE_LIMIT}`, undefined, 200)) as { items: unknown[] };
+  const deepPage = JSON.parse(await expectStatus(base, tokens.admin, 'GET', `/v1/audit?limit=${PAGE_LIMIT}&cursor=${fixture.deepCursor}`, undefined, 200)) as { items: unknown[] };
   if (firstPage.items.length !== PAGE_LIMIT || deepPage.items.length !== PAGE_LIMIT) throw new Error('an audit page came back short');
   return hot;
 }
@@ -453,10 +436,7 @@ async function profileScenario(
   });
   // The profile is written when the process exits.
   await service.stop();
-  const name = readdirSync(dir).find((file) => file.endsWith('.cpuprofile'));
-  if (!name) throw new Error(`no .cpuprofile in ${dir}`);
-  const file = path.join(dir, name);
-  const summary = summarizeProfile(await readProfile(file), { fromUs, toUs, top: 20 });
+  const { file, summary } = await summarizeProfileIn(dir, { fromUs, toUs, top: 20 });
   console.log(profileTables(summary));
   return { scenario: scenario.name, summary, file, requestsPerSecond: run.result.requestsPerSecond };
 }

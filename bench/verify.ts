@@ -10,15 +10,15 @@
 //
 //   make bench-verify [BENCH_ARGS="--driver pglite"], or npm run bench:verify [-- --driver pglite]
 import { randomBytes } from 'node:crypto';
-import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { exitOnHelp, integerOption } from './support/options.js';
-import { generateApiKey, isWellFormedApiKey } from '../src/domain/api-key.js';
-import { profileTables, readProfile, summarizeProfile, type ProfileSummary } from './support/cpu-profile.js';
+import { generateApiKey } from '../src/domain/api-key.js';
+import { profileTables, summarizeProfileIn, type ProfileSummary } from './support/cpu-profile.js';
 import { commandLine, machine, packageVersion, pgliteVersion, sourceState, Teardown } from './support/run-info.js';
 import { createScratchDatabase, type ScratchDatabase } from './support/scratch-database.js';
 import { fixed, int, round, table } from './support/stats.js';
@@ -33,7 +33,7 @@ import {
   type Runtime,
   type Server,
 } from './support/processes.js';
-import { QUESTION, seedVerify, VERIFY_PATH, verifyBody, verifyExpecting, type VerifyFixture } from './support/verify-seed.js';
+import { mistyped, QUESTION, seedVerify, VERIFY_PATH, verifyBody, verifyExpecting, type VerifyFixture } from './support/verify-seed.js';
 
 const USAGE = `usage: npm run bench:verify -- [options]
   --driver pg|pglite       database of the service (default pg; BENCH_PG_URL is the admin URL of the server)
@@ -128,15 +128,6 @@ async function measure(
       `${fixed(result.serverPreemptions, 2)} preemptions/req), client CPU ${fixed(result.clientCpuCores)}${problems}`,
   );
   return { name, server, logLevel, answer, result };
-}
-
-/** A key of the right shape whose checksum does not match: the typo case. */
-function mistyped(key: string): string {
-  for (const last of ['0', '1']) {
-    const candidate = key.slice(0, -1) + last;
-    if (candidate !== key && !isWellFormedApiKey(candidate)) return candidate;
-  }
-  throw new Error('could not make a malformed key');
 }
 
 async function main(): Promise<void> {
@@ -442,10 +433,7 @@ async function profileHotVerify(
   });
   // The profile is written when the process exits.
   await service.stop();
-  const name = readdirSync(dir).find((file) => file.endsWith('.cpuprofile'));
-  if (!name) throw new Error(`no .cpuprofile in ${dir}`);
-  const file = path.join(dir, name);
-  const summary = summarizeProfile(await readProfile(file), { fromUs, toUs, top: 25 });
+  const { file, summary } = await summarizeProfileIn(dir, { fromUs, toUs, top: 25 });
   return { summary, file, result: run.result };
 }
 

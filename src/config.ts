@@ -156,6 +156,9 @@ type Env = Static<typeof EnvSchema>;
 type VariableName = keyof Env;
 
 /** Raised for a variable that breaks its rule; the message is one line and names the variable. */
+/** Every variable the configuration reads (tests start child processes without any of them). */
+export const CONFIG_VARIABLES: readonly string[] = Object.keys(EnvSchema.properties);
+
 export class ConfigError extends Error {
   constructor(readonly variable: VariableName, expected: string) {
     // The value itself is never echoed: DATABASE_URL and the client secret carry credentials.

@@ -4,7 +4,8 @@
 // stamps samples with the monotonic clock, the one process.hrtime reads in every process.
 //
 //   npx tsx bench/support/cpu-profile.ts FILE.cpuprofile [TOP]
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { round, table } from './stats.js';
 
@@ -127,6 +128,17 @@ export function summarizeProfile(profile: CpuProfile, options: { fromUs?: number
 
 export async function readProfile(file: string): Promise<CpuProfile> {
   return JSON.parse(await readFile(file, 'utf8')) as CpuProfile;
+}
+
+/** The one profile `node --cpu-prof --cpu-prof-dir=DIR` wrote (at exit), summarized for a window. */
+export async function summarizeProfileIn(
+  dir: string,
+  options: { fromUs: number; toUs: number; top: number },
+): Promise<{ file: string; summary: ProfileSummary }> {
+  const name = (await readdir(dir)).find((entry) => entry.endsWith('.cpuprofile'));
+  if (!name) throw new Error(`no .cpuprofile in ${dir}`);
+  const file = path.join(dir, name);
+  return { file, summary: summarizeProfile(await readProfile(file), options) };
 }
 
 export function profileTables(summary: ProfileSummary): string {

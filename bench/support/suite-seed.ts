@@ -8,9 +8,8 @@ import type { Database } from '../../src/store/database.js';
 import { displayParts, generateApiKey, hashApiKey } from '../../src/domain/api-key.js';
 import { encodePosition } from '../../src/http/cursor.js';
 import { seedAuditLog, type SeededTenant } from './seed-audit.js';
+import { QUESTION } from './verify-seed.js';
 
-/** What a headless product asks with every key in the benchmark. */
-export const KEY_QUESTION = { product: 'compliance', scope: 'documents:read' } as const;
 const KEY_SCOPES = ['documents:read', 'documents:write'];
 const KEY_BATCH = 2_000;
 
@@ -27,7 +26,7 @@ export interface SuiteSeedOptions {
 export interface SuiteFixture {
   /** Ordered by slug; index 0 is the tenant holding 10% of the events. */
   tenants: SeededTenant[];
-  /** Valid keys, each for KEY_QUESTION, spread over the tenants. */
+  /** Valid keys, each for the verify benchmark's QUESTION, spread over the tenants. */
   keys: string[];
   revokedKey: string;
   /** The cursor GET /v1/audit would hand out for the page starting deepPage events in. */
@@ -45,7 +44,7 @@ export async function seedSuite(db: Database, options: SuiteSeedOptions): Promis
   await db.query(
     `INSERT INTO tenant_products (tenant_id, product, status, source, granted_at)
        SELECT id, $2, 'active', 'operator', now() FROM unnest($1::uuid[]) AS t(id)`,
-    [tenantIds, KEY_QUESTION.product],
+    [tenantIds, QUESTION.product],
   );
   await db.query(
     `INSERT INTO tenant_products (tenant_id, product, status, source, trial_started_at, trial_ends_at)
@@ -68,7 +67,7 @@ export async function seedSuite(db: Database, options: SuiteSeedOptions): Promis
         parts.map((part) => part.prefix),
         parts.map((part) => part.last4),
         KEY_SCOPES,
-        [KEY_QUESTION.product],
+        [QUESTION.product],
       ],
     );
   }

@@ -3,6 +3,7 @@
 // platform_admin. Every key is verified once here, which fills the service's cache and checks
 // that each answer is the one its scenario expects before any load is sent.
 import { randomBytes } from 'node:crypto';
+import { isWellFormedApiKey } from '../../src/domain/api-key.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 export const VERIFY_PATH = '/v1/internal/api-keys/verify';
@@ -25,7 +26,8 @@ export interface VerifyFixture {
 
 export const verifyBody = (key: string) => JSON.stringify({ key, ...QUESTION });
 
-async function call(baseUrl: string, token: string | null, method: string, path: string, body: unknown, expected: number) {
+/** One request; its status must be `expected`. Returns the answer's text. */
+export async function expectStatus(baseUrl: string, token: string | null, method: string, path: string, body: unknown, expected: number): Promise<string> {
   const response = await fetch(`${baseUrl}${path}`, {
     method,
     headers: {
@@ -41,13 +43,13 @@ async function call(baseUrl: string, token: string | null, method: string, path:
 
 /** A token from the service's embedded development issuer. */
 export async function devToken(baseUrl: string, roles: string[]): Promise<string> {
-  const text = await call(baseUrl, null, 'POST', '/dev/token', { roles, sub: `bench-${roles.join('-')}` }, 200);
+  const text = await expectStatus(baseUrl, null, 'POST', '/dev/token', { roles, sub: `bench-${roles.join('-')}` }, 200);
   return (JSON.parse(text) as { access_token: string }).access_token;
 }
 
 /** One verify; the answer's code must be `code`. Returns the answer as sent. */
 export async function verifyExpecting(baseUrl: string, token: string, key: string, code: string): Promise<string> {
-  const text = await call(baseUrl, token, 'POST', VERIFY_PATH, { key, ...QUESTION }, 200);
+  const text = await expectStatus(baseUrl, token, 'POST', VERIFY_PATH, { key, ...QUESTION }, 200);
   const answer = JSON.parse(text) as { code: string };
   if (answer.code !== code) throw new Error(`verify answered ${answer.code}, not ${code}: ${text}`);
   return text;
@@ -79,15 +81,15 @@ export async function seedVerify(baseUrl: string, options: SeedOptions): Promise
   // On PostgreSQL a later run may seed the same database again: slugs must not collide.
   const run = randomBytes(3).toString('hex');
   const tenantIds = await eachConcurrently(Array.from({ length: options.tenants }), options.concurrency, async (_, i) => {
-    const text = await call(baseUrl, admin, 'POST', '/v1/tenants', { slug: `bench-${run}-${i}`, name: `Bench ${run} ${i}`, plan: 'business' }, 201);
+    const text = await expectStatus(baseUrl, admin, 'POST', '/v1/tenants', { slug: `bench-${run}-${i}`, name: `Bench ${run} ${i}`, plan: 'business' }, 201);
     const id = (JSON.parse(text) as { tenant: { id: string } }).tenant.id;
-    await call(baseUrl, admin, 'PUT', `/v1/entitlements/${id}/${QUESTION.product}`, {}, 200);
+    await expectStatus(baseUrl, admin, 'PUT', `/v1/entitlements/${id}/${QUESTION.product}`, {}, 200);
     return id;
   });
 
   const issued = await eachConcurrently(Array.from({ length: options.keys + 2 }), options.concurrency, async (_, i) => {
     const body = { tenant_id: tenantIds[i % tenantIds.length], name: `bench key ${i}`, scopes: KEY_SCOPES, products: [QUESTION.product] };
-    return JSON.parse(await call(baseUrl, admin, 'POST', '/v1/api-keys', body, 201)) as { id: string; key: string };
+    return JSON.parse(await expectStatus(baseUrl, admin, 'POST', '/v1/api-keys', body, 201)) as { id: string; key: string };
   });
   const [hot, revoked, ...many] = issued;
   const keys = many.map((k) => k.key);
@@ -98,7 +100,7 @@ export async function seedVerify(baseUrl: string, options: SeedOptions): Promise
 
   // Cached as VALID first, so the revocation has to reach the cache through the invalidation feed.
   await verifyExpecting(baseUrl, serviceToken, revoked!.key, 'VALID');
-  await call(baseUrl, admin, 'DELETE', `/v1/api-keys/${revoked!.id}`, undefined, 204);
+  await expectStatus(baseUrl, admin, 'DELETE', `/v1/api-keys/${revoked!.id}`, undefined, 204);
   const deadline = performance.now() + 5_000;
   for (;;) {
     try {
@@ -111,4 +113,13 @@ export async function seedVerify(baseUrl: string, options: SeedOptions): Promise
   }
 
   return { serviceToken, tenantIds, hotKey: hot!.key, keys, revokedKey: revoked!.key, validAnswer };
+}
+
+/** A key of the right shape whose checksum does not match: the typo case. */
+export function mistyped(key: string): string {
+  for (const last of ['0', '1']) {
+    const candidate = key.slice(0, -1) + last;
+    if (candidate !== key && !isWellFormedApiKey(candidate)) return candidate;
+  }
+  throw new Error('could not make a malformed key');
 }

@@ -6,46 +6,13 @@ import { once } from 'node:events';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { CONFIG_VARIABLES } from '../../src/config.js';
 
 export const PROJECT_DIR = fileURLToPath(new URL('../../', import.meta.url));
 
-// Every variable config.ts reads; the child gets none of them from the test runner's environment,
-// only what a test passes, so a developer's shell cannot change what a test sees.
-const CONFIG_VARIABLES = [
-  'APP_ENV',
-  'ADDR',
-  'KEYCLOAK_ISSUER',
-  'DATABASE_URL',
-  'EMBEDDED_DB_DIR',
-  'KEYCLOAK_ADMIN_URL',
-  'KEYCLOAK_REALM',
-  'KEYCLOAK_CLIENT_ID',
-  'KEYCLOAK_CLIENT_SECRET',
-  'LOG_LEVEL',
-  'BODY_LIMIT_BYTES',
-  'SHUTDOWN_GRACE_SECONDS',
-  'KEYCLOAK_AUDIENCE',
-  'AUTH_ROLES_CLIENT',
-  'ROLE_PLATFORM_ADMIN',
-  'ROLE_IT_ADMIN',
-  'ROLE_REGISTRY_SERVICE',
-  'CATALOG_PATH',
-  'TRIAL_EXPIRY_INTERVAL_SECONDS',
-  'API_KEY_PEPPER',
-  'KEYCLOAK_PROVISION_BUDGET_SECONDS',
-  'REQUEST_TIMEOUT_SECONDS',
-  'HEADERS_TIMEOUT_SECONDS',
-  'DB_POOL_SIZE',
-  'DB_STATEMENT_TIMEOUT_MS',
-  'SHUTDOWN_DRAIN_SECONDS',
-  'OTEL_EXPORTER_OTLP_ENDPOINT',
-  'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT',
-  'OTEL_SDK_DISABLED',
-  'REDIS_URL',
-  'METRICS_ADDR',
-  'RATE_LIMIT_PER_MINUTE',
-  'RATE_LIMIT_INTERNAL_PER_MINUTE',
-];
+// Every variable config.ts and the tracing preload read; the child gets none of them from the test
+// runner's environment, only what a test passes, so a developer's shell cannot change what a test sees.
+const CHILD_VARIABLES = [...CONFIG_VARIABLES, 'OTEL_EXPORTER_OTLP_ENDPOINT', 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', 'OTEL_SDK_DISABLED'];
 
 export interface Exit {
   code: number | null;
@@ -85,7 +52,7 @@ export async function freePort(): Promise<number> {
 
 function childEnv(overrides: Record<string, string>): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env };
-  for (const name of CONFIG_VARIABLES) delete env[name];
+  for (const name of CHILD_VARIABLES) delete env[name];
   // No drain delay unless a test asks for one: most tests stop the service and wait for it.
   return { ...env, SHUTDOWN_DRAIN_SECONDS: '0', ...overrides };
 }
