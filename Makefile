@@ -27,8 +27,9 @@ build: $(NPM_INSTALLED)
 	@mkdir -p bin
 	@printf '#!/bin/sh\nd="$$(dirname "$$0")/../dist/src"\nexec node --max-old-space-size=192 --import "$$d/observability/tracing-preload.js" "$$d/main.js" "$$@"\n' > bin/tenant-registry
 	@printf '#!/bin/sh\nexec node "$$(dirname "$$0")/../dist/src/cli/migrate.js" "$$@"\n' > bin/migrate
-	@chmod +x bin/tenant-registry bin/migrate
-	@echo "built: ./bin/tenant-registry (server), ./bin/migrate (migrations)"
+	@printf '#!/bin/sh\nexec node "$$(dirname "$$0")/../dist/src/cli/verify-audit.js" "$$@"\n' > bin/verify-audit
+	@chmod +x bin/tenant-registry bin/migrate bin/verify-audit
+	@echo "built: ./bin/tenant-registry (server), ./bin/migrate (migrations), ./bin/verify-audit (offline audit check)"
 
 migrate-up: $(NPM_INSTALLED)
 	npm run --silent migrate -- up

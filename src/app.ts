@@ -13,6 +13,7 @@ import type { KeyVerification } from './keys/setup.js';
 import type { KeycloakAdapter } from './keycloak/adapter.js';
 import { registerAccessControl } from './http/access.js';
 import { devTokenRoutes } from './http/dev-token.js';
+import { HeavyReadGate, registerHeavyReads, type HeavyReadLimits } from './http/heavy-reads.js';
 import { registerIdempotency } from './http/idempotency.js';
 import { registerRateLimits, type Counter, type RateLimits } from './http/rate-limit.js';
 import { answerFrameworkError, registerErrorHandler } from './http/error-handler.js';
@@ -39,6 +40,8 @@ export interface AppDeps {
   /** The Keycloak adapter and how long tenant creation may wait for it. */
   keycloak: { adapter: KeycloakAdapter; budgetMs: number };
   config: Pick<Config, 'appEnv' | 'bodyLimitBytes'> & Partial<Pick<Config, 'requestTimeoutMs' | 'headersTimeoutMs'>>;
+  /** The heavy-read budget (audit export and verify); DEFAULT_HEAVY_READS when absent. */
+  heavyReads?: HeavyReadLimits;
   /** Rate limiting; none when absent (tests that do not test it). */
   rateLimits?: { counter: Counter; limits: RateLimits };
   /** Serve GET /metrics on this app (the default); false when it has a listener of its own. */
@@ -51,6 +54,9 @@ export interface AppDeps {
   clock?: () => Date;
 }
 
+// Eight exports or verifications at once per replica, two per caller: each holds about a
+// megabyte and (verify) one of the DB_POOL_SIZE connections while it runs.
+export const DEFAULT_HEAVY_READS: HeavyReadLimits = { perReplica: 8, perCaller: 2 };
 
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const app = Fastify({
@@ -94,6 +100,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   registerJsonParser(app);
   registerAccessControl(app, deps.auth.verifier);
   registerRateLimits(app, deps.rateLimits?.counter ?? null, deps.rateLimits?.limits ?? { publicPerMinute: 0, internalPerMinute: 0 });
+  registerHeavyReads(app, new HeavyReadGate(deps.heavyReads ?? DEFAULT_HEAVY_READS));
   registerIdempotency(app, deps.db, deps.clock ?? (() => new Date()));
   await registerOpenApi(app, SERVICE_VERSION);
 

@@ -20,6 +20,8 @@ export interface Principal {
   /** Something a person reading the audit log recognizes: username, name or client id. */
   name: string;
   kind: 'user' | 'service';
+  /** The OAuth client the token was issued to (azp, else client_id), where it names one. */
+  client: string | null;
   tenantId: string | null;
   isPlatformAdmin: boolean;
   isItAdmin: boolean;
@@ -53,6 +55,7 @@ export function principalFromClaims(claims: Record<string, unknown>, settings: P
     sub: text(claims.sub) ?? 'unknown',
     name: username ?? text(claims.name) ?? clientId ?? text(claims.azp) ?? text(claims.sub) ?? 'unknown',
     kind,
+    client: text(claims.azp) ?? clientId ?? null,
     // A malformed tenant claim grants nothing rather than matching some tenant by accident.
     tenantId: tenant !== undefined && UUID.test(tenant) ? tenant.toLowerCase() : null,
     isPlatformAdmin: roles.has(settings.roles.platformAdmin),

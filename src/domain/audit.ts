@@ -49,6 +49,18 @@ export interface AuditEventInput {
 /** Optional members made explicit: absent is null, so every stored event has the same keys. */
 type Normalized<T> = { [K in keyof T]-?: Exclude<T[K], undefined> };
 
+/**
+ * Who published an event through POST /v1/audit: the token's subject and the OAuth client it was
+ * issued to. The registry's own events have none: it is their author.
+ */
+export interface AuditPublisher {
+  sub: string;
+  client: string | null;
+}
+
+/** The canonical forms a stored hash may cover: 1 before publishers were recorded, 2 since. */
+export type CanonicalVersion = 1 | 2;
+
 /** An event as stored: the input, normalized, with its identity and chain position. */
 export interface AuditRecord {
   id: string;
@@ -74,6 +86,9 @@ export interface AuditRecord {
   component: string | null;
   version: string | null;
   external_id: string | null;
+  publisher: AuditPublisher | null;
+  /** The canonical form its hash covers; new events always get CANONICAL_VERSION. */
+  canonical_version: CanonicalVersion;
 }
 
 /** The chain of platform events, which belong to no tenant. */
@@ -82,8 +97,11 @@ export const PLATFORM_CHAIN = 'platform';
 /** A UUID may arrive in either case; one tenant must always land in one chain. */
 export const chainKeyOf = (tenantId: string | null | undefined): string => tenantId?.toLowerCase() ?? PLATFORM_CHAIN;
 
-/** Version of the canonical form; bump it (and keep the old one verifiable) to change it. */
-const CANONICAL_VERSION = 1;
+/**
+ * Version of the canonical form new events are hashed with; bump it (and keep every older one
+ * verifiable) to change what a hash covers. Version 2 added the publisher.
+ */
+export const CANONICAL_VERSION: CanonicalVersion = 2;
 
 /** JSON with object keys sorted at every depth: one byte sequence per value. */
 export function canonicalJson(value: unknown): string {
@@ -115,10 +133,11 @@ const normalizeTarget = (target: AuditTarget | null): Normalized<AuditTarget> | 
 /**
  * What the hash covers: every field of the record except tenant_id, which the database sets to
  * NULL when the tenant is deleted. The chain key carries the tenant instead and never changes.
+ * Version 1 predates the publisher and leaves it out; version 2 includes it (null included).
  */
 export function canonicalForm(record: AuditRecord): string {
   return canonicalJson({
-    v: CANONICAL_VERSION,
+    v: record.canonical_version,
     id: record.id,
     chain: record.chain_key,
     seq: record.chain_seq,
@@ -140,6 +159,7 @@ export function canonicalForm(record: AuditRecord): string {
     component: record.component,
     version: record.version,
     external_id: record.external_id,
+    ...(record.canonical_version >= 2 ? { publisher: record.publisher ? { sub: record.publisher.sub, client: record.publisher.client } : null } : {}),
   });
 }
 
@@ -148,10 +168,47 @@ export function hashRecord(record: AuditRecord): string {
   return createHash('sha256').update(canonicalForm(record)).digest('hex');
 }
 
+/**
+ * The largest event stored, in bytes of its canonical form (UTF-8). Real audit events take a
+ * kilobyte or two; 32 KiB leaves room for generous metadata while a reader of a thousand events
+ * of this size holds megabytes, not the hundreds a 110 KB event allowed.
+ */
+export const MAX_EVENT_BYTES = 32 * 1024;
+
+/** The size an event is measured by against MAX_EVENT_BYTES. */
+export const eventBytes = (record: AuditRecord): number => Buffer.byteLength(canonicalForm(record), 'utf8');
+
+/**
+ * Namespaces of the registry's own actions: only the registry writes them, so an event
+ * `tenant.activated` in the log is always the registry's record of a real transition. Compared
+ * by the action's first word, in any case and with - for _, so `Tenant:activated` is taken too.
+ */
+export const RESERVED_ACTION_NAMESPACES = ['tenant', 'api_key', 'entitlement', 'catalog', 'keycloak'] as const;
+
+export function isReservedAction(action: string): boolean {
+  const namespace = action.split(/[.:/]/, 1)[0]!.toLowerCase().replace(/-/g, '_');
+  return (RESERVED_ACTION_NAMESPACES as readonly string[]).includes(namespace);
+}
+
+/**
+ * How far a publisher's `created` may lie from when the registry received the event. The log is
+ * read newest first by `created`: an event dated in the future would stay on top of every page
+ * until that date. Five minutes forgives clock skew; thirty days lets a product deliver events it
+ * queued through an outage, and is the history an auditor sees arrive late (`received` tells).
+ */
+export const CREATED_MAX_AHEAD_MS = 5 * 60 * 1000;
+export const CREATED_MAX_BEHIND_MS = 30 * 24 * 60 * 60 * 1000;
+
+/** Whether a publisher's `created` is acceptable for an event received at `received`. */
+export function isCreatedInWindow(created: string, received: Date): boolean {
+  const offset = Date.parse(created) - received.getTime();
+  return offset <= CREATED_MAX_AHEAD_MS && offset >= -CREATED_MAX_BEHIND_MS;
+}
+
 /** Builds the record for an input at a chain position. Times are millisecond ISO strings. */
 export function toRecord(
   input: AuditEventInput,
-  position: { id: string; chainSeq: number; prevHash: string | null; received: Date },
+  position: { id: string; chainSeq: number; prevHash: string | null; received: Date; publisher?: AuditPublisher | null },
 ): AuditRecord {
   const received = position.received.toISOString();
   return {
@@ -177,5 +234,7 @@ export function toRecord(
     component: nullable(input.component),
     version: nullable(input.version),
     external_id: nullable(input.external_id),
+    publisher: position.publisher ?? null,
+    canonical_version: CANONICAL_VERSION,
   };
 }

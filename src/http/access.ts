@@ -1,12 +1,15 @@
 // The access rules, in one place. Every route declares who may call it in its `config.access`;
-// a route without a declaration cannot be registered. Two hooks enforce the declarations:
+// a route without a declaration cannot be registered. Three hooks enforce the declarations:
 //   onRequest   authenticates the bearer token (401 before any body is even read)
-//   preHandler  authorizes, once params, query and body are validated, because the tenant a
-//               request concerns is named in them (or found through them, as with a slug)
+//   preParsing  refuses a principal none of whose roles the route allows (403), still before
+//               the body is read, parsed or validated: a caller cannot buy CPU with a body it
+//               may not send. It runs after the rate limit, so refusals count against it.
+//   preHandler  checks the tenant, once params, query and body are validated, because the
+//               tenant a request concerns is named in them (or found through them, as a slug)
 // A missing or bad token is 401 with WWW-Authenticate; a principal whose roles do not allow the
 // route is 403; a tenant-scoped principal asking about another tenant gets 404, exactly what a
 // tenant that does not exist would get, so existence is not leaked.
-import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction, preParsingHookHandler } from 'fastify';
 import type { Principal } from '../auth/principal.js';
 import { InvalidTokenError, IssuerUnavailableError, type TokenVerifier } from '../auth/verifier.js';
 import { AppError, notFound } from './problem.js';
@@ -95,18 +98,25 @@ async function verifyBearer(request: FastifyRequest, verifier: TokenVerifier): P
   }
 }
 
+/** What the principal's roles alone say: allowed for any tenant, for its own tenant, or not at all. */
+function grantOf(principal: Principal, allow: readonly Grant[]): 'any' | 'own' | 'none' {
+  if (allow.includes('platform_admin') && principal.isPlatformAdmin) return 'any';
+  if (allow.includes('service') && principal.isService) return 'any';
+  const own = principal.tenantId !== null && ((allow.includes('it_admin') && principal.isItAdmin) || allow.includes('member'));
+  return own ? 'own' : 'none';
+}
+
+const refusedByRoles = () => forbidden('your roles do not allow this');
+
 /**
  * Settles the request's access: undefined when allowed outright, a promise when the tenant it
  * concerns must be looked up first; throws when refused. Most calls (operators, services) never
  * need the promise.
  */
 function authorize(request: FastifyRequest, principal: Principal, access: Rule): Promise<void> | undefined {
-  const { allow } = access;
-  if (allow.includes('platform_admin') && principal.isPlatformAdmin) return undefined;
-  if (allow.includes('service') && principal.isService) return undefined;
-  const scoped =
-    principal.tenantId !== null && ((allow.includes('it_admin') && principal.isItAdmin) || allow.includes('member'));
-  if (!scoped) throw forbidden('your roles do not allow this');
+  const grant = grantOf(principal, access.allow);
+  if (grant === 'any') return undefined;
+  if (grant === 'none') throw refusedByRoles();
   return checkTenant(request, principal, access);
 }
 
@@ -141,6 +151,10 @@ export function registerAccessControl(app: FastifyInstance, verifier: TokenVerif
         done();
       }, done);
     };
+    const rolesHook: preParsingHookHandler = (request, _reply, payload, done) => {
+      if (grantOf(request.principal!, access.allow) === 'none') return done(refusedByRoles());
+      done(null, payload);
+    };
     const authorizeHook = (request: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction) => {
       let pending: Promise<void> | undefined;
       try {
@@ -152,6 +166,7 @@ export function registerAccessControl(app: FastifyInstance, verifier: TokenVerif
       pending.then(() => done(), done);
     };
     route.onRequest = [authenticateHook, ...asArray(route.onRequest)];
+    route.preParsing = [rolesHook, ...asArray(route.preParsing)];
     route.preHandler = [authorizeHook, ...asArray(route.preHandler)];
   });
 }

@@ -31,18 +31,33 @@ const CSV_COLUMNS: Array<[string, (e: StoredEvent) => Cell]> = [
   ['external_id', (e) => e.external_id],
   ['fields', (e) => (e.fields ? JSON.stringify(e.fields) : null)],
   ['metadata', (e) => (e.metadata ? JSON.stringify(e.metadata) : null)],
+  ['publisher_sub', (e) => e.publisher?.sub],
+  ['publisher_client', (e) => e.publisher?.client],
+  ['chain_key', (e) => e.chain_key],
+  ['chain_seq', (e) => e.chain_seq],
+  ['prev_hash', (e) => e.prev_hash],
   ['hash', (e) => e.hash],
 ];
 
+// What starts a formula in a spreadsheet: = + - @, in their ASCII and full-width forms (Excel
+// and LibreOffice read U+FF1D as =), and tab or CR, which some of them skip before looking.
+const FORMULA_START = '=+\\-@\\t\\r\\uFF1D\\uFF0B\\uFF0D\\uFF20';
+// A formula at the start, after leading spaces; or after a ; or tab inside the cell: an import
+// that splits on those (the list separator of many locales) turns what follows into a cell start.
+// (Every import of comma-separated text honours the quotes around a cell holding a comma.)
+const FORMULA_AT_START = new RegExp(`^[ ]*[${FORMULA_START}]`);
+const FORMULA_AFTER_SEPARATOR = new RegExp(`([;\\t][ ]*)(?=[${FORMULA_START}])`, 'g');
+
 /**
- * One CSV cell (RFC 4180 quoting). A text that a spreadsheet would run as a formula (=, +, -, @,
- * tab, CR at its start) gets a leading apostrophe: audit data is partly written by outsiders.
+ * One CSV cell (RFC 4180 quoting). Audit data is partly written by outsiders, so a text a
+ * spreadsheet would run as a formula is defused with an apostrophe, at its start and after every
+ * ; or tab inside it; and a cell holding any separator (, ; tab) is quoted whole.
  */
 export function csvCell(value: Cell): string {
   if (value === null || value === undefined) return '';
-  let text = String(value);
-  if (/^[=+\-@\t\r]/.test(text)) text = `'${text}`;
-  return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
+  let text = String(value).replace(FORMULA_AFTER_SEPARATOR, "$1'");
+  if (FORMULA_AT_START.test(text)) text = `'${text}`;
+  return /[",;\t\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
 }
 
 export async function* exportLines(events: AsyncIterable<StoredEvent>, format: ExportFormat): AsyncGenerator<string> {

@@ -2,9 +2,20 @@
 // tenant's hash chain.
 import { Readable } from 'node:stream';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { chainKeyOf } from '../domain/audit.js';
+import {
+  CREATED_MAX_AHEAD_MS,
+  CREATED_MAX_BEHIND_MS,
+  MAX_EVENT_BYTES,
+  PLATFORM_CHAIN,
+  chainKeyOf,
+  eventBytes,
+  isCreatedInWindow,
+  isReservedAction,
+  toRecord,
+  type AuditPublisher,
+} from '../domain/audit.js';
 import { verifyChain } from '../domain/audit-chain.js';
-import { appendEvent, chainHead, queryEvents, scanEvents, walkChain, type AuditFilters } from '../store/audit.js';
+import { appendEvent, chainContext, chainHead, queryEvents, scanEvents, walkChain, type AuditFilters } from '../store/audit.js';
 import type { Database } from '../store/database.js';
 import { lockTenantKey } from '../store/tenants.js';
 import { tenantFrom, type Access } from './access.js';
@@ -15,6 +26,7 @@ import { AppError, notFound } from './problem.js';
 import {
   AppendedEvent,
   AuditEventBody,
+  type AuditEventBodyInput,
   AuditExportQuery,
   AuditListQuery,
   AuditPage,
@@ -39,6 +51,43 @@ function filtersOf(query: AuditFilters & Record<string, unknown>): AuditFilters 
 // Operators read every log; a tenant's IT_ADMIN reads that tenant's (tenant_id is required).
 const READ_LOG: Access = { allow: ['platform_admin', 'it_admin'], tenant: tenantFrom.query('tenant_id') };
 
+// An export whose client has stopped reading holds its socket and its slot of the heavy-read
+// budget; after this long without a byte moving it is cut. A client that reads at any pace
+// keeps it alive, and half a minute is far beyond a network hiccup.
+const EXPORT_STALL_MS = 30_000;
+
+const invalidEvent = (path: string, message: string) =>
+  new AppError(400, 'validation_failed', { detail: 'the request body is invalid', errors: [{ path, in: 'body', message }] });
+
+/**
+ * The checks of a published event beyond its schema: whose namespace its action is in, when it
+ * says it happened, and how large it is. All run before any database work.
+ */
+function checkPublished(event: AuditEventBodyInput, received: Date, publisher: AuditPublisher): void {
+  if (!event.actor && event.is_anonymous !== true) throw invalidEvent('/actor', 'is required unless is_anonymous is true');
+  if (isReservedAction(event.action)) {
+    throw new AppError(400, 'reserved_action', {
+      detail: `"${event.action.split(/[.:/]/, 1)[0]}." actions are the registry's own record of its changes; publish under another namespace`,
+      errors: [{ path: '/action', in: 'body', message: 'is in a namespace reserved for the registry' }],
+    });
+  }
+  if (event.created && !isCreatedInWindow(event.created, received)) {
+    throw invalidEvent(
+      '/created',
+      `must lie between ${CREATED_MAX_BEHIND_MS / 86_400_000} days before and ${CREATED_MAX_AHEAD_MS / 60_000} minutes after now`,
+    );
+  }
+  // Measured at the largest position and hash it could take, so the stored event is never larger.
+  const size = eventBytes(
+    toRecord(event, { id: PLATFORM_CHAIN, chainSeq: Number.MAX_SAFE_INTEGER, prevHash: 'f'.repeat(64), received, publisher }),
+  );
+  if (size > MAX_EVENT_BYTES) {
+    throw new AppError(413, 'event_too_large', {
+      detail: `the event is ${size} bytes in its canonical form; the largest stored is ${MAX_EVENT_BYTES}`,
+    });
+  }
+}
+
 export const auditRoutes: FastifyPluginAsyncTypebox<AuditRoutesOptions> = async (app, { db, clock }) => {
   app.post(
     '/v1/audit',
@@ -58,16 +107,14 @@ export const auditRoutes: FastifyPluginAsyncTypebox<AuditRoutesOptions> = async 
     },
     async (request, reply) => {
       const event = request.body;
-      if (!event.actor && event.is_anonymous !== true) {
-        throw new AppError(400, 'validation_failed', {
-          detail: 'the request body is invalid',
-          errors: [{ path: '/actor', in: 'body', message: 'is required unless is_anonymous is true' }],
-        });
-      }
+      const principal = request.principal!;
+      const publisher: AuditPublisher = { sub: principal.sub, client: principal.client };
+      const received = clock();
+      checkPublished(event, received, publisher);
       const result = await db.transaction(async (tx) => {
         // Holds the tenant (if any) until commit, so it cannot vanish between check and append.
         if (event.tenant_id && !(await lockTenantKey(tx, event.tenant_id))) throw notFound('tenant');
-        return appendEvent(tx, event, clock());
+        return appendEvent(tx, event, received, publisher);
       });
       if (result.replayed) reply.header('idempotent-replayed', 'true');
       return reply.code(result.replayed ? 200 : 201).send({ id: result.id, hash: result.hash });
@@ -89,13 +136,13 @@ export const auditRoutes: FastifyPluginAsyncTypebox<AuditRoutesOptions> = async 
     async (request) => {
       const { limit = 50, cursor } = request.query;
       const after = cursor ? decodePosition(cursor) : null;
-      // One row more than the page tells whether another page follows, without a count.
-      const rows = await queryEvents(db, filtersOf(request.query), after, limit + 1);
-      const items = rows.slice(0, limit);
-      const last = items.at(-1);
+      // A page of large events holds fewer than `limit` (store/audit.ts, BATCH_BYTES); the
+      // cursor then continues where it was cut.
+      const page = await queryEvents(db, filtersOf(request.query), after, limit);
+      const last = page.events.at(-1);
       return {
-        items: items.map(toAuditEvent),
-        next_cursor: rows.length > limit && last ? encodePosition(last) : null,
+        items: page.events.map(toAuditEvent),
+        next_cursor: page.more && last ? encodePosition(last) : null,
       };
     },
   );
@@ -103,7 +150,7 @@ export const auditRoutes: FastifyPluginAsyncTypebox<AuditRoutesOptions> = async 
   app.get(
     '/v1/audit/export',
     {
-      config: { access: READ_LOG },
+      config: { access: READ_LOG, heavyRead: true },
       schema: {
         operationId: 'exportAuditEvents',
         tags: ['audit'],
@@ -117,7 +164,7 @@ export const auditRoutes: FastifyPluginAsyncTypebox<AuditRoutesOptions> = async 
               'text/csv': { schema: { type: 'string', description: 'a header row, then one row per event' } },
             },
           },
-          ...problemResponses(400, 503),
+          ...problemResponses(400, 429, 503),
         },
       },
     },
@@ -125,6 +172,9 @@ export const auditRoutes: FastifyPluginAsyncTypebox<AuditRoutesOptions> = async 
       const format = request.query.format ?? 'ndjson';
       const { contentType, extension } = EXPORT_FORMATS[format];
       const events = scanEvents(db, filtersOf(request.query));
+      // The stream is pulled only as fast as the socket drains (backpressure); a client that
+      // stops reading altogether is cut after EXPORT_STALL_MS, freeing its heavy-read slot.
+      reply.raw.setTimeout(EXPORT_STALL_MS, () => request.raw.socket.destroy());
       return reply
         .type(contentType)
         .header('content-disposition', `attachment; filename="audit-${clock().toISOString().slice(0, 10)}.${extension}"`)
@@ -136,13 +186,13 @@ export const auditRoutes: FastifyPluginAsyncTypebox<AuditRoutesOptions> = async 
   app.get(
     '/v1/audit/verify',
     {
-      config: { access: READ_LOG },
+      config: { access: READ_LOG, heavyRead: true },
       schema: {
         operationId: 'verifyAuditChain',
         tags: ['audit'],
         summary: "Re-walk a tenant's hash chain (or the platform chain) and report the first break",
         querystring: AuditVerifyQuery,
-        response: { 200: ChainReportSchema, ...problemResponses(400, 503) },
+        response: { 200: ChainReportSchema, ...problemResponses(400, 429, 503) },
       },
     },
     async (request) => {
@@ -152,7 +202,7 @@ export const auditRoutes: FastifyPluginAsyncTypebox<AuditRoutesOptions> = async 
       return db.transaction(async (tx) => {
         await tx.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY');
         const head = await chainHead(tx, chainKey);
-        return verifyChain(walkChain(tx, chainKey), head);
+        return verifyChain(walkChain(tx, chainKey), head, await chainContext(tx, chainKey));
       });
     },
   );

@@ -5,7 +5,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import { isStatementTimeout, isUnavailable, uniqueViolation } from '../store/errors.js';
 import { AppError, problemBody } from './problem.js';
 import { REQUEST_ID_HEADER } from './request-id.js';
-import { fieldErrors } from './validation.js';
+import { fieldErrors, MAX_FIELD_ERRORS } from './validation.js';
 
 /** Unique constraints whose violation is a conflict a client can act on, by constraint name. */
 const UNIQUE_CONFLICTS: Record<string, { code: string; detail: string }> = {
@@ -19,8 +19,10 @@ const UNAVAILABLE_RETRY_AFTER_SECONDS = '2';
 function fromFastifyError(error: FastifyError): AppError | undefined {
   if (error.validation) {
     const part = error.validationContext ?? 'body';
+    const count = error.validation.length;
+    const listed = count > MAX_FIELD_ERRORS ? ` (${count} problems; the first ${MAX_FIELD_ERRORS} are listed)` : '';
     return new AppError(400, 'validation_failed', {
-      detail: `the request ${part === 'body' ? 'body' : part} is invalid`,
+      detail: `the request ${part === 'body' ? 'body' : part} is invalid${listed}`,
       errors: fieldErrors(error.validation as Parameters<typeof fieldErrors>[0], part),
     });
   }

@@ -60,9 +60,20 @@ function displayedName(name: string): string {
   return name.length > 64 ? `${name.slice(0, 64)}…` : name;
 }
 
-/** Turns Ajv's errors into field errors whose path names the offending field itself. */
+/**
+ * Field errors reported in one answer. A hostile body can break its schema twenty-five thousand
+ * times (one unknown field each); listing them all made a 2.4 MB answer. The first few tell a
+ * client what to fix; the detail says how many there were.
+ */
+export const MAX_FIELD_ERRORS = 10;
+// A path is built from the body's own keys; each is cut (displayedName) and so is the whole.
+const MAX_PATH_LENGTH = 256;
+
+const boundedPath = (path: string) => (path.length > MAX_PATH_LENGTH ? `${path.slice(0, MAX_PATH_LENGTH)}…` : path);
+
+/** Turns Ajv's errors into field errors whose path names the offending field itself (the first MAX_FIELD_ERRORS). */
 export function fieldErrors(errors: ErrorObject[], part: RequestPart): FieldError[] {
-  return errors.map((error) => {
+  return errors.slice(0, MAX_FIELD_ERRORS).map((error) => {
     let path = error.instancePath;
     let message = error.message ?? 'is invalid';
     if (error.keyword === 'required') {
@@ -74,6 +85,6 @@ export function fieldErrors(errors: ErrorObject[], part: RequestPart): FieldErro
     } else if (error.keyword === 'pattern') {
       message = 'has a character or form the field does not allow';
     }
-    return { path: path === '' ? '/' : path, in: part, message };
+    return { path: path === '' ? '/' : boundedPath(path), in: part, message };
   });
 }

@@ -2,8 +2,18 @@
 // caller's transaction: events of one chain get consecutive positions in commit order, while
 // chains of different tenants never wait for each other.
 import { randomUUID } from 'node:crypto';
-import { chainKeyOf, hashRecord, toRecord, type AuditEventInput, type AuditRecord, type Crud } from '../domain/audit.js';
-import type { ChainHead } from '../domain/audit-chain.js';
+import {
+  PLATFORM_CHAIN,
+  chainKeyOf,
+  hashRecord,
+  toRecord,
+  type AuditEventInput,
+  type AuditPublisher,
+  type AuditRecord,
+  type CanonicalVersion,
+  type Crud,
+} from '../domain/audit.js';
+import type { ChainContext, ChainHead } from '../domain/audit-chain.js';
 import { auditAppends } from '../observability/metrics.js';
 import type { Queryable } from './database.js';
 
@@ -39,6 +49,9 @@ interface AuditRow {
   component: string | null;
   version: string | null;
   external_id: string | null;
+  publisher_sub: string | null;
+  publisher_client: string | null;
+  canonical_version: CanonicalVersion;
 }
 
 export interface StoredEvent extends AuditRecord {
@@ -48,7 +61,8 @@ export interface StoredEvent extends AuditRecord {
 const COLUMNS = `id, chain_key, chain_seq, prev_hash, hash, tenant_id, product, action, crud,
   group_id, group_name, actor_id, actor_name, actor_href, actor_fields,
   target_id, target_name, target_href, target_type, target_fields, source_ip, created, received,
-  description, is_failure, is_anonymous, fields, metadata, component, version, external_id`;
+  description, is_failure, is_anonymous, fields, metadata, component, version, external_id,
+  publisher_sub, publisher_client, canonical_version`;
 
 function fromRow(row: AuditRow): StoredEvent {
   return {
@@ -87,6 +101,8 @@ function fromRow(row: AuditRow): StoredEvent {
     component: row.component,
     version: row.version,
     external_id: row.external_id,
+    publisher: row.publisher_sub === null ? null : { sub: row.publisher_sub, client: row.publisher_client },
+    canonical_version: row.canonical_version,
   };
 }
 
@@ -104,7 +120,7 @@ const json = (value: Record<string, string> | null | undefined) => (value == nul
 /** The INSERT of one stored event; its parameters come from eventRowParams(). */
 export const INSERT_EVENT = `INSERT INTO audit_log (${COLUMNS})
   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15::jsonb, $16, $17, $18, $19,
-          $20::jsonb, $21, $22, $23, $24, $25, $26, $27::jsonb, $28::jsonb, $29, $30, $31)`;
+          $20::jsonb, $21, $22, $23, $24, $25, $26, $27::jsonb, $28::jsonb, $29, $30, $31, $32, $33, $34)`;
 
 /** The parameters of INSERT_EVENT for a record and its hash, in COLUMNS order. */
 export function eventRowParams(record: AuditRecord, hash: string): unknown[] {
@@ -140,6 +156,9 @@ export function eventRowParams(record: AuditRecord, hash: string): unknown[] {
     record.component,
     record.version,
     record.external_id,
+    record.publisher?.sub ?? null,
+    record.publisher?.client ?? null,
+    record.canonical_version,
   ];
 }
 
@@ -159,8 +178,16 @@ async function lockChainHead(tx: Queryable, chainKey: string): Promise<{ last_se
   return (await lock())[0]!;
 }
 
-/** Appends one event inside the caller's transaction. */
-export async function appendEvent(tx: Queryable, input: AuditEventInput, now: Date): Promise<AppendResult> {
+/**
+ * Appends one event inside the caller's transaction. `publisher` is the authenticated caller of
+ * POST /v1/audit; the registry's own events have none.
+ */
+export async function appendEvent(
+  tx: Queryable,
+  input: AuditEventInput,
+  now: Date,
+  publisher: AuditPublisher | null = null,
+): Promise<AppendResult> {
   const chainKey = chainKeyOf(input.tenant_id);
   const head = await lockChainHead(tx, chainKey);
   if (input.external_id) {
@@ -176,6 +203,7 @@ export async function appendEvent(tx: Queryable, input: AuditEventInput, now: Da
     chainSeq: head.last_seq + 1,
     prevHash: head.last_hash,
     received: now,
+    publisher,
   });
   const hash = hashRecord(record);
   // The row and the new head in one statement: one round trip less while the head is locked.
@@ -236,44 +264,86 @@ function whereClause(filters: AuditFilters, after: AuditPosition | null): { sql:
   return { sql: conditions.length === 0 ? '' : `WHERE ${conditions.join(' AND ')}`, params };
 }
 
-/** One page, newest first by (created, id), strictly after `after`. */
-export async function queryEvents(
+/**
+ * How much one read of the log holds at once: at most BATCH_ROWS rows, and no more rows than fit
+ * in BATCH_BYTES of their stored size (the first row always comes, so every batch moves on). A
+ * thousand small events or sixteen of the largest: either way a reader, an export stalled by its
+ * client or a chain verification keeps about half a megabyte of events in memory.
+ */
+export const BATCH_ROWS = 1000;
+export const BATCH_BYTES = 512 * 1024;
+
+/** Rows of one read, and whether more match after the last of them. */
+export interface Batch {
+  events: StoredEvent[];
+  more: boolean;
+}
+
+const ORDERS = { page: 'created DESC, id DESC', chain: 'chain_seq' } as const;
+
+/**
+ * The rows matching `where`, in `order`: at most `limits.rows`, and only as many as fit in
+ * `limits.bytes` of their stored size (the first always comes). One statement, so one snapshot:
+ * the running size and the id of the row after each are window functions over the same ordered
+ * index scan; rows past the budget are filtered out before they are sent, and the row after the
+ * last one sent says whether more follow.
+ */
+async function boundedRead(
+  db: Queryable,
+  where: { sql: string; params: unknown[] },
+  order: keyof typeof ORDERS,
+  limits: { rows: number; bytes: number },
+): Promise<Batch> {
+  const rows = await db.query<AuditRow & { next_id: string | null }>(
+    `SELECT ${COLUMNS}, next_id FROM (
+       SELECT ${COLUMNS}, sum(size_bytes) OVER w - size_bytes AS bytes_before, lead(id) OVER w AS next_id
+         FROM audit_log ${where.sql}
+       WINDOW w AS (ORDER BY ${ORDERS[order]} ROWS UNBOUNDED PRECEDING)
+        ORDER BY ${ORDERS[order]} LIMIT ${Number(limits.rows)}
+     ) AS batch
+     WHERE bytes_before < ${Number(limits.bytes)}
+     ORDER BY ${ORDERS[order]}`,
+    where.params,
+  );
+  return { events: rows.map(fromRow), more: (rows.at(-1)?.next_id ?? null) !== null };
+}
+
+/**
+ * One page, newest first by (created, id), strictly after `after`: up to `limit` events, fewer
+ * when they are large (a page holds at most `bytes` of them), and whether another page follows.
+ */
+export function queryEvents(
   db: Queryable,
   filters: AuditFilters,
   after: AuditPosition | null,
   limit: number,
-): Promise<StoredEvent[]> {
-  const { sql, params } = whereClause(filters, after);
-  const rows = await db.query<AuditRow>(
-    `SELECT ${COLUMNS} FROM audit_log ${sql} ORDER BY created DESC, id DESC LIMIT ${Number(limit)}`,
-    params,
-  );
-  return rows.map(fromRow);
+  bytes = BATCH_BYTES,
+): Promise<Batch> {
+  return boundedRead(db, whereClause(filters, after), 'page', { rows: limit, bytes });
 }
 
-/** Every matching event, newest first, fetched page by page so memory stays flat. */
-export async function* scanEvents(db: Queryable, filters: AuditFilters, batchSize = 1000): AsyncGenerator<StoredEvent> {
+/** Every matching event, newest first, batch by batch so memory stays flat. */
+export async function* scanEvents(db: Queryable, filters: AuditFilters, limits = { rows: BATCH_ROWS, bytes: BATCH_BYTES }): AsyncGenerator<StoredEvent> {
   let after: AuditPosition | null = null;
   for (;;) {
-    const page = await queryEvents(db, filters, after, batchSize);
-    yield* page;
-    if (page.length < batchSize) return;
-    const last = page[page.length - 1]!;
+    const batch = await boundedRead(db, whereClause(filters, after), 'page', limits);
+    yield* batch.events;
+    const last = batch.events.at(-1);
+    if (!batch.more || !last) return;
     after = { created: last.created, id: last.id };
   }
 }
 
 /** The events of one chain in chain order, batch by batch. */
-export async function* walkChain(db: Queryable, chainKey: string, batchSize = 1000): AsyncGenerator<StoredEvent> {
+export async function* walkChain(db: Queryable, chainKey: string, limits = { rows: BATCH_ROWS, bytes: BATCH_BYTES }): AsyncGenerator<StoredEvent> {
   let afterSeq = 0;
   for (;;) {
-    const rows = await db.query<AuditRow>(
-      `SELECT ${COLUMNS} FROM audit_log WHERE chain_key = $1 AND chain_seq > $2 ORDER BY chain_seq LIMIT ${Number(batchSize)}`,
-      [chainKey, afterSeq],
-    );
-    for (const row of rows) yield fromRow(row);
-    if (rows.length < batchSize) return;
-    afterSeq = rows[rows.length - 1]!.chain_seq;
+    const where = { sql: 'WHERE chain_key = $1 AND chain_seq > $2', params: [chainKey, afterSeq] };
+    const batch = await boundedRead(db, where, 'chain', limits);
+    yield* batch.events;
+    const last = batch.events.at(-1);
+    if (!batch.more || !last) return;
+    afterSeq = last.chain_seq;
   }
 }
 
@@ -283,4 +353,14 @@ export async function chainHead(db: Queryable, chainKey: string): Promise<ChainH
     [chainKey],
   );
   return head;
+}
+
+/** What verification checks the rows against besides the head: see ChainContext. */
+export async function chainContext(db: Queryable, chainKey: string): Promise<ChainContext> {
+  const [row] = await db.query<{ tenant_exists: boolean; hashed_since: Date | null }>(
+    `SELECT EXISTS (SELECT 1 FROM tenants WHERE id = $1::uuid) AS tenant_exists,
+            (SELECT applied_at FROM schema_migrations WHERE version = 2) AS hashed_since`,
+    [chainKey === PLATFORM_CHAIN ? null : chainKey],
+  );
+  return { tenantExists: row?.tenant_exists ?? false, hashedSince: row?.hashed_since?.toISOString() ?? null };
 }

@@ -3,7 +3,13 @@ import {
   PLATFORM_CHAIN,
   canonicalJson,
   chainKeyOf,
+  CREATED_MAX_AHEAD_MS,
+  CREATED_MAX_BEHIND_MS,
+  MAX_EVENT_BYTES,
+  eventBytes,
   hashRecord,
+  isCreatedInWindow,
+  isReservedAction,
   toRecord,
   type AuditEventInput,
   type AuditRecord,
@@ -11,6 +17,8 @@ import {
 import { verifyChain, type ChainHead } from '../../src/domain/audit-chain.js';
 
 const TENANT = '3f6c2a1e-8b1d-4c7e-9f0a-5d2b7c9e1a44';
+/** hashRecord of fullRecord() under canonical version 1, by the code that predates version 2. */
+const V1_HASH = '6c9f29540cdc8aaf21a3e70805b8c332bb2111118ac88ecf5d7eff0c1aad2764';
 const RECEIVED = new Date('2026-11-27T10:00:00.000Z');
 
 /** A record with every optional field set, so each one can be changed on its own. */
@@ -44,6 +52,8 @@ function fullRecord(): AuditRecord {
     component: 'exporter',
     version: '1.2.3',
     external_id: 'ext-1',
+    publisher: { sub: 'svc-reports', client: 'reports-backend' },
+    canonical_version: 2,
   };
 }
 
@@ -59,7 +69,7 @@ function changed(value: unknown): unknown {
 type Mutation = [path: string, mutate: (record: AuditRecord) => void];
 
 const MAPS = new Set(['fields', 'metadata']);
-const NOT_NULL = new Set(['id', 'chain_key', 'chain_seq', 'action', 'crud', 'created', 'received', 'is_failure', 'is_anonymous']);
+const NOT_NULL = new Set(['id', 'chain_key', 'chain_seq', 'action', 'crud', 'created', 'received', 'is_failure', 'is_anonymous', 'canonical_version', 'sub']);
 
 /** One mutation per field of the record, nested ones included, plus null for each nullable one. */
 function mutationsOf(record: AuditRecord): Mutation[] {
@@ -194,6 +204,71 @@ describe('hashRecord', () => {
   });
 });
 
+describe('canonical versions', () => {
+  it('hashes a version 1 record exactly as before publishers existed, whatever its publisher', () => {
+    // Computed with the canonical form of release 0.1.0, before version 2 existed: rows stored
+    // then must keep verifying.
+    const v1 = { ...fullRecord(), canonical_version: 1 as const };
+    expect(hashRecord(v1)).toBe(V1_HASH);
+    expect(hashRecord({ ...v1, publisher: null })).toBe(V1_HASH);
+    expect(hashRecord({ ...v1, publisher: { sub: 'someone-else', client: null } })).toBe(V1_HASH);
+  });
+
+  it('covers the publisher from version 2 on: changing or removing it changes the hash', () => {
+    const v2 = fullRecord();
+    const base = hashRecord(v2);
+    expect(base).not.toBe(V1_HASH);
+    expect(hashRecord({ ...v2, publisher: null })).not.toBe(base);
+    expect(hashRecord({ ...v2, publisher: { sub: 'svc-reports', client: null } })).not.toBe(base);
+    expect(hashRecord({ ...v2, publisher: { sub: 'svc-other', client: 'reports-backend' } })).not.toBe(base);
+  });
+
+  it('records new events in the current version', () => {
+    const record = toRecord({ action: 'x', crud: 'c' }, { id: 'i', chainSeq: 1, prevHash: null, received: new Date(0), publisher: { sub: 's', client: 'c' } });
+    expect(record).toMatchObject({ canonical_version: 2, publisher: { sub: 's', client: 'c' } });
+  });
+});
+
+describe('rules for published events', () => {
+  it.each([
+    ['tenant.activated', true],
+    ['tenant', true],
+    ['Tenant:activated', true],
+    ['api_key.created', true],
+    ['api-key.created', true],
+    ['API_KEY/revoked', true],
+    ['entitlement.granted', true],
+    ['catalog.product_requested', true],
+    ['keycloak.invite_sent', true],
+    ['tenants.listed', false],
+    ['document.tenant.moved', false],
+    ['report.exported', false],
+    ['apikey.created', false],
+  ])('%s is reserved: %s', (action, reserved) => {
+    expect(isReservedAction(action)).toBe(reserved);
+  });
+
+  it('accepts created from thirty days before to five minutes after receipt, inclusive', () => {
+    const received = new Date('2026-11-27T10:00:00.000Z');
+    const at = (offset: number) => new Date(received.getTime() + offset).toISOString();
+    expect(isCreatedInWindow(at(0), received)).toBe(true);
+    expect(isCreatedInWindow(at(CREATED_MAX_AHEAD_MS), received)).toBe(true);
+    expect(isCreatedInWindow(at(CREATED_MAX_AHEAD_MS + 1), received)).toBe(false);
+    expect(isCreatedInWindow(at(-CREATED_MAX_BEHIND_MS), received)).toBe(true);
+    expect(isCreatedInWindow(at(-CREATED_MAX_BEHIND_MS - 1), received)).toBe(false);
+    expect(isCreatedInWindow('9999-12-31T23:59:59.999Z', received)).toBe(false);
+    expect(isCreatedInWindow('1970-01-01T00:00:00.000Z', received)).toBe(false);
+  });
+
+  it('measures an event in UTF-8 bytes of its canonical form', () => {
+    const record = fullRecord();
+    const ascii = eventBytes(record);
+    // Each of these characters takes four bytes in UTF-8 (two UTF-16 code units).
+    expect(eventBytes({ ...record, description: `${record.description!}🚀` })).toBe(ascii + 4);
+    expect(MAX_EVENT_BYTES).toBe(32 * 1024);
+  });
+});
+
 describe('toRecord', () => {
   const position = { id: 'f1e2d3c4-b5a6-4978-8a6b-5c4d3e2f1a0b', chainSeq: 3, prevHash: 'b'.repeat(64), received: RECEIVED };
 
@@ -233,6 +308,8 @@ describe('toRecord', () => {
       component: null,
       version: null,
       external_id: null,
+      publisher: null,
+      canonical_version: 2,
     });
   });
 
@@ -391,6 +468,35 @@ describe('verifyChain', () => {
       prevHash = hash;
     }
     expect(await verify([...legacy, ...chained], { last_seq: 5, last_hash: prevHash, legacy_rows: 2 })).toEqual({ ok: true, checked: 3 });
+  });
+
+  it('reports tenant_mismatch for a row whose tenant_id was cleared while the tenant exists', async () => {
+    const { rows, head } = buildChain(5);
+    rows[2] = { ...rows[2]!, tenant_id: null };
+    const context = { tenantExists: true, hashedSince: null };
+    expect(await verifyChain(stream(rows), head, context)).toEqual({ ok: false, checked: 2, reason: 'tenant_mismatch', first_broken_id: rows[2].id });
+    // Once the tenant is deleted, every row of its chain has lost its tenant_id legitimately.
+    const deleted = rows.map((row) => ({ ...row, tenant_id: null }));
+    expect(await verifyChain(stream(deleted), head, { tenantExists: false, hashedSince: null })).toEqual({ ok: true, checked: 5 });
+    expect(await verifyChain(stream(deleted), head, context)).toMatchObject({ ok: false, reason: 'tenant_mismatch', first_broken_id: rows[0]!.id });
+  });
+
+  it('reports legacy_mismatch for rows passed off as legacy that were received after hashing began', async () => {
+    const { rows } = buildChain(5);
+    // Every hash cleared and the head told all five rows are legacy: without the cut-off, ok.
+    const forged = rows.map((row) => ({ ...row, hash: null, prev_hash: null }));
+    const head = { last_seq: 5, last_hash: null, legacy_rows: 5 };
+    expect(await verifyChain(stream(forged), head)).toEqual({ ok: true, checked: 0 });
+    const hashedSince = new Date(RECEIVED.getTime() - 1).toISOString();
+    expect(await verifyChain(stream(forged), head, { tenantExists: false, hashedSince })).toEqual({
+      ok: false,
+      checked: 0,
+      reason: 'legacy_mismatch',
+      first_broken_id: rows[0]!.id,
+    });
+    // Rows received before hashing began pass as legacy.
+    const before = new Date(RECEIVED.getTime() + 10_000).toISOString();
+    expect(await verifyChain(stream(forged), head, { tenantExists: false, hashedSince: before })).toEqual({ ok: true, checked: 0 });
   });
 
   it('refuses a row without a hash after the chain has started', async () => {

@@ -128,8 +128,17 @@ eachDriver('audit API', (driver) => {
       const items = await listAll({ tenant_id: tenant.id, action: 'report.exported' });
       expect(items).toHaveLength(1);
       const event = items[0]!;
-      expect(event).toEqual({ ...body, id: answer.body.id, received: received.toISOString(), hash: answer.body.hash });
-      for (const hidden of ['chain_key', 'chain_seq', 'prev_hash']) expect(event).not.toHaveProperty(hidden);
+      // The chain's first event is tenant.created; this one follows it and links to its hash.
+      const [first] = await listAll({ tenant_id: tenant.id, action: 'tenant.created' });
+      expect(event).toEqual({
+        ...body,
+        id: answer.body.id,
+        received: received.toISOString(),
+        hash: answer.body.hash,
+        publisher: { sub: 'operator-1', client: null },
+        chain: { key: tenant.id, seq: 2, prev_hash: first!.hash, canonical_version: 2 },
+      });
+      expect(first!.publisher).toBeNull();
     });
 
     it('keeps an IPv6 source address as sent', async () => {
@@ -170,6 +179,8 @@ eachDriver('audit API', (driver) => {
         version: null,
         external_id: null,
         hash: answer.body.hash,
+        publisher: { sub: 'operator-1', client: null },
+        chain: { key: tenant.id, seq: 2, prev_hash: expect.stringMatching(HEX64) as string, canonical_version: 2 },
       });
     });
 
@@ -330,7 +341,7 @@ eachDriver('audit API', (driver) => {
       { key: 'k5', action: 'a_b.x', crud: 'd', product: 'analytics', actor_id: 'carol', target_id: 'r-2', target_type: 'report', is_failure: true, created: at(4) },
       { key: 'k6', action: 'axb.x', crud: 'u', product: 'billing', actor_id: 'bob', target_id: 'inv-9', target_type: 'invoice', is_failure: false, created: at(5) },
       { key: 'k7', action: 'report.exported', crud: 'r', product: 'billing', actor_id: null, target_id: 'r-1', target_type: 'report', is_failure: false, created: at(6) },
-      { key: 'k8', action: 'tenant.renamed', crud: 'u', product: null, actor_id: 'alice', target_id: null, target_type: null, is_failure: false, created: at(7) },
+      { key: 'k8', action: 'team.renamed', crud: 'u', product: null, actor_id: 'alice', target_id: null, target_type: null, is_failure: false, created: at(7) },
     ];
     const bodyOf = (tenantId: string, m: Modeled): Body => ({
       action: m.action,
@@ -351,6 +362,8 @@ eachDriver('audit API', (driver) => {
       now = new Date(at(-30));
       tenant = await createTenant(api);
       other = await createTenant(api);
+      // Received after every seeded `created` (a publisher may not date an event in the future).
+      now = new Date(at(8));
       // Publish in an order unrelated to `created`, so the order of results can only come from it.
       await publishAll([...seeds].reverse().map((m) => bodyOf(tenant.id, m)));
       await publishAll(seeds.map((m) => bodyOf(other.id, m)));

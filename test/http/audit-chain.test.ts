@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PLATFORM_CHAIN, hashRecord } from '../../src/domain/audit.js';
 import type { ChainReport } from '../../src/domain/audit-chain.js';
 import type { AuditEvent } from '../../src/http/schemas/audit.js';
@@ -8,6 +8,7 @@ import { eachDriver } from '../support/drivers.js';
 import { createTenant } from '../support/factories.js';
 import { type Client } from '../support/http.js';
 import { startServer, type TestServer } from '../support/server.js';
+import { tamper } from '../support/tamper.js';
 
 const NOW = new Date('2026-11-27T10:00:00.000Z');
 /** Events published after tenant.created, so a seeded chain has EVENTS + 1 rows. */
@@ -102,41 +103,41 @@ eachDriver('audit chain', (driver) => {
   ])('reports hash_mismatch at a row whose %s was changed in SQL', async (_field, sql) => {
     const { tenant, rows } = await seedChain();
     const victim = rows[4]!;
-    await server.db.query(sql, [victim.id]);
+    await tamper(server.db, sql, [victim.id]);
     expect(await verify(tenant.id)).toEqual({ ok: false, checked: 4, reason: 'hash_mismatch', first_broken_id: victim.id });
   });
 
   it('reports a gap at the row after one deleted from the middle', async () => {
     const { tenant, rows } = await seedChain();
-    await server.db.query('DELETE FROM audit_log WHERE id = $1', [rows[5]!.id]);
+    await tamper(server.db, 'DELETE FROM audit_log WHERE id = $1', [rows[5]!.id]);
     expect(await verify(tenant.id)).toEqual({ ok: false, checked: 5, reason: 'gap', first_broken_id: rows[6]!.id });
   });
 
   it('reports a gap at the second row when tenant.created is deleted', async () => {
     const { tenant, rows } = await seedChain();
-    await server.db.query('DELETE FROM audit_log WHERE id = $1', [rows[0]!.id]);
+    await tamper(server.db, 'DELETE FROM audit_log WHERE id = $1', [rows[0]!.id]);
     expect(await verify(tenant.id)).toEqual({ ok: false, checked: 0, reason: 'gap', first_broken_id: rows[1]!.id });
   });
 
   it('reports a link_mismatch when a deleted middle row is covered by renumbering the rest', async () => {
     const { tenant, rows } = await seedChain();
-    await server.db.query('DELETE FROM audit_log WHERE id = $1', [rows[5]!.id]);
+    await tamper(server.db, 'DELETE FROM audit_log WHERE id = $1', [rows[5]!.id]);
     // Two steps, because (chain_key, chain_seq) is unique and checked row by row.
-    await server.db.query('UPDATE audit_log SET chain_seq = -chain_seq WHERE chain_key = $1 AND chain_seq > 6', [tenant.id]);
-    await server.db.query('UPDATE audit_log SET chain_seq = -chain_seq - 1 WHERE chain_key = $1 AND chain_seq < 0', [tenant.id]);
+    await tamper(server.db, 'UPDATE audit_log SET chain_seq = -chain_seq WHERE chain_key = $1 AND chain_seq > 6', [tenant.id]);
+    await tamper(server.db, 'UPDATE audit_log SET chain_seq = -chain_seq - 1 WHERE chain_key = $1 AND chain_seq < 0', [tenant.id]);
     expect(await verify(tenant.id)).toEqual({ ok: false, checked: 5, reason: 'link_mismatch', first_broken_id: rows[6]!.id });
   });
 
   it('reports head_mismatch when the last row is deleted', async () => {
     const { tenant } = await seedChain();
-    await server.db.query('DELETE FROM audit_log WHERE chain_key = $1 AND chain_seq = $2', [tenant.id, EVENTS + 1]);
+    await tamper(server.db, 'DELETE FROM audit_log WHERE chain_key = $1 AND chain_seq = $2', [tenant.id, EVENTS + 1]);
     const report = await verify(tenant.id);
     expect(report).toEqual({ ok: false, checked: EVENTS, reason: 'head_mismatch' });
   });
 
   it('reports head_mismatch when every row is deleted but the head is kept', async () => {
     const { tenant } = await seedChain();
-    await server.db.query('DELETE FROM audit_log WHERE chain_key = $1', [tenant.id]);
+    await tamper(server.db, 'DELETE FROM audit_log WHERE chain_key = $1', [tenant.id]);
     expect(await verify(tenant.id)).toEqual({ ok: false, checked: 0, reason: 'head_mismatch' });
   });
 
@@ -162,7 +163,7 @@ eachDriver('audit chain', (driver) => {
     );
     // The application's own writer makes the row perfect; only the head is put back.
     await server.db.transaction((tx) => appendEvent(tx, { ...event(tenant.id, 99), action: 'tenant.exported', crud: 'r' }, NOW));
-    await server.db.query('UPDATE audit_chains SET last_seq = $2, last_hash = $3 WHERE chain_key = $1', [
+    await tamper(server.db, 'UPDATE audit_chains SET last_seq = $2, last_hash = $3 WHERE chain_key = $1', [
       tenant.id,
       head!.last_seq,
       head!.last_hash,
@@ -173,8 +174,8 @@ eachDriver('audit chain', (driver) => {
   it('detects two rows whose hashes were swapped, at the earlier one', async () => {
     const { tenant, rows } = await seedChain();
     const [a, b] = [rows[2]!, rows[7]!];
-    await server.db.query('UPDATE audit_log SET hash = $2 WHERE id = $1', [a.id, b.hash]);
-    await server.db.query('UPDATE audit_log SET hash = $2 WHERE id = $1', [b.id, a.hash]);
+    await tamper(server.db, 'UPDATE audit_log SET hash = $2 WHERE id = $1', [a.id, b.hash]);
+    await tamper(server.db, 'UPDATE audit_log SET hash = $2 WHERE id = $1', [b.id, a.hash]);
     expect(await verify(tenant.id)).toEqual({ ok: false, checked: 2, reason: 'hash_mismatch', first_broken_id: a.id });
   });
 
@@ -182,7 +183,7 @@ eachDriver('audit chain', (driver) => {
     const { tenant, rows } = await seedChain();
     const victim = await storedEvent(tenant.id, rows[3]!.id);
     const rewritten = { ...victim, description: 'a more convenient story' };
-    await server.db.query('UPDATE audit_log SET description = $2, hash = $3 WHERE id = $1', [
+    await tamper(server.db, 'UPDATE audit_log SET description = $2, hash = $3 WHERE id = $1', [
       victim.id,
       rewritten.description,
       hashRecord(rewritten),
@@ -194,7 +195,7 @@ eachDriver('audit chain', (driver) => {
     const { tenant, rows } = await seedChain();
     const victim = await storedEvent(tenant.id, rows.at(-1)!.id);
     const rewritten = { ...victim, actor: { ...victim.actor!, id: 'user-innocent' } };
-    await server.db.query('UPDATE audit_log SET actor_id = $2, hash = $3 WHERE id = $1', [
+    await tamper(server.db, 'UPDATE audit_log SET actor_id = $2, hash = $3 WHERE id = $1', [
       victim.id,
       'user-innocent',
       hashRecord(rewritten),
@@ -204,7 +205,7 @@ eachDriver('audit chain', (driver) => {
 
   it('detects a row whose hash was cleared to pass it off as older than the chain', async () => {
     const { tenant, rows } = await seedChain();
-    await server.db.query('UPDATE audit_log SET hash = NULL, description = $2 WHERE id = $1', [rows[6]!.id, 'rewritten']);
+    await tamper(server.db, 'UPDATE audit_log SET hash = NULL, description = $2 WHERE id = $1', [rows[6]!.id, 'rewritten']);
     expect(await verify(tenant.id)).toEqual({ ok: false, checked: 6, reason: 'hash_mismatch', first_broken_id: rows[6]!.id });
   });
 
@@ -217,10 +218,10 @@ eachDriver('audit chain', (driver) => {
     expect(rows.map((row) => row.hash)).toEqual(published.map((p) => p.hash));
     expect(await verify()).toEqual({ ok: true, checked: published.length });
 
-    await server.db.query("UPDATE audit_log SET source_ip = '192.0.2.1' WHERE id = $1", [rows[1]!.id]);
+    await tamper(server.db, "UPDATE audit_log SET source_ip = '192.0.2.1' WHERE id = $1", [rows[1]!.id]);
     expect(await verify()).toEqual({ ok: false, checked: 1, reason: 'hash_mismatch', first_broken_id: rows[1]!.id });
     // Putting the exact value back restores the chain: the check is of content, nothing sticks.
-    await server.db.query("UPDATE audit_log SET source_ip = '198.51.100.23' WHERE id = $1", [rows[1]!.id]);
+    await tamper(server.db, "UPDATE audit_log SET source_ip = '198.51.100.23' WHERE id = $1", [rows[1]!.id]);
     expect(await verify()).toEqual({ ok: true, checked: published.length });
   });
 
@@ -320,11 +321,63 @@ eachDriver('audit chain', (driver) => {
   it('an event moved to another tenant by rewriting tenant_id is detected as tenant_mismatch', async () => {
     const { tenant, rows } = await seedChain();
     const other = await createTenant(api);
-    await server.db.query('UPDATE audit_log SET tenant_id = $2 WHERE id = $1', [rows[3]!.id, other.id]);
+    await tamper(server.db, 'UPDATE audit_log SET tenant_id = $2 WHERE id = $1', [rows[3]!.id, other.id]);
     // The portal now shows the event to the other tenant and hides it from its own.
     const listed = await api.get<{ items: AuditEvent[] }>(`/v1/audit?tenant_id=${other.id}`);
     expect(listed.body.items.map((item) => item.id)).toContain(rows[3]!.id);
     expect(await verify(tenant.id)).toMatchObject({ ok: false, reason: 'tenant_mismatch', first_broken_id: rows[3]!.id });
+  });
+
+  describe('append-only in the database', () => {
+    it.each([
+      ['changing a field', "UPDATE audit_log SET description = 'nothing to see here' WHERE chain_key = $1"],
+      ['clearing the hashes', 'UPDATE audit_log SET hash = NULL, prev_hash = NULL WHERE chain_key = $1'],
+      ['clearing tenant_id while the tenant exists', 'UPDATE audit_log SET tenant_id = NULL WHERE chain_key = $1'],
+      ['moving a row to another chain position', 'UPDATE audit_log SET chain_seq = chain_seq + 100 WHERE chain_key = $1'],
+      ['deleting a row', 'DELETE FROM audit_log WHERE chain_key = $1 AND chain_seq = 2'],
+      ['raising legacy_rows', 'UPDATE audit_chains SET legacy_rows = last_seq WHERE chain_key = $1'],
+      ['moving the head back', 'UPDATE audit_chains SET last_seq = last_seq - 1 WHERE chain_key = $1'],
+      ['deleting the head', 'DELETE FROM audit_chains WHERE chain_key = $1'],
+    ])('refuses %s (SQLSTATE 42501), and the chain stays intact', async (_what, sql) => {
+      const { tenant, rows } = await seedChain();
+      await expect(server.db.query(sql, [tenant.id])).rejects.toMatchObject({ code: '42501' });
+      expect(await rowsOf(tenant.id)).toEqual(rows);
+      expect(await verify(tenant.id)).toEqual({ ok: true, checked: EVENTS + 1 });
+    });
+
+    it.each(['audit_log', 'audit_chains'])('refuses TRUNCATE of %s', async (table) => {
+      const { tenant, rows } = await seedChain();
+      await expect(server.db.query(`TRUNCATE ${table} CASCADE`)).rejects.toMatchObject({ code: '42501' });
+      expect(await rowsOf(tenant.id)).toEqual(rows);
+    });
+
+    it('refuses a new chain head that claims legacy rows', async () => {
+      await expect(
+        server.db.query("INSERT INTO audit_chains (chain_key, last_seq, legacy_rows) VALUES ('forged-chain', 3, 3)"),
+      ).rejects.toMatchObject({ code: '42501' });
+    });
+
+    it('reports legacy_mismatch when, past the triggers, every hash is cleared and the rows counted as legacy', async () => {
+      // This server's clock is pinned before the migrations ran; these events are received now,
+      // after hashing began, as every real event since then was.
+      const tenant = await createTenant(api);
+      for (let i = 0; i < 3; i += 1) await server.db.transaction((tx) => appendEvent(tx, event(tenant.id, i), new Date()));
+      expect(await verify(tenant.id)).toEqual({ ok: true, checked: 4 });
+      await tamper(server.db, "UPDATE audit_log SET hash = NULL, prev_hash = NULL, description = 'rewritten' WHERE chain_key = $1", [tenant.id]);
+      await tamper(server.db, 'UPDATE audit_chains SET legacy_rows = last_seq, last_hash = NULL WHERE chain_key = $1', [tenant.id]);
+      const rows = await rowsOf(tenant.id);
+      // tenant.created, received at the pinned time, passes for legacy; the next one cannot.
+      expect(await verify(tenant.id)).toEqual({ ok: false, checked: 0, reason: 'legacy_mismatch', first_broken_id: rows[1]!.id });
+    });
+
+    it('reports tenant_mismatch when, past the triggers, one row loses its tenant_id while the tenant exists', async () => {
+      const { tenant, rows } = await seedChain();
+      await tamper(server.db, 'UPDATE audit_log SET tenant_id = NULL WHERE id = $1', [rows[4]!.id]);
+      // The tenant's own log no longer shows the event: exactly what the edit was for.
+      const listed = await api.get<{ items: AuditEvent[] }>(`/v1/audit?tenant_id=${tenant.id}&limit=200`);
+      expect(listed.body.items.map((item) => item.id)).not.toContain(rows[4]!.id);
+      expect(await verify(tenant.id)).toEqual({ ok: false, checked: 4, reason: 'tenant_mismatch', first_broken_id: rows[4]!.id });
+    });
   });
 
   it('a description with a lone surrogate is refused or verifies, not a false hash_mismatch', () =>

@@ -116,7 +116,28 @@ export const AuditEventSchema = Type.Object(
     component: Nullable(Type.String()),
     version: Nullable(Type.String()),
     external_id: Nullable(Type.String()),
+    publisher: Nullable(
+      Type.Object(
+        {
+          sub: Type.String({ description: 'subject of the token that published it' }),
+          client: Nullable(Type.String({ description: 'the OAuth client that token was issued to' })),
+        },
+        {
+          additionalProperties: false,
+          description: 'who published it through POST /v1/audit; null for the events the registry writes itself',
+        },
+      ),
+    ),
     hash: Nullable(Type.String()),
+    chain: Type.Object(
+      {
+        key: Type.String({ description: "the chain: the tenant's id (kept after the tenant is deleted) or platform" }),
+        seq: Type.Integer({ minimum: 1, description: 'position in the chain, from 1 without gaps' }),
+        prev_hash: Nullable(Type.String({ description: 'hash of the event before it in the chain; null for the first' })),
+        canonical_version: Type.Integer({ minimum: 1, description: 'which canonical form the hash covers (README, Audit log)' }),
+      },
+      { additionalProperties: false, description: 'where the event sits in its hash chain: enough to verify an export offline' },
+    ),
   },
   { $id: 'AuditEvent', title: 'AuditEvent', additionalProperties: false },
 );
@@ -173,7 +194,7 @@ export const ChainReportSchema = Type.Object(
     ok: Type.Boolean(),
     checked: Type.Integer({ description: 'events whose hash was recomputed and matched' }),
     first_broken_id: Type.Optional(Uuid()),
-    reason: Type.Optional(Type.Enum(['hash_mismatch', 'link_mismatch', 'gap', 'head_mismatch', 'tenant_mismatch'])),
+    reason: Type.Optional(Type.Enum(['hash_mismatch', 'link_mismatch', 'gap', 'head_mismatch', 'tenant_mismatch', 'legacy_mismatch'])),
   },
   { additionalProperties: false, description: 'The result of re-walking the chain' },
 );
