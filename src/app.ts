@@ -13,7 +13,7 @@ import type { KeyVerification } from './keys/setup.js';
 import type { KeycloakAdapter } from './keycloak/adapter.js';
 import { registerAccessControl } from './http/access.js';
 import { devTokenRoutes } from './http/dev-token.js';
-import { HeavyReadGate, registerHeavyReads, type HeavyReadLimits } from './http/heavy-reads.js';
+import { registerHeavyReads, type HeavyReadLimits } from './http/heavy-reads.js';
 import { registerIdempotency } from './http/idempotency.js';
 import { registerRateLimits, type Counter, type RateLimits } from './http/rate-limit.js';
 import { answerFrameworkError, registerErrorHandler } from './http/error-handler.js';
@@ -54,9 +54,13 @@ export interface AppDeps {
   clock?: () => Date;
 }
 
-// Eight exports or verifications at once per replica, two per caller: each holds about a
-// megabyte and (verify) one of the DB_POOL_SIZE connections while it runs.
-export const DEFAULT_HEAVY_READS: HeavyReadLimits = { perReplica: 8, perCaller: 2 };
+// Each heavy read holds about a megabyte of events while it runs. Eight exports per replica (two
+// per caller) keep a stalled export's cost bounded; three verifications (one per caller), since
+// each also holds one of the DB_POOL_SIZE connections for its whole walk.
+export const DEFAULT_HEAVY_READS: HeavyReadLimits = {
+  export: { perReplica: 8, perCaller: 2 },
+  verify: { perReplica: 3, perCaller: 1 },
+};
 
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const app = Fastify({
@@ -100,7 +104,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   registerJsonParser(app);
   registerAccessControl(app, deps.auth.verifier);
   registerRateLimits(app, deps.rateLimits?.counter ?? null, deps.rateLimits?.limits ?? { publicPerMinute: 0, internalPerMinute: 0 });
-  registerHeavyReads(app, new HeavyReadGate(deps.heavyReads ?? DEFAULT_HEAVY_READS));
+  registerHeavyReads(app, deps.heavyReads ?? DEFAULT_HEAVY_READS);
   registerIdempotency(app, deps.db, deps.clock ?? (() => new Date()));
   await registerOpenApi(app, SERVICE_VERSION);
 

@@ -150,7 +150,7 @@ export const auditRoutes: FastifyPluginAsyncTypebox<AuditRoutesOptions> = async 
   app.get(
     '/v1/audit/export',
     {
-      config: { access: READ_LOG, heavyRead: true },
+      config: { access: READ_LOG, heavyRead: 'export' },
       schema: {
         operationId: 'exportAuditEvents',
         tags: ['audit'],
@@ -186,7 +186,7 @@ export const auditRoutes: FastifyPluginAsyncTypebox<AuditRoutesOptions> = async 
   app.get(
     '/v1/audit/verify',
     {
-      config: { access: READ_LOG, heavyRead: true },
+      config: { access: READ_LOG, heavyRead: 'verify' },
       schema: {
         operationId: 'verifyAuditChain',
         tags: ['audit'],

@@ -1,23 +1,26 @@
 // Admission of heavy reads: the audit export and the chain verification each walk a whole log,
 // hold a batch of events while they do, and (verify) a database connection. Without a bound, a
 // few callers running them in parallel, or exports whose clients stop reading, exhausted the
-// heap and took every tenant down. Each replica admits at most `perReplica` of them at once and
-// at most `perCaller` for one caller, so one caller can never take every slot. A slot is held
-// until the answer is finished or its connection closes, whichever comes first.
+// heap and took every tenant down. Each kind has its own budget per replica, so exports held
+// open by stalled clients never keep an auditor from verifying; within a budget one caller gets
+// at most `perCaller` slots. A slot is held until the answer is finished or its connection
+// closes, whichever comes first.
 //
-// Routes opt in with `config: { heavyRead: true }`; the hook runs after the access rules, so
-// a refused caller never takes a slot.
+// Routes opt in with `config: { heavyRead: 'export' | 'verify' }`; the hook runs after the access
+// rules, so a refused caller never takes a slot.
 import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
 import { AppError } from './problem.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
-    /** Admitted through the replica's heavy-read budget (export, verify). */
-    heavyRead?: boolean;
+    /** Admitted through the replica's heavy-read budget of this kind. */
+    heavyRead?: HeavyRead;
   }
 }
 
-export interface HeavyReadLimits {
+export type HeavyRead = 'export' | 'verify';
+
+export interface HeavyReadLimit {
   /** Heavy reads running at once on this replica. */
   perReplica: number;
   /** Of those, at most this many for one caller (token subject). */
@@ -33,7 +36,10 @@ export class HeavyReadGate {
   private running = 0;
   private readonly byCaller = new Map<string, number>();
 
-  constructor(readonly limits: HeavyReadLimits) {}
+  constructor(
+    readonly limits: HeavyReadLimit,
+    private readonly what: string,
+  ) {}
 
   get inFlight(): number {
     return this.running;
@@ -44,13 +50,13 @@ export class HeavyReadGate {
     const mine = this.byCaller.get(caller) ?? 0;
     if (mine >= this.limits.perCaller) {
       throw new AppError(429, 'too_many_heavy_reads', {
-        detail: `at most ${this.limits.perCaller} exports or verifications at once per caller; retry when one has finished`,
+        detail: `at most ${this.limits.perCaller} ${this.what} at once per caller; retry when one has finished`,
         headers: { 'retry-after': RETRY_AFTER_SECONDS },
       });
     }
     if (this.running >= this.limits.perReplica) {
       throw new AppError(503, 'busy', {
-        detail: 'this replica is running as many exports and verifications as it takes; retry shortly',
+        detail: `this replica is running as many ${this.what} as it takes; retry shortly`,
         headers: { 'retry-after': RETRY_AFTER_SECONDS },
       });
     }
@@ -68,9 +74,19 @@ export class HeavyReadGate {
   }
 }
 
-export function registerHeavyReads(app: FastifyInstance, gate: HeavyReadGate): void {
+export type HeavyReadLimits = Record<HeavyRead, HeavyReadLimit>;
+
+const NAMES: Record<HeavyRead, string> = { export: 'audit exports', verify: 'chain verifications' };
+
+export function registerHeavyReads(app: FastifyInstance, limits: HeavyReadLimits): Record<HeavyRead, HeavyReadGate> {
+  const gates = {
+    export: new HeavyReadGate(limits.export, NAMES.export),
+    verify: new HeavyReadGate(limits.verify, NAMES.verify),
+  };
   app.addHook('onRoute', (route) => {
-    if (!route.config?.heavyRead) return;
+    const kind = route.config?.heavyRead;
+    if (!kind) return;
+    const gate = gates[kind];
     const admit = (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => {
       let release: () => void;
       try {
@@ -85,4 +101,5 @@ export function registerHeavyReads(app: FastifyInstance, gate: HeavyReadGate): v
     const existing = route.preHandler;
     route.preHandler = existing === undefined ? [admit] : [...(Array.isArray(existing) ? existing : [existing]), admit];
   });
+  return gates;
 }

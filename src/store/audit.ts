@@ -267,11 +267,12 @@ function whereClause(filters: AuditFilters, after: AuditPosition | null): { sql:
 /**
  * How much one read of the log holds at once: at most BATCH_ROWS rows, and no more rows than fit
  * in BATCH_BYTES of their stored size (the first row always comes, so every batch moves on). A
- * thousand small events or sixteen of the largest: either way a reader, an export stalled by its
- * client or a chain verification keeps about half a megabyte of events in memory.
+ * thousand small events or eight of the largest: either way a reader, an export stalled by its
+ * client or a chain verification keeps a quarter of a megabyte of events in memory, and the work
+ * on one batch (hashing, serializing) is short enough not to hold up the hot paths for long.
  */
 export const BATCH_ROWS = 1000;
-export const BATCH_BYTES = 512 * 1024;
+export const BATCH_BYTES = 256 * 1024;
 
 /** Rows of one read, and whether more match after the last of them. */
 export interface Batch {

@@ -361,7 +361,7 @@ eachDriver('audit chain', (driver) => {
       // This server's clock is pinned before the migrations ran; these events are received now,
       // after hashing began, as every real event since then was.
       const tenant = await createTenant(api);
-      for (let i = 0; i < 3; i += 1) await server.db.transaction((tx) => appendEvent(tx, event(tenant.id, i), new Date()));
+      for (let i = 0; i < 3; i += 1) await server.db.transaction((tx) => appendEvent(tx, { ...event(tenant.id, i), crud: 'u' }, new Date()));
       expect(await verify(tenant.id)).toEqual({ ok: true, checked: 4 });
       await tamper(server.db, "UPDATE audit_log SET hash = NULL, prev_hash = NULL, description = 'rewritten' WHERE chain_key = $1", [tenant.id]);
       await tamper(server.db, 'UPDATE audit_chains SET legacy_rows = last_seq, last_hash = NULL WHERE chain_key = $1', [tenant.id]);

@@ -16,7 +16,15 @@ interface Section {
 }
 
 /** Every section `make reliability` is expected to produce, in the order the report shows them. */
-const EXPECTED = ['database outage [pg]', 'several replicas [pg]', 'hostile input [pglite]', 'hostile input [pg]', 'keycloak faults'];
+const EXPECTED = [
+  'database outage [pg]',
+  'several replicas [pg]',
+  'heavy audit reads [pg]',
+  'refused bodies [pg]',
+  'hostile input [pglite]',
+  'hostile input [pg]',
+  'keycloak faults',
+];
 
 const OUTPUT = fileURLToPath(new URL('../../RELIABILITY.md', import.meta.url));
 
