@@ -32,10 +32,47 @@ export interface Principal {
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
+/**
+ * The longest subject accepted: OpenID Connect Core (section 2) bounds `sub` to 255 ASCII
+ * characters. It keys each caller's rate-limit bucket and idempotency namespace and is the
+ * actor id of every audit event, so an unbounded one would be carried into all three.
+ */
+export const SUBJECT_MAX_LENGTH = 255;
+/** Display names are cut here; Keycloak's own usernames are at most 255 characters too. */
+export const NAME_MAX_LENGTH = 255;
+
+// Control characters and unpaired surrogates: PostgreSQL cannot store U+0000, and the others
+// would be written to logs and hashed audit events as something other than what was received.
+const UNPRINTABLE = /[\p{Cc}\p{Cs}]/u;
+
+/** A token whose claims name nobody the service can hold to account. */
+export class UnusableClaimsError extends Error {
+  constructor(readonly reason: string) {
+    super(reason);
+    this.name = 'UnusableClaimsError';
+  }
+}
+
+/** Why `sub` cannot name a caller, or null when it can. */
+export function subjectProblem(sub: unknown): string | null {
+  if (typeof sub !== 'string') return '"sub" claim must be a string';
+  if (sub === '') return '"sub" claim must not be empty';
+  if (sub.length > SUBJECT_MAX_LENGTH) return `"sub" claim is longer than ${SUBJECT_MAX_LENGTH} characters`;
+  if (UNPRINTABLE.test(sub)) return '"sub" claim holds a control character or an unpaired surrogate';
+  return null;
+}
+
 const strings = (value: unknown): string[] =>
   Array.isArray(value) ? value.filter((item): item is string => typeof item === 'string') : [];
 
 const text = (value: unknown): string | undefined => (typeof value === 'string' && value !== '' ? value : undefined);
+
+/** A claim usable as a display name: printable text, cut to NAME_MAX_LENGTH code points. */
+function displayName(value: unknown): string | undefined {
+  const name = text(value);
+  if (name === undefined || UNPRINTABLE.test(name)) return undefined;
+  return name.length <= NAME_MAX_LENGTH ? name : Array.from(name).slice(0, NAME_MAX_LENGTH).join('');
+}
 
 function rolesOf(claims: Record<string, unknown>, client: string): Set<string> {
   const realm = (claims.realm_access as { roles?: unknown } | undefined)?.roles;
@@ -43,7 +80,15 @@ function rolesOf(claims: Record<string, unknown>, client: string): Set<string> {
   return new Set([...strings(realm), ...strings(clients?.[client]?.roles)]);
 }
 
+/**
+ * The principal of verified claims. Throws UnusableClaimsError for a `sub` that is missing, not
+ * a non-empty string, too long or unprintable: every such caller would otherwise share one
+ * identity (one rate-limit bucket, one idempotency namespace, one audit actor).
+ */
 export function principalFromClaims(claims: Record<string, unknown>, settings: PrincipalSettings): Principal {
+  const problem = subjectProblem(claims.sub);
+  if (problem !== null) throw new UnusableClaimsError(problem);
+  const sub = claims.sub as string;
   const roles = rolesOf(claims, settings.rolesClient);
   const clientId = text(claims.client_id) ?? text(claims.clientId);
   const username = text(claims.preferred_username);
@@ -52,8 +97,8 @@ export function principalFromClaims(claims: Record<string, unknown>, settings: P
   const kind = isService || clientId !== undefined || username?.startsWith('service-account-') ? 'service' : 'user';
   const tenant = text(claims.tenant_id);
   return {
-    sub: text(claims.sub) ?? 'unknown',
-    name: username ?? text(claims.name) ?? clientId ?? text(claims.azp) ?? text(claims.sub) ?? 'unknown',
+    sub,
+    name: displayName(username) ?? displayName(claims.name) ?? displayName(clientId) ?? displayName(claims.azp) ?? sub,
     kind,
     client: text(claims.azp) ?? clientId ?? null,
     // A malformed tenant claim grants nothing rather than matching some tenant by accident.

@@ -3,7 +3,7 @@
 // issuer's *public* key as an HMAC secret is refused. Verified tokens are remembered until they
 // expire, so the hot paths (by-slug, verify, claims) pay one map lookup instead of a signature.
 import { errors, jwtVerify, type JWTVerifyGetKey } from 'jose';
-import { principalFromClaims, type Principal, type PrincipalSettings } from './principal.js';
+import { principalFromClaims, UnusableClaimsError, type Principal, type PrincipalSettings } from './principal.js';
 
 export const ALLOWED_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'];
 
@@ -63,7 +63,8 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
           issuer: options.issuer,
           ...(options.audience ? { audience: options.audience } : {}),
           algorithms: ALLOWED_ALGORITHMS,
-          // A token without an expiry would be valid forever; one without a subject names nobody.
+          // A token without an expiry would be valid forever; one without a subject names nobody
+          // (and principalFromClaims refuses a subject that is not a usable string).
           requiredClaims: ['exp', 'sub'],
           clockTolerance: CLOCK_TOLERANCE_SECONDS,
           currentDate: new Date(now()),
@@ -78,7 +79,14 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
       if (payload.typ !== undefined && payload.typ !== 'Bearer') {
         throw new InvalidTokenError(`a ${JSON.stringify(payload.typ)} token is not an access token`);
       }
-      const principal = principalFromClaims(payload, options);
+      let principal: Principal;
+      try {
+        principal = principalFromClaims(payload, options);
+      } catch (error) {
+        // jose's requiredClaims checks only that `sub` is there; what it must be is checked here.
+        if (error instanceof UnusableClaimsError) throw new InvalidTokenError(error.reason);
+        throw error;
+      }
       if (typeof payload.exp === 'number') {
         if (cache.size >= CACHE_MAX_ENTRIES) cache.delete(cache.keys().next().value!);
         cache.set(token, { principal, expiresAt: payload.exp * 1000 });

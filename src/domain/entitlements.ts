@@ -55,6 +55,31 @@ export function catalogState(entitlement: EntitlementFacts | undefined, now: Dat
   return status;
 }
 
+/** What a self-serve trial needs to know of an earlier entitlement to the same product. */
+export interface TrialHistory extends EntitlementFacts {
+  trial_started_at: Date | null;
+  /** Set by an operator's revoke; only an operator's grant clears it. */
+  revoked_at: Date | null;
+}
+
+/** Why a self-serve trial may not start; each is answered as 409 with this code. */
+export type TrialRefusal = 'already_entitled' | 'trial_used' | 'product_revoked';
+
+/**
+ * Whether a tenant may start the trial of a product it has this history with. A trial is once
+ * per tenant and product, ever. A revocation is an operator's decision that self-service must
+ * not undo: asking sales afterwards turns the row into a request but leaves revoked_at, so the
+ * revocation still stands until an operator grants the product again. A revoked trial answers
+ * trial_used, as it did before revocations were checked: clients already switch on that code.
+ */
+export function trialRefusal(existing: TrialHistory | undefined, now: Date): TrialRefusal | null {
+  if (!existing) return null;
+  if (effectiveStatus(existing, now) === 'active') return 'already_entitled';
+  if (existing.trial_started_at !== null) return 'trial_used';
+  if (existing.revoked_at !== null) return 'product_revoked';
+  return null;
+}
+
 export function trialEnd(start: Date, trialDays: number): Date {
   return new Date(start.getTime() + trialDays * DAY_MS);
 }

@@ -221,6 +221,15 @@ export const apiKeyRoutes: FastifyPluginAsyncTypebox<ApiKeyRoutesOptions> = asyn
         const old = await findApiKey(tx, request.params.id, true);
         if (!old) throw notFound('API key');
         if (old.revoked_at) throw new AppError(409, 'key_revoked', { detail: 'a revoked key cannot be rotated' });
+        // A key has one successor: a second rotation during the grace would leave two live keys
+        // that both claim to replace it, and the lineage of the old one lost. Checked before the
+        // expiry, because the remedy is the same whether the grace is still running or not.
+        if (old.rotated_to) {
+          throw new AppError(409, 'key_rotated', {
+            detail: 'this key was already rotated; rotate its successor (rotated_to) instead',
+            extensions: { rotated_to: old.rotated_to },
+          });
+        }
         if (old.expires_at && old.expires_at <= now) throw new AppError(409, 'key_expired', { detail: 'an expired key cannot be rotated' });
         const tenant = (await holdTenant(tx, old.tenant_id))!;
         // The successor lives as long as its predecessor was meant to: rotating is not renewing.

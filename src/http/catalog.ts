@@ -3,7 +3,15 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import Type from 'typebox';
 import { findProduct, type Catalog, type Product } from '../domain/catalog.js';
-import { catalogState, daysLeft, effectiveStatus, trialEnd, USABLE_TENANT_STATUSES } from '../domain/entitlements.js';
+import {
+  catalogState,
+  daysLeft,
+  effectiveStatus,
+  trialEnd,
+  trialRefusal,
+  USABLE_TENANT_STATUSES,
+  type TrialRefusal,
+} from '../domain/entitlements.js';
 import type { Database } from '../store/database.js';
 import {
   findEntitlement,
@@ -42,6 +50,13 @@ export interface CatalogRoutesOptions {
 }
 
 const conflict = (code: string, detail: string) => new AppError(409, code, { detail });
+
+/** What each refusal of a trial tells the tenant; the code is what clients switch on. */
+const TRIAL_REFUSALS: Record<TrialRefusal, (code: string) => string> = {
+  already_entitled: (code) => `the tenant already has ${code}`,
+  trial_used: (code) => `the tenant has already had its ${code} trial`,
+  product_revoked: (code) => `an operator revoked ${code} for this tenant; ask sales to restore it`,
+};
 
 function toRequest(row: ProductRequestRow): ProductRequest {
   return {
@@ -215,10 +230,8 @@ export const catalogRoutes: FastifyPluginAsyncTypebox<CatalogRoutesOptions> = as
           });
         }
         const existing = await findEntitlement(tx, tenantId, code, true);
-        if (existing && effectiveStatus(existing, now) === 'active') {
-          throw conflict('already_entitled', `the tenant already has ${code}`);
-        }
-        if (existing?.trial_started_at) throw conflict('trial_used', `the tenant has already had its ${code} trial`);
+        const refusal = trialRefusal(existing, now);
+        if (refusal) throw conflict(refusal, TRIAL_REFUSALS[refusal](code));
         const endsAt = trialEnd(now, trialDays);
         const started = await startTrial(tx, tenantId, code, now, endsAt);
         await recordChange(

@@ -27,8 +27,15 @@ export function decodeCursor(cursor: string, size: number, valid: (part: string,
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
+// Times exactly as toISOString() writes them for the years 0001 to 9999. JavaScript dates reach
+// further (year 0, negative years, "+275760-09-13T00:00:00.000Z"), and toISOString() writes
+// those too, but no stored time is outside these years (PostgreSQL refuses year 0 and cannot
+// read the six-digit forms), so such a cursor was forged and must not reach the database.
+const ISSUED_TIMESTAMP = /^(?!0000)\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+
 /** Times exactly as this service writes them (millisecond ISO); anything else was not issued here. */
 const isIssuedTimestamp = (text: string) => {
+  if (!ISSUED_TIMESTAMP.test(text)) return false;
   const time = Date.parse(text);
   return !Number.isNaN(time) && new Date(time).toISOString() === text;
 };

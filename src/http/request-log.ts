@@ -2,14 +2,42 @@
 // URL, which may carry identifiers and has unbounded cardinality), status, duration, request id
 // (bound by the child logger), the caller and the tenant concerned. Fastify's own pair of
 // "incoming"/"completed" lines is replaced.
+//
+// The line is written for refused requests too, before or after validation, so nothing in it is
+// taken from the request as sent: the tenant id only when it is a UUID as the routes accept it
+// (written lowercase, the form the database returns), the caller's names cut to a bound. A
+// request naming a megabyte of "tenant_id" must not become a megabyte of log.
 import { LogController, type FastifyReply, type FastifyRequest } from 'fastify';
 import { observeRequest } from '../observability/metrics.js';
 
-/** The tenant a request names (path, query or body), as the routes call it. */
-function tenantOf(request: FastifyRequest): string | undefined {
-  const named = (part: unknown) => (part as { tenant_id?: unknown } | undefined)?.tenant_id;
-  const id = named(request.params) ?? named(request.query) ?? named(request.body);
-  return typeof id === 'string' ? id : undefined;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * The longest principal and principal_name written. Tokens are checked to hold no longer ones
+ * (src/auth/principal.ts); this bound holds whatever the principal's source.
+ */
+export const LOGGED_NAME_MAX_LENGTH = 255;
+
+/** The request part's own tenant_id, if it has one (a body may be any JSON value). */
+function namedIn(part: unknown): { id: unknown } | undefined {
+  return typeof part === 'object' && part !== null && Object.hasOwn(part, 'tenant_id')
+    ? { id: (part as { tenant_id: unknown }).tenant_id }
+    : undefined;
+}
+
+/**
+ * The tenant a request names (path, query or body, as the routes call it): its id, lowercase;
+ * null when it names one that is not a UUID; undefined when it names none.
+ */
+function tenantOf(request: FastifyRequest): string | null | undefined {
+  const named = namedIn(request.params) ?? namedIn(request.query) ?? namedIn(request.body);
+  if (named === undefined) return undefined;
+  return typeof named.id === 'string' && UUID.test(named.id) ? named.id.toLowerCase() : null;
+}
+
+/** The text cut to LOGGED_NAME_MAX_LENGTH code points (never inside a character). */
+function bounded(text: string): string {
+  return text.length <= LOGGED_NAME_MAX_LENGTH ? text : Array.from(text).slice(0, LOGGED_NAME_MAX_LENGTH).join('');
 }
 
 const QUIETER_THAN_INFO = new Set(['warn', 'error', 'fatal', 'silent']);
@@ -26,14 +54,16 @@ export class RequestLog extends LogController {
     // Below info, skip building the line at all: this runs on every request of the hot paths.
     if (!error && QUIETER_THAN_INFO.has(reply.log.level)) return;
     const principal = request.principal;
+    const named = tenantOf(request);
     const line = {
       method: request.method,
       route: request.routeOptions.url ?? 'unmatched',
       status: reply.statusCode,
       duration_ms: Math.round(reply.elapsedTime * 10) / 10,
-      tenant_id: tenantOf(request) ?? principal?.tenantId ?? null,
-      principal: principal ? principal.sub : null,
-      principal_name: principal ? principal.name : null,
+      // A request that names a tenant concerns that one, or (named badly) none: not the caller's.
+      tenant_id: named === undefined ? (principal?.tenantId ?? null) : named,
+      principal: principal ? bounded(principal.sub) : null,
+      principal_name: principal ? bounded(principal.name) : null,
     };
     if (error) reply.log.error({ ...line, err: error }, 'request failed');
     else reply.log.info(line, 'request');

@@ -2,6 +2,23 @@
 // implementations: HttpAdapter speaks the Admin REST API; MockAdapter (no KEYCLOAK_ADMIN_URL)
 // records what it was asked and answers deterministically, for dev and tests.
 
+/**
+ * The organization attribute naming the tenant an organization was made for. Provisioning sets
+ * it on the organizations it creates and adopts an existing organization only when it names
+ * the tenant being provisioned: an alias alone proves nothing, anyone with manage-realm (or a
+ * tenant deleted and its slug taken again) can have made an organization with it.
+ */
+export const TENANT_ATTRIBUTE = 'tenant_id';
+
+/** Whether Keycloak attributes ({key: [values]}) name exactly this tenant, and only it. */
+export function namesTenant(attributes: unknown, tenantId: string): boolean {
+  if (typeof attributes !== 'object' || attributes === null) return false;
+  const values = (attributes as Record<string, unknown>)[TENANT_ATTRIBUTE];
+  if (!Array.isArray(values) || values.length !== 1) return false;
+  const [value] = values as unknown[];
+  return typeof value === 'string' && value.toLowerCase() === tenantId.toLowerCase();
+}
+
 export interface ProvisionRequest {
   tenantId: string;
   /** The organization alias; immutable in Keycloak once created. */

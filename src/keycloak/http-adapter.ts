@@ -3,7 +3,15 @@
 // answers 401 (Keycloak gives this grant no refresh token). Each call has its own timeout and all
 // of them share the caller's signal, so a hung Keycloak cannot hold a tenant creation.
 import { keycloakCalls } from '../observability/metrics.js';
-import { KeycloakError, type KeycloakAdapter, type KeycloakErrorType, type ProvisionRequest, type ProvisionStep } from './adapter.js';
+import {
+  KeycloakError,
+  namesTenant,
+  TENANT_ATTRIBUTE,
+  type KeycloakAdapter,
+  type KeycloakErrorType,
+  type ProvisionRequest,
+  type ProvisionStep,
+} from './adapter.js';
 
 export interface HttpAdapterOptions {
   baseUrl: string;
@@ -146,18 +154,26 @@ export class HttpAdapter implements KeycloakAdapter {
 
   private async organizationId(request: ProvisionRequest, signal: AbortSignal): Promise<string> {
     const created = await this.call('organization', 'POST', '/organizations', signal, {
-      json: { name: request.name, alias: request.slug, enabled: true },
+      json: { name: request.name, alias: request.slug, enabled: true, attributes: { [TENANT_ATTRIBUTE]: [request.tenantId] } },
       accept: [409],
     });
     if (created.status !== 409) return idFromLocation(created, 'organization');
     await created.body?.cancel();
-    // The alias exists already (an earlier, interrupted run): reuse that organization.
-    const found = await this.json<Array<{ id: string; alias?: string }>>(
+    // The name or alias exists already. An earlier, interrupted run for this tenant made it, and
+    // then it carries this tenant's id; any other organization is not adopted, or this tenant's
+    // admin would join someone else's organization. Searches answer brief representations by
+    // default, which leave the attributes out.
+    const found = await this.json<Array<{ id: string; alias?: string; attributes?: unknown }>>(
       'organization',
-      await this.call('organization', 'GET', '/organizations', signal, { query: { q: `alias:${request.slug}`, exact: 'true' } }),
+      await this.call('organization', 'GET', '/organizations', signal, {
+        query: { q: `alias:${request.slug}`, exact: 'true', briefRepresentation: 'false' },
+      }),
     );
     const organization = found.find((candidate) => candidate.alias === request.slug);
     if (!organization) throw new KeycloakError('conflict', 'organization', 'another organization has this name', 409);
+    if (!namesTenant(organization.attributes, request.tenantId)) {
+      throw new KeycloakError('conflict', 'organization', `the organization with this alias does not carry this tenant's ${TENANT_ATTRIBUTE}`, 409);
+    }
     return organization.id;
   }
 

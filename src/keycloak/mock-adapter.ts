@@ -1,7 +1,9 @@
 // Keycloak for dev and tests without one: remembers every provisioning it was asked for and
-// answers with ids derived from the request, so the same tenant always gets the same ids.
+// answers with ids derived from the request, so the same tenant always gets the same ids. Like
+// the HTTP adapter, it adopts an organization it already made only for the tenant it was made
+// for: another tenant asking for the same alias is a conflict at the organization step.
 import { createHash } from 'node:crypto';
-import type { KeycloakAdapter, ProvisionRequest, ProvisionResult } from './adapter.js';
+import { KeycloakError, TENANT_ATTRIBUTE, type KeycloakAdapter, type ProvisionRequest, type ProvisionResult } from './adapter.js';
 
 /** A UUID-shaped id from a name, stable across runs (like a v5 UUID, without the namespace fuss). */
 function stableId(kind: string, name: string): string {
@@ -12,14 +14,23 @@ function stableId(kind: string, name: string): string {
 export class MockAdapter implements KeycloakAdapter {
   readonly kind = 'mock' as const;
   readonly provisioned: ProvisionRequest[] = [];
+  /** The organizations made, by alias, with the tenant each names (Keycloak's tenant_id attribute). */
+  readonly organizations = new Map<string, { id: string; tenantId: string }>();
 
   constructor(private readonly realmUrl: string) {}
 
   async provision(request: ProvisionRequest): Promise<ProvisionResult> {
     this.provisioned.push(request);
+    const existing = this.organizations.get(request.slug);
+    if (existing && existing.tenantId !== request.tenantId) {
+      const reason = `the organization with this alias does not carry this tenant's ${TENANT_ATTRIBUTE}`;
+      throw new KeycloakError('conflict', 'organization', reason, 409);
+    }
+    const organization = existing ?? { id: stableId('organization', request.slug), tenantId: request.tenantId };
+    this.organizations.set(request.slug, organization);
     const userId = stableId('user', request.adminEmail.toLowerCase());
     return {
-      organizationId: stableId('organization', request.slug),
+      organizationId: organization.id,
       userId,
       inviteUrl: `${this.realmUrl}/login-actions/action-token?mock=${userId}`,
     };

@@ -1,7 +1,13 @@
 // principalFromClaims: what a verified token's claims grant. No server, no keys: claims in,
 // principal out.
 import { describe, expect, it } from 'vitest';
-import { principalFromClaims, type PrincipalSettings } from '../../src/auth/principal.js';
+import {
+  NAME_MAX_LENGTH,
+  principalFromClaims,
+  SUBJECT_MAX_LENGTH,
+  UnusableClaimsError,
+  type PrincipalSettings,
+} from '../../src/auth/principal.js';
 
 const SETTINGS: PrincipalSettings = {
   roles: { platformAdmin: 'platform_admin', itAdmin: 'IT_ADMIN', service: 'registry_service' },
@@ -165,9 +171,30 @@ describe('sub and name', () => {
     expect(principal({ sub: '4a1c-user' }).sub).toBe('4a1c-user');
   });
 
-  it('falls back to "unknown" without a usable sub', () => {
-    expect(principalFromClaims({}, SETTINGS).sub).toBe('unknown');
-    expect(principalFromClaims({ sub: 12 }, SETTINGS).sub).toBe('unknown');
+  it(`takes a sub of exactly ${SUBJECT_MAX_LENGTH} characters, and any printable text`, () => {
+    expect(principal({ sub: 'x'.repeat(SUBJECT_MAX_LENGTH) }).sub).toHaveLength(SUBJECT_MAX_LENGTH);
+    expect(principal({ sub: 'auth0|5f7c8ec7c33c6c004bbafe82' }).sub).toBe('auth0|5f7c8ec7c33c6c004bbafe82');
+    expect(principal({ sub: 'Zoë 🦊' }).sub).toBe('Zoë 🦊');
+  });
+
+  // Each of these would otherwise have been the same caller, "unknown": one rate-limit bucket and
+  // one idempotency namespace for everyone whose token lacks a usable subject.
+  it.each<[string, Record<string, unknown>, RegExp]>([
+    ['no sub', {}, /must be a string/],
+    ['a number', { sub: 12 }, /must be a string/],
+    ['null', { sub: null }, /must be a string/],
+    ['a list', { sub: ['u-1'] }, /must be a string/],
+    ['an object', { sub: { id: 'u-1' } }, /must be a string/],
+    ['an empty string', { sub: '' }, /must not be empty/],
+    [`${SUBJECT_MAX_LENGTH + 1} characters`, { sub: 'x'.repeat(SUBJECT_MAX_LENGTH + 1) }, /longer than 255/],
+    ['a megabyte', { sub: 'x'.repeat(1 << 20) }, /longer than 255/],
+    ['a NUL character', { sub: 'u-\u0000-1' }, /control character/],
+    ['a newline', { sub: 'u-1\nadmin' }, /control character/],
+    ['an unpaired surrogate', { sub: 'u-\ud800' }, /unpaired surrogate/],
+  ])('refuses %s as sub with UnusableClaimsError', (_case, claims, reason) => {
+    const refuse = () => principalFromClaims({ preferred_username: 'someone', ...claims }, SETTINGS);
+    expect(refuse).toThrow(UnusableClaimsError);
+    expect(refuse).toThrow(reason);
   });
 
   const ALL = { sub: 'sub-1', preferred_username: 'uname', name: 'Full Name', client_id: 'cid', azp: 'azp-client' };
@@ -184,8 +211,22 @@ describe('sub and name', () => {
     expect(principalFromClaims(claims, SETTINGS).name).toBe(expected);
   });
 
-  it('is "unknown" when nothing names the caller', () => {
-    expect(principalFromClaims({}, SETTINGS).name).toBe('unknown');
+  it('is the sub when nothing else names the caller', () => {
+    expect(principalFromClaims({ sub: 'sub-only' }, SETTINGS).name).toBe('sub-only');
+  });
+
+  it(`is cut to ${NAME_MAX_LENGTH} characters, never inside a character`, () => {
+    expect(principal({ preferred_username: 'n'.repeat(10_000) }).name).toBe('n'.repeat(NAME_MAX_LENGTH));
+    const emoji = principal({ name: '🦊'.repeat(NAME_MAX_LENGTH + 1) }).name;
+    expect(Array.from(emoji)).toHaveLength(NAME_MAX_LENGTH);
+    expect(emoji.isWellFormed()).toBe(true);
+  });
+
+  it('skips a name with a control character or an unpaired surrogate for the next claim', () => {
+    expect(principal({ preferred_username: 'olga\u0000', name: 'Olga' }).name).toBe('Olga');
+    expect(principal({ preferred_username: '\udc00', client_id: 'cid' }).name).toBe('cid');
+    // The kind still follows the claims as they are.
+    expect(principal({ client_id: 'bad\nclient' })).toMatchObject({ kind: 'service', name: 'u-1' });
   });
 });
 

@@ -246,12 +246,45 @@ describe('refused tokens', () => {
     // Keycloak's ID tokens carry typ "ID"; only access tokens ("Bearer") may call the API.
     ['an ID token rather than an access token', (i) => i.mint({ ...identities.platformAdmin(), typ: 'ID' }), /not an access token/],
     ['a token without a subject', (i) => i.mint({ realm_access: { roles: ['platform_admin'] } }), /"sub"/],
+    // jose's requiredClaims checks only that "sub" is present; a token whose sub names nobody
+    // would make every such caller one and the same principal.
+    ['a numeric subject', (i) => i.mint({ ...identities.platformAdmin(), sub: 12 as unknown as string }), /"sub" claim must be a string/],
+    ['a null subject', (i) => i.mint({ ...identities.platformAdmin(), sub: null as unknown as string }), /"sub" claim must be a string/],
+    ['an empty subject', (i) => i.mint({ ...identities.platformAdmin(), sub: '' }), /"sub" claim must not be empty/],
+    ['a subject of 256 characters', (i) => i.mint({ ...identities.platformAdmin(), sub: 's'.repeat(256) }), /longer than 255/],
+    ['a subject of 64 KiB', (i) => i.mint({ ...identities.platformAdmin(), sub: 's'.repeat(65_536) }), /longer than 255/],
+    ['a subject with a NUL', (i) => i.mint({ ...identities.platformAdmin(), sub: 'operator\u00001' }), /control character/],
   ];
 
   it.each(cases)('%s', async (_case, forge, reason) => {
     const verifier = verifierFor(issuer.url);
     const error = await refusal(verifier.verify(await forge(issuer)));
     expect(error.reason).toMatch(reason);
+  });
+
+  it('accepts a subject of exactly 255 characters', async () => {
+    const principal = await verifierFor(issuer.url).verify(await issuer.mint({ ...identities.platformAdmin(), sub: 's'.repeat(255) }));
+    expect(principal.sub).toBe('s'.repeat(255));
+  });
+
+  it('makes the service answer 401 invalid_token to a token whose subject names nobody, however it is sent', async () => {
+    const verifier = verifierFor(issuer.url);
+    // Refused before any query, so the service gets a database that has none.
+    const server = await startServerOn(NO_DATABASE, { auth: { verifier, devIssuer: null } });
+    started.push(server);
+    for (const sub of [undefined, '', 7, 'x'.repeat(256)]) {
+      const token = await issuer.mint({ ...identities.platformAdmin(), sub: sub as string });
+      // Twice: a refused token is not remembered as some principal, on the connection or in the cache.
+      for (let attempt = 0; attempt < 2; attempt += 1) {
+        const answer = await client(server.url, token).post('/v1/tenants', {
+          body: { slug: 'anonymous-co', name: 'Anonymous' },
+          headers: { 'idempotency-key': 'same-key-for-everyone' },
+        });
+        expect(answer.status).toBe(401);
+        expect(problemOf(answer).code).toBe('unauthorized');
+        expect(answer.headers.get('www-authenticate')).toBe('Bearer error="invalid_token"');
+      }
+    }
   });
 
   it('accepts a Keycloak access token marked typ Bearer', async () => {

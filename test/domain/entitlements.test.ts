@@ -5,8 +5,10 @@ import {
   effectiveStatus,
   isUsable,
   trialEnd,
+  trialRefusal,
   usableProducts,
   type EntitlementFacts,
+  type TrialHistory,
 } from '../../src/domain/entitlements.js';
 import { TENANT_STATUSES } from '../../src/domain/lifecycle.js';
 
@@ -72,5 +74,30 @@ describe('catalog state', () => {
     expect(catalogState(trial(at(-DAY)), NOW)).toBe('expired');
     expect(catalogState(plain('requested'), NOW)).toBe('requested');
     expect(catalogState(plain('revoked'), NOW)).toBeNull();
+  });
+});
+
+describe('whether a self-serve trial may start', () => {
+  const history = (facts: Partial<TrialHistory>): TrialHistory => ({
+    product: 'risk',
+    status: 'requested',
+    trial_ends_at: null,
+    trial_started_at: null,
+    revoked_at: null,
+    ...facts,
+  });
+
+  it.each<[string, TrialHistory | undefined, string | null]>([
+    ['no history', undefined, null],
+    ['an open sales request', history({}), null],
+    ['an active grant', history({ status: 'active' }), 'already_entitled'],
+    ['a running trial', history({ status: 'trial', trial_started_at: at(-DAY), trial_ends_at: at(DAY) }), 'trial_used'],
+    ['an expired trial', history({ status: 'trial', trial_started_at: at(-20 * DAY), trial_ends_at: at(-DAY) }), 'trial_used'],
+    ['a revoked trial', history({ status: 'revoked', trial_started_at: at(-DAY), trial_ends_at: at(DAY), revoked_at: NOW }), 'trial_used'],
+    ['a revoked grant', history({ status: 'revoked', revoked_at: at(-DAY) }), 'product_revoked'],
+    ['a sales request made after a revocation', history({ status: 'requested', revoked_at: at(-DAY) }), 'product_revoked'],
+    ['a grant after a revocation (which clears it)', history({ status: 'active', revoked_at: null }), 'already_entitled'],
+  ])('%s', (_case, existing, refusal) => {
+    expect(trialRefusal(existing, NOW)).toBe(refusal);
   });
 });

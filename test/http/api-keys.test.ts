@@ -463,6 +463,63 @@ eachDriver('API keys', (driver) => {
       expect(await events(tenant.id, 'api_key.rotated')).toEqual([]);
     });
 
+    it('answers 409 key_rotated for a key in its rotation grace, naming the successor, writing nothing', async () => {
+      const tenant = await createTenant(api);
+      const old = await createKey(tenant.id, { name: 'Rolled' });
+      const first = await rotate(old.id, { grace_seconds: 3600 });
+      expect(first.status).toBe(201);
+      const stored = await storedRow(old.id);
+      const keysBefore = await listed(tenant.id, '&include_revoked=true');
+      const eventsBefore = await events(tenant.id, 'api_key.*');
+
+      setClock(START + 60_000);
+      for (const body of [{ grace_seconds: 3600 }, {}, { grace_seconds: 0 }]) {
+        const problem = expectProblem(await rotate(old.id, body), 409, 'key_rotated');
+        expect(problem.rotated_to).toBe(first.body.id);
+        expect(problem.detail).toMatch(/successor/);
+        expect(problem.key).toBeUndefined();
+      }
+      // An IT admin of the tenant is refused the same way.
+      const itAdmin = await server.as(identities.itAdmin(tenant.id));
+      expectProblem(await itAdmin.post(`/v1/api-keys/${old.id}/rotate`, { body: {} }), 409, 'key_rotated');
+
+      expect(await storedRow(old.id)).toEqual(stored);
+      expect(await listed(tenant.id, '&include_revoked=true')).toEqual(keysBefore);
+      expect(await events(tenant.id, 'api_key.*')).toEqual(eventsBefore);
+      // Both keys keep answering as the one rotation left them.
+      expect((await verify(old.key)).code).toBe('VALID');
+      expect((await verify(first.body.key)).code).toBe('VALID');
+
+      // The successor is what rotates next, and the chain goes on from there.
+      const second = await rotate(first.body.id, { grace_seconds: 60 });
+      expect(second.status).toBe(201);
+      expect((await storedRow(first.body.id)).rotated_to).toBe(second.body.id);
+      expect((await storedRow(old.id)).rotated_to).toBe(first.body.id);
+    });
+
+    it('answers key_rotated, not key_expired, for a rotated key whose grace has ended', async () => {
+      const tenant = await createTenant(api);
+      const old = await createKey(tenant.id);
+      const fresh = await rotate(old.id);
+      expect(fresh.status).toBe(201);
+      expect((await verify(old.key)).code).toBe('EXPIRED');
+      expect(problemOf(await rotate(old.id))).toMatchObject({ code: 'key_rotated', rotated_to: fresh.body.id });
+      expect(await listed(tenant.id)).toHaveLength(2);
+    });
+
+    it('rotates once of ten concurrent rotations of one key', async () => {
+      const tenant = await createTenant(api);
+      const old = await createKey(tenant.id);
+      const answers = await Promise.all(Array.from({ length: 10 }, () => rotate(old.id, { grace_seconds: 600 })));
+      expect(answers.map((answer) => answer.status).sort()).toEqual([201, ...Array.from({ length: 9 }, () => 409)]);
+      const winner = answers.find((answer) => answer.status === 201)!;
+      for (const answer of answers.filter((a) => a.status === 409)) {
+        expect(problemOf(answer)).toMatchObject({ code: 'key_rotated', rotated_to: winner.body.id });
+      }
+      expect(await listed(tenant.id)).toHaveLength(2);
+      expect(await events(tenant.id, 'api_key.rotated')).toHaveLength(1);
+    });
+
     it('answers 404 for an unknown key', async () => {
       expectProblem(await rotate(NO_SUCH_KEY), 404, 'not_found');
     });

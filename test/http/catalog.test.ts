@@ -472,13 +472,65 @@ eachDriver('catalog', (driver) => {
       expect(await entitlementOf(tenant.id, 'training')).toMatchObject({ status: 'active', trial_ends_at: null });
     });
 
-    it('allows the trial of a product that was granted without one and then revoked', async () => {
+    // A revocation is an operator's decision: the tenant cannot undo it with a self-serve trial,
+    // also not by asking sales first (which turns the revoked row into a request).
+    it.each([
+      ['an operator revoked a grant the tenant never trialled', async (tenantId: string) => {
+        await grant(tenantId, 'training');
+        await revoke(tenantId, 'training');
+      }],
+      ['the tenant asked sales again after the revocation', async (tenantId: string) => {
+        await grant(tenantId, 'training');
+        await revoke(tenantId, 'training');
+        expect((await askSales(tenantId, 'training')).status).toBe(202);
+      }],
+      ['an operator revoked the sales request', async (tenantId: string) => {
+        expect((await askSales(tenantId, 'training')).status).toBe(202);
+        await revoke(tenantId, 'training');
+      }],
+    ])('refuses a trial when %s: 409 product_revoked, writing nothing, the key still NOT_ENTITLED', async (_case, history) => {
+      const tenant = await createTenant(api);
+      const itAdmin = await server.as(identities.itAdmin(tenant.id));
+      const created = await api.post<{ key: string }>('/v1/api-keys', { body: { tenant_id: tenant.id, name: 'headless' } });
+      expect(created.status).toBe(201);
+      const service = await server.as(identities.service());
+      const verdict = async () => {
+        const answer = await service.post<{ valid: boolean; code: string }>('/v1/internal/api-keys/verify', {
+          body: { key: created.body.key, product: 'training' },
+        });
+        expect(answer.status).toBe(200);
+        return answer.body;
+      };
+      await history(tenant.id);
+      expect(await verdict()).toMatchObject({ valid: false, code: 'NOT_ENTITLED' });
+      const row = async () => (await server.db.query('SELECT * FROM tenant_products WHERE tenant_id = $1', [tenant.id]))[0];
+      const stored = await row();
+      const before = await eventCount();
+
+      for (const caller of [itAdmin, api]) {
+        const problem = expectProblem(await startTrial(tenant.id, 'training', caller), 409, 'product_revoked');
+        expect(problem.detail).toContain('training');
+      }
+      expect(await eventCount()).toBe(before);
+      expect(await row()).toEqual(stored);
+      expect(await verdict()).toMatchObject({ valid: false, code: 'NOT_ENTITLED' });
+      expect(await stateOf(tenant.id, 'training')).toMatchObject({ trial_ends_at: null, days_left: null });
+    });
+
+    it('answers trial_used, not product_revoked, for a trial an operator revoked', async () => {
+      const tenant = await createTenant(api);
+      expect((await startTrial(tenant.id, 'training')).status).toBe(201);
+      await revoke(tenant.id, 'training');
+      expectProblem(await startTrial(tenant.id, 'training'), 409, 'trial_used');
+    });
+
+    it('answers already_entitled once an operator granted a revoked product back', async () => {
       const tenant = await createTenant(api);
       await grant(tenant.id, 'training');
       await revoke(tenant.id, 'training');
-      const answer = await startTrial(tenant.id, 'training');
-      expect(answer.status).toBe(201);
-      expect(answer.body).toMatchObject({ status: 'trial', trial_ends_at: iso(START + 30 * DAY_MS) });
+      await grant(tenant.id, 'training');
+      expectProblem(await startTrial(tenant.id, 'training'), 409, 'already_entitled');
+      expect(await entitlementOf(tenant.id, 'training')).toMatchObject({ status: 'active' });
     });
 
     it.each(['api', 'portal'])('refuses a trial of %s, which offers none: 409 trial_not_offered', async (product) => {

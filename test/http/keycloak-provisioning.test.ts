@@ -2,6 +2,7 @@
 // Keycloak stub. A tenant is created whatever Keycloak does, within the budget; a failure is
 // recorded on the tenant and in the audit log and the retry endpoint completes it without
 // duplicates. The mock adapter's invite link is answered in dev only; /readyz reports Keycloak.
+import { randomUUID } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { AuditEvent } from '../../src/http/schemas/audit.js';
 import type { Tenant } from '../../src/http/schemas/tenant.js';
@@ -100,6 +101,8 @@ eachDriver('Keycloak provisioning', (driver) => {
     const { organization, user } = expectProvisionedOnce(body.slug, body.admin_email);
     expect(tenant.keycloak_org_id).toBe(organization.id);
     expect(organization).toMatchObject({ alias: body.slug, name: body.name });
+    // The organization names its tenant, so a later run can tell it from anyone else's.
+    expect(organization.attributes).toEqual({ tenant_id: [tenant.id] });
     expect(user).toMatchObject({ firstName: 'Grace', lastName: 'Hopper' });
     // The app runs in dev, yet a real Keycloak never hands out the link.
     expect(created.body).not.toHaveProperty('invite_url');
@@ -220,6 +223,53 @@ eachDriver('Keycloak provisioning', (driver) => {
       const { body, tenant } = await createWhileFailing({ error_type: 'unavailable', step: 'invite', status: '500' });
       expect(stub.state.organizations.filter((o) => o.alias === body.slug)).toHaveLength(1);
       await retryAndComplete(tenant.id, body);
+    });
+  });
+
+  // An organization with the tenant's alias is adopted only when it carries the tenant's id;
+  // anything else is a conflict at the organization step, recorded and retriable, and nothing
+  // of the other organization is touched (no member added to it, no mail sent for it).
+  describe("an organization with the alias that is not this tenant's", () => {
+    it.each<[string, Record<string, string[]>]>([
+      ["another tenant's id", { tenant_id: [randomUUID()] }],
+      ['no tenant id (made by hand)', {}],
+    ])('carrying %s: 201, provisioning failed as a conflict at organization, the organization untouched', async (_case, attributes) => {
+      const body = newTenantBody();
+      const squatter = stub.addOrganization({ name: `Squatter ${body.slug}`, alias: body.slug, attributes });
+      const before = structuredClone(squatter);
+
+      const created = await api.post<Created>('/v1/tenants', { body });
+      expect(created.status).toBe(201);
+      const { tenant } = created.body;
+      expect(tenant).toMatchObject({ keycloak_provisioning: 'failed', keycloak_org_id: null });
+      expect(await actionsOf(tenant.id)).toEqual(['tenant.created', 'keycloak.provision_failed']);
+      const [failed] = await eventsOf(tenant.id, 'keycloak.provision_failed');
+      expect(failed?.fields).toMatchObject({ error_type: 'conflict', step: 'organization', status: '409' });
+      expect(failed?.fields?.reason).toMatch(/tenant_id/);
+
+      const stillFailing = await retry(tenant.id);
+      expect(stillFailing.status).toBe(502);
+      expect(problemIn(stillFailing)).toMatchObject({ code: 'keycloak_failed', error_type: 'conflict', step: 'organization' });
+      expect(await actionsOf(tenant.id)).toEqual(['tenant.created', 'keycloak.provision_failed', 'keycloak.provision_failed']);
+      expect(stub.state.organizations.filter((o) => o.alias === body.slug)).toEqual([before]);
+      expect(stub.state.users.filter((u) => u.email === body.admin_email)).toEqual([]);
+      expect(stub.state.emails.filter((e) => e.to === body.admin_email)).toEqual([]);
+      expect((await api.get<Tenant>(`/v1/tenants/${tenant.id}`)).body).toMatchObject({ keycloak_provisioning: 'failed', keycloak_org_id: null });
+    });
+
+    it('is retriable: once the organization carries the tenant id, the retry adopts it', async () => {
+      const body = newTenantBody();
+      const manual = stub.addOrganization({ name: body.name, alias: body.slug });
+      const created = await api.post<Created>('/v1/tenants', { body });
+      expect(created.body.tenant.keycloak_provisioning).toBe('failed');
+
+      // What an operator does after checking the organization really is this tenant's.
+      manual.attributes = { tenant_id: [created.body.tenant.id] };
+      const retried = await retry(created.body.tenant.id);
+      expect(retried.status).toBe(200);
+      expect(retried.body.tenant).toMatchObject({ keycloak_provisioning: 'done', keycloak_org_id: manual.id });
+      expectProvisionedOnce(body.slug, body.admin_email);
+      expect((await actionsOf(created.body.tenant.id)).at(-1)).toBe('keycloak.invite_sent');
     });
   });
 

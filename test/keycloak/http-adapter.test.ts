@@ -116,7 +116,13 @@ describe('HttpAdapter: a fresh provisioning', () => {
       client_secret: SECRET,
     });
     for (const admin of stub.requests.slice(1)) expect(admin.authorization).toBe('bearer');
-    expect(JSON.parse(createOrg!.body)).toEqual({ name: request.name, alias: request.slug, enabled: true });
+    expect(JSON.parse(createOrg!.body)).toEqual({
+      name: request.name,
+      alias: request.slug,
+      enabled: true,
+      attributes: { tenant_id: [request.tenantId] },
+    });
+    expect(organization.attributes).toEqual({ tenant_id: [request.tenantId] });
     expect(findUser!.query).toEqual({ email: request.adminEmail, exact: 'true' });
     expect(JSON.parse(createUser!.body)).toEqual({
       username: request.adminEmail,
@@ -215,9 +221,10 @@ describe('HttpAdapter: provisioning again after a failure completes without dupl
     expect(created('/members')).toHaveLength(1);
     const reached = steps.findIndex(([s]) => s === step);
     if (reached > steps.findIndex(([s]) => s === 'organization')) {
-      // The organization exists: its alias answers 409 and the organization is looked up by alias.
+      // The organization exists: its alias answers 409 and the organization is looked up by
+      // alias, in full, to see that it carries this tenant's id.
       const lookup = rerun.find((r) => r.method === 'GET' && r.path === `${REALM_PATH}/organizations`);
-      expect(lookup?.query).toEqual({ q: `alias:${request.slug}`, exact: 'true' });
+      expect(lookup?.query).toEqual({ q: `alias:${request.slug}`, exact: 'true', briefRepresentation: 'false' });
       expect(rerun.find((r) => r.method === 'POST' && r.path.endsWith('/organizations'))?.status).toBe(409);
     }
     if (reached > steps.findIndex(([s]) => s === 'user')) {
@@ -237,12 +244,24 @@ describe('HttpAdapter: provisioning again after a failure completes without dupl
     expectProvisionedOnce(request, result);
   });
 
-  it('reuses an organization that already has the alias', async () => {
+  it("reuses an organization that has the alias and carries this tenant's id", async () => {
     const request = provisionRequest();
-    const existing = stub.addOrganization({ name: request.name, alias: request.slug });
+    const existing = stub.addOrganization({ name: request.name, alias: request.slug, attributes: { tenant_id: [request.tenantId] } });
     const result = await provision(adapterFor(), request);
     expect(result.organizationId).toBe(existing.id);
     expectProvisionedOnce(request, result);
+  });
+
+  it('reuses it under another name, and with other attributes beside the tenant id', async () => {
+    const request = provisionRequest();
+    const existing = stub.addOrganization({
+      name: `Renamed ${request.slug}`,
+      alias: request.slug,
+      attributes: { tenant_id: [request.tenantId.toUpperCase()], plan: ['pro'] },
+    });
+    const result = await provision(adapterFor(), request);
+    expect(result.organizationId).toBe(existing.id);
+    expect(existing.members).toHaveLength(1);
   });
 });
 
@@ -314,6 +333,40 @@ describe('HttpAdapter: failures are typed by kind and step', () => {
     expect(kindOf(error)).toEqual({ type: 'conflict', step: 'organization' });
     expect(stub.state.organizations).toHaveLength(1);
     expect(stub.state.users).toHaveLength(0);
+  });
+
+  // Only an organization made for this tenant is adopted: an alias is no proof, anyone with
+  // manage-realm can make one, and a slug freed by a deleted tenant can be taken again.
+  it.each<[string, (tenantId: string) => Record<string, string[]>]>([
+    ['no attributes at all', () => ({})],
+    ['attributes, but no tenant_id', () => ({ plan: ['pro'] })],
+    ["another tenant's id", () => ({ tenant_id: [randomUUID()] })],
+    ["this tenant's id beside another's", (tenantId) => ({ tenant_id: [tenantId, randomUUID()] })],
+    ['an empty tenant_id', () => ({ tenant_id: [] })],
+    ["this tenant's id under another key", (tenantId) => ({ tenant: [tenantId] })],
+  ])('an organization with the alias carrying %s: conflict at organization, nothing else done', async (_case, attributesFor) => {
+    const request = provisionRequest();
+    const foreign = stub.addOrganization({ name: `Someone else ${request.slug}`, alias: request.slug, attributes: attributesFor(request.tenantId) });
+    const before = structuredClone(foreign);
+    const error = await failureOf(provision(adapterFor(), request));
+    expect(kindOf(error)).toEqual({ type: 'conflict', step: 'organization' });
+    expect(error.status).toBe(409);
+    expect(error.message).toMatch(/tenant_id/);
+    expect(stub.state.organizations).toEqual([before]);
+    expect(stub.state.users).toEqual([]);
+    expect(stub.state.emails).toEqual([]);
+    expect(callsSince().slice(1)).toEqual(['POST ~/organizations', 'GET ~/organizations']);
+  });
+
+  it('an organization made by hand is adopted once an operator gives it the tenant id', async () => {
+    const request = provisionRequest();
+    const manual = stub.addOrganization({ name: request.name, alias: request.slug });
+    const adapter = adapterFor();
+    expect(kindOf(await failureOf(provision(adapter, request)))).toEqual({ type: 'conflict', step: 'organization' });
+    manual.attributes = { tenant_id: [request.tenantId] };
+    const result = await provision(adapter, request);
+    expect(result.organizationId).toBe(manual.id);
+    expectProvisionedOnce(request, result);
   });
 
   it('a username taken by a user with another email: conflict at user', async () => {

@@ -152,6 +152,37 @@ describe('organizations', () => {
     expect(stub.state.organizations.map((o) => o.alias)).toEqual(['acme']);
   });
 
+  it('keeps attributes as lists of strings, leaves them out of brief representations, and finds by them', async () => {
+    const tenantId = '7d7e3f0e-8f5c-4c1e-9a8e-2f3c1b0a9d11';
+    const created = await admin('POST', '/organizations', {
+      body: { name: 'Acme', alias: 'acme', attributes: { tenant_id: [tenantId], plan: ['pro', 'trial'], empty: [] } },
+    });
+    const id = idFrom(created, 'organizations');
+    await createOrganization('Other', 'other');
+    // A key without values is not kept: Keycloak stores one row per value.
+    expect((await admin('GET', `/organizations/${id}`)).body.attributes).toEqual({ tenant_id: [tenantId], plan: ['pro', 'trial'] });
+
+    // Searches answer brief representations unless told otherwise.
+    const brief = await admin<Record<string, unknown>[]>('GET', '/organizations?q=alias:acme');
+    expect(brief.body).toHaveLength(1);
+    expect(brief.body[0]).not.toHaveProperty('attributes');
+    const full = await admin<Record<string, unknown>[]>('GET', '/organizations?q=alias:acme&exact=true&briefRepresentation=false');
+    expect(full.body.map((o) => o.attributes)).toEqual([{ tenant_id: [tenantId], plan: ['pro', 'trial'] }]);
+
+    const ids = async (q: string) => (await admin<{ id: string }[]>('GET', `/organizations?q=${encodeURIComponent(q)}`)).body.map((o) => o.id);
+    expect(await ids(`tenant_id:${tenantId}`)).toEqual([id]);
+    expect(await ids(`alias:acme tenant_id:${tenantId}`)).toEqual([id]);
+    expect(await ids('plan:trial')).toEqual([id]);
+    expect(await ids('tenant_id:2b1c7e55-0d7a-4f0e-8d7e-5a1f3c9b8e42')).toEqual([]);
+    expect(await ids(`alias:other tenant_id:${tenantId}`)).toEqual([]);
+
+    // An update without attributes leaves them; one with attributes replaces them all.
+    expect((await admin('PUT', `/organizations/${id}`, { body: { name: 'Acme', alias: 'acme' } })).status).toBe(204);
+    expect(stub.state.organizations[0]!.attributes).toEqual({ tenant_id: [tenantId], plan: ['pro', 'trial'] });
+    expect((await admin('PUT', `/organizations/${id}`, { body: { name: 'Acme', attributes: { plan: ['pro'] } } })).status).toBe(204);
+    expect((await admin('GET', `/organizations/${id}`)).body.attributes).toEqual({ plan: ['pro'] });
+  });
+
   it('searches by name or domain, exact or not, paged by first and max (default 10)', async () => {
     for (let i = 0; i < 12; i += 1) await createOrganization(`Org ${String(i).padStart(2, '0')}`, `org-${i}`);
     const names = async (query: string) =>

@@ -378,11 +378,16 @@ export async function startKeycloakStub(options: KeycloakStubOptions = {}): Prom
     return domains;
   };
 
+  /**
+   * Attributes as Keycloak keeps them: one stored row per value, so a key whose list holds no
+   * value is not kept at all (it reads back absent, not as an empty list).
+   */
   const readAttributes = (value: unknown): Record<string, string[]> => {
     const attributes: Record<string, string[]> = {};
     if (!isRecord(value)) return attributes;
     for (const [key, values] of Object.entries(value)) {
-      if (Array.isArray(values)) attributes[key] = values.filter((v): v is string => typeof v === 'string');
+      const kept = Array.isArray(values) ? values.filter((v): v is string => typeof v === 'string') : [];
+      if (kept.length > 0) attributes[key] = kept;
     }
     return attributes;
   };

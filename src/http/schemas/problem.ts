@@ -24,6 +24,7 @@ export const ProblemSchema = Type.Object(
     current_status: Type.Optional(Type.String({ description: 'with invalid_transition, tenant_inactive: the tenant\'s status' })),
     error_type: Type.Optional(Type.String({ description: 'with keycloak_failed: conflict, unauthorized, unavailable or bad_request' })),
     step: Type.Optional(Type.String({ description: 'with keycloak_failed: the provisioning step that failed' })),
+    rotated_to: Type.Optional(Type.String({ description: 'with key_rotated: the id of the key that replaced this one, to rotate instead' })),
   },
   { $id: PROBLEM_SCHEMA_ID, title: 'Problem' },
 );
