@@ -26,6 +26,11 @@ export interface ProvisionRequest {
   name: string;
   adminEmail: string;
   adminName: string | null;
+  /**
+   * The organization an earlier provisioning of this tenant made, as the registry recorded it.
+   * Organizations made before they were tagged with tenant_id are adopted by this id instead.
+   */
+  knownOrganizationId: string | null;
 }
 
 export interface ProvisionResult {

@@ -171,7 +171,8 @@ export class HttpAdapter implements KeycloakAdapter {
     );
     const organization = found.find((candidate) => candidate.alias === request.slug);
     if (!organization) throw new KeycloakError('conflict', 'organization', 'another organization has this name', 409);
-    if (!namesTenant(organization.attributes, request.tenantId)) {
+    // One this registry recorded for the tenant predates the tag, and is the tenant's own.
+    if (organization.id !== request.knownOrganizationId && !namesTenant(organization.attributes, request.tenantId)) {
       throw new KeycloakError('conflict', 'organization', `the organization with this alias does not carry this tenant's ${TENANT_ATTRIBUTE}`, 409);
     }
     return organization.id;

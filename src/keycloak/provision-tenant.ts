@@ -30,7 +30,14 @@ export async function provisionTenant(
   let error: KeycloakError | null = null;
   try {
     result = await deps.keycloak.provision(
-      { tenantId: tenant.id, slug: tenant.slug, name: tenant.name, adminEmail: admin.email, adminName: admin.name },
+      {
+        tenantId: tenant.id,
+        slug: tenant.slug,
+        name: tenant.name,
+        adminEmail: admin.email,
+        adminName: admin.name,
+        knownOrganizationId: tenant.keycloak_org_id,
+      },
       AbortSignal.timeout(deps.budgetMs),
     );
   } catch (caught) {

@@ -36,7 +36,14 @@ function adapterFor(options: Partial<HttpAdapterOptions> = {}): HttpAdapter {
 
 function provisionRequest(): ProvisionRequest {
   const slug = randomSlug('acme');
-  return { tenantId: randomUUID(), slug, name: `Acme ${slug}`, adminEmail: `it.${slug}@acme.example.com`, adminName: 'Ada King Lovelace' };
+  return {
+    tenantId: randomUUID(),
+    slug,
+    name: `Acme ${slug}`,
+    adminEmail: `it.${slug}@acme.example.com`,
+    adminName: 'Ada King Lovelace',
+    knownOrganizationId: null,
+  };
 }
 
 const provision = (adapter: HttpAdapter, request: ProvisionRequest, signal = AbortSignal.timeout(10_000)) =>
@@ -366,6 +373,17 @@ describe('HttpAdapter: failures are typed by kind and step', () => {
     manual.attributes = { tenant_id: [request.tenantId] };
     const result = await provision(adapter, request);
     expect(result.organizationId).toBe(manual.id);
+    expectProvisionedOnce(request, result);
+  });
+
+  it('an organization the registry recorded for this tenant before organizations were tagged is adopted by its id', async () => {
+    const request = provisionRequest();
+    const earlier = stub.addOrganization({ name: request.name, alias: request.slug });
+    // Another organization's id would prove nothing: the alias must lead to the recorded one.
+    const elsewhere = await failureOf(provision(adapterFor(), { ...request, knownOrganizationId: randomUUID() }));
+    expect(kindOf(elsewhere)).toEqual({ type: 'conflict', step: 'organization' });
+    const result = await provision(adapterFor(), { ...request, knownOrganizationId: earlier.id });
+    expect(result.organizationId).toBe(earlier.id);
     expectProvisionedOnce(request, result);
   });
 

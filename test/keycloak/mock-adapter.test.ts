@@ -12,6 +12,7 @@ const request = (overrides: Partial<ProvisionRequest> = {}): ProvisionRequest =>
   name: 'Acme',
   adminEmail: 'it@acme.example.com',
   adminName: null,
+  knownOrganizationId: null,
   ...overrides,
 });
 

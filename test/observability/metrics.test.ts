@@ -100,13 +100,13 @@ describe('Keycloak call metrics', () => {
       });
       const before = await metricsRegistry.metrics();
       await adapter.provision(
-        { tenantId: 't', slug: 'metrics-org', name: 'Metrics Org', adminEmail: 'it@metrics.example.com', adminName: null },
+        { tenantId: 't', slug: 'metrics-org', name: 'Metrics Org', adminEmail: 'it@metrics.example.com', adminName: null, knownOrganizationId: null },
         AbortSignal.timeout(5000),
       );
       stub.fail({ method: 'PUT' }, '500');
       await expect(
         adapter.provision(
-          { tenantId: 't', slug: 'metrics-org', name: 'Metrics Org', adminEmail: 'it@metrics.example.com', adminName: null },
+          { tenantId: 't', slug: 'metrics-org', name: 'Metrics Org', adminEmail: 'it@metrics.example.com', adminName: null, knownOrganizationId: null },
           AbortSignal.timeout(5000),
         ),
       ).rejects.toMatchObject({ step: 'invite' });
