@@ -85,9 +85,9 @@ const rateLimited = (detail: string, retryAfterS: number) =>
   new AppError(429, 'rate_limited', { detail: `${detail}; retry after ${retryAfterS} s`, headers: { 'retry-after': String(retryAfterS) } });
 
 /** Counts the request against its caller's budget in `scope`; 429 past `limit`, nothing at 0. */
-function perCaller(counter: Counter, clock: () => number, scope: string, limit: number) {
+function perCaller(counter: Counter, clock: () => number, scope: string, limit: number): Hook {
   const refuse = (retryAfterS: number) => rateLimited(`more than ${limit} requests a minute from this caller`, retryAfterS);
-  return (request: FastifyRequest, done: HookHandlerDoneFunction) => {
+  return (request, _reply, done) => {
     if (limit <= 0) return done();
     const outcome = counter.hit(`${scope}:${request.principal?.sub ?? 'anonymous'}`, limit, clock());
     if (!(outcome instanceof Promise)) return done(outcome.allowed ? undefined : refuse(outcome.retryAfterS));
@@ -195,8 +195,7 @@ export function registerRateLimits(app: FastifyInstance, limiting: RateLimiting 
   const internal = perCaller(counter, clock, 'internal', limits.internalPerMinute);
   const user = perCaller(counter, clock, 'public', limits.publicPerMinute);
   const service = perCaller(counter, clock, 'service', limits.servicePerMinute);
-  const internalHook: Hook = (request, _reply, done) => internal(request, done);
-  const publicHook: Hook = (request, _reply, done) => (request.principal?.isService ? service : user)(request, done);
+  const publicHook: Hook = (request, reply, done) => (request.principal?.isService ? service : user)(request, reply, done);
 
   app.addHook('onRoute', (route) => {
     const access = route.config?.access;
@@ -207,7 +206,7 @@ export function registerRateLimits(app: FastifyInstance, limiting: RateLimiting 
     }
     const isInternal = route.url.startsWith('/v1/internal/');
     const limited = isInternal ? limits.internalPerMinute > 0 : limits.publicPerMinute > 0 || limits.servicePerMinute > 0;
-    if (limited) route.onRequest = [...asArray(route.onRequest), isInternal ? internalHook : publicHook];
+    if (limited) route.onRequest = [...asArray(route.onRequest), isInternal ? internal : publicHook];
   });
 }
 
