@@ -209,6 +209,7 @@ async function benchDriver(driver: DriverName, options: Options, load: LoadSetti
       LOG_LEVEL: 'warn',
       API_KEY_PEPPER: pepper,
       RATE_LIMIT_PER_MINUTE: '999999999',
+      RATE_LIMIT_SERVICE_PER_MINUTE: '999999999',
       RATE_LIMIT_INTERNAL_PER_MINUTE: '999999999',
     };
     const start = async (extra: { nodeArgs?: string[] } = {}) => {

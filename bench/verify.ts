@@ -173,6 +173,7 @@ async function main(): Promise<void> {
       LOG_LEVEL: 'warn',
       API_KEY_PEPPER: pepper,
       RATE_LIMIT_PER_MINUTE: '999999999',
+      RATE_LIMIT_SERVICE_PER_MINUTE: '999999999',
       RATE_LIMIT_INTERNAL_PER_MINUTE: '999999999',
     };
     let database: ScratchDatabase | null = null;

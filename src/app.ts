@@ -15,7 +15,7 @@ import { registerAccessControl } from './http/access.js';
 import { devTokenRoutes } from './http/dev-token.js';
 import { registerHeavyReads, type HeavyReadLimits } from './http/heavy-reads.js';
 import { registerIdempotency } from './http/idempotency.js';
-import { registerRateLimits, type Counter, type RateLimits } from './http/rate-limit.js';
+import { registerRateLimits, type RateLimiting } from './http/rate-limit.js';
 import { answerFrameworkError, registerErrorHandler } from './http/error-handler.js';
 import { auditRoutes } from './http/audit.js';
 import { catalogRoutes } from './http/catalog.js';
@@ -43,7 +43,7 @@ export interface AppDeps {
   /** The heavy-read budget (audit export and verify); DEFAULT_HEAVY_READS when absent. */
   heavyReads?: HeavyReadLimits;
   /** Rate limiting; none when absent (tests that do not test it). */
-  rateLimits?: { counter: Counter; limits: RateLimits };
+  rateLimits?: RateLimiting;
   /** Serve GET /metrics on this app (the default); false when it has a listener of its own. */
   metricsOnMainPort?: boolean;
   /** Set when the process is about to stop: readiness answers 503 so the load balancer moves on. */
@@ -103,7 +103,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   registerNotFoundHandler(app);
   registerJsonParser(app);
   registerAccessControl(app, deps.auth.verifier);
-  registerRateLimits(app, deps.rateLimits?.counter ?? null, deps.rateLimits?.limits ?? { publicPerMinute: 0, internalPerMinute: 0 });
+  registerRateLimits(app, deps.rateLimits ?? null, deps.auth.verifier);
   registerHeavyReads(app, deps.heavyReads ?? DEFAULT_HEAVY_READS);
   registerIdempotency(app, deps.db, deps.clock ?? (() => new Date()));
   await registerOpenApi(app, SERVICE_VERSION);

@@ -125,6 +125,24 @@ const EnvSchema = Type.Object(
       pattern: '^[0-9]{1,9}$',
       description: 'requests per caller per minute on /v1/internal, 0 for no limit',
     }),
+    RATE_LIMIT_SERVICE_PER_MINUTE: Type.String({
+      // Per service account on the public /v1 routes: the portal's backend resolves the tenant by
+      // slug on every portal request through one account. One replica serves at most 46,310
+      // by-slug requests a second (BENCHMARKS.md, 2 vCPUs), 2.8 million a minute: 3 million binds
+      // only after the service itself has. With REDIS_URL all replicas share it: multiply.
+      default: '3000000',
+      pattern: '^[0-9]{1,9}$',
+      description: 'requests per service account per minute on the public /v1 routes, 0 for no limit',
+    }),
+    RATE_LIMIT_AUTH_FAILURES_PER_MINUTE: Type.String({
+      // Per source address (an IPv6 /64): 401s a minute before tokens not yet verified are refused
+      // unchecked. Two a second is far beyond honest clients (an expired token fails once, then is
+      // refreshed), and caps what an address buys at 120 signature checks (~250 µs each): a flood
+      // needs some 2,000 addresses to keep one core busy.
+      default: '120',
+      pattern: '^[0-9]{1,9}$',
+      description: 'failed authentications per source address per minute, 0 for no limit',
+    }),
     METRICS_ADDR: Type.String({
       default: '',
       pattern: '^$|^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9.-]*):[0-9]{1,5}$',
@@ -191,7 +209,7 @@ export interface Config {
   headersTimeoutMs: number;
   /** PostgreSQL (DATABASE_URL) only: PGlite has one connection and no statement timer. */
   pool: { size: number; statementTimeoutMs: number };
-  rateLimits: { publicPerMinute: number; internalPerMinute: number };
+  rateLimits: { publicPerMinute: number; servicePerMinute: number; internalPerMinute: number; authFailuresPerMinute: number };
   /** null: /metrics is served on the main listener. */
   metricsListen: { host: string; port: number } | null;
   /** null: rate limits are counted in each replica. */
@@ -312,7 +330,12 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     requestTimeoutMs: Number(env.REQUEST_TIMEOUT_SECONDS) * 1000,
     headersTimeoutMs: Number(env.HEADERS_TIMEOUT_SECONDS) * 1000,
     pool: { size: Number(env.DB_POOL_SIZE), statementTimeoutMs: Number(env.DB_STATEMENT_TIMEOUT_MS) },
-    rateLimits: { publicPerMinute: Number(env.RATE_LIMIT_PER_MINUTE), internalPerMinute: Number(env.RATE_LIMIT_INTERNAL_PER_MINUTE) },
+    rateLimits: {
+      publicPerMinute: Number(env.RATE_LIMIT_PER_MINUTE),
+      servicePerMinute: Number(env.RATE_LIMIT_SERVICE_PER_MINUTE),
+      internalPerMinute: Number(env.RATE_LIMIT_INTERNAL_PER_MINUTE),
+      authFailuresPerMinute: Number(env.RATE_LIMIT_AUTH_FAILURES_PER_MINUTE),
+    },
     redisUrl: env.REDIS_URL === '' ? null : env.REDIS_URL,
     metricsListen: env.METRICS_ADDR === '' ? null : parseListen(env.METRICS_ADDR, 'METRICS_ADDR'),
     shutdownDrainMs: Number(env.SHUTDOWN_DRAIN_SECONDS) * 1000,

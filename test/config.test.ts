@@ -22,7 +22,7 @@ describe('loadConfig', () => {
       requestTimeoutMs: 30_000,
       headersTimeoutMs: 10_000,
       pool: { size: 10, statementTimeoutMs: 5000 },
-      rateLimits: { publicPerMinute: 600, internalPerMinute: 600000 },
+      rateLimits: { publicPerMinute: 600, servicePerMinute: 3_000_000, internalPerMinute: 600000, authFailuresPerMinute: 120 },
       redisUrl: null,
       metricsListen: null,
       shutdownDrainMs: 5000,

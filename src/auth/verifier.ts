@@ -29,6 +29,11 @@ export class IssuerUnavailableError extends Error {
 
 export interface TokenVerifier {
   verify(token: string): Promise<Principal>;
+  /**
+   * The principal of a token verified before and not expired since, found without verifying
+   * anything; undefined otherwise. Optional: a verifier without it knows no token in advance.
+   */
+  known?(token: string): Principal | undefined;
 }
 
 export interface VerifierOptions extends PrincipalSettings {
@@ -50,12 +55,18 @@ function isKeyFetchFailure(error: unknown): boolean {
 export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
   const now = options.now ?? Date.now;
   const cache = new Map<string, { principal: Principal; expiresAt: number }>();
+  const known = (token: string) => {
+    const cached = cache.get(token);
+    if (cached && cached.expiresAt > now()) return cached.principal;
+    if (cached) cache.delete(token);
+    return undefined;
+  };
 
   return {
+    known,
     async verify(token) {
-      const cached = cache.get(token);
-      if (cached && cached.expiresAt > now()) return cached.principal;
-      if (cached) cache.delete(token);
+      const cached = known(token);
+      if (cached) return cached;
 
       let payload;
       try {

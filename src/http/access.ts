@@ -68,7 +68,7 @@ function bearerToken(request: FastifyRequest): string | undefined {
 const lastOnConnection = new WeakMap<object, { header: string; principal: Principal; expiresAt: number }>();
 
 /** The principal this connection's previous request proved, when this one sends the same header. */
-function rememberedPrincipal(request: FastifyRequest): Principal | undefined {
+export function rememberedPrincipal(request: FastifyRequest): Principal | undefined {
   const last = lastOnConnection.get(request.raw.socket);
   return last && last.header === request.headers.authorization && last.expiresAt > Date.now() ? last.principal : undefined;
 }

@@ -383,6 +383,27 @@ describe('the cache of verified tokens', () => {
     const token = await own.mint(identities.platformAdmin(), { audience: 'account' });
     await refusal(verifier.verify(token));
     await refusal(verifier.verify(token));
+    expect(verifier.known!(token)).toBeUndefined();
+  });
+
+  it('says which tokens it knows, without checking any, until they expire', async () => {
+    let clock = Date.now();
+    let keyLookups = 0;
+    const verifier = verifierFor(issuer.url, {
+      now: () => clock,
+      wrapKeys: (keys) => (header, token) => {
+        keyLookups += 1;
+        return keys(header, token);
+      },
+    });
+    const token = await issuer.mint(identities.service(), { expiresIn: 120 });
+    expect(verifier.known!(token)).toBeUndefined();
+    const principal = await verifier.verify(token);
+    expect(verifier.known!(token)).toBe(principal);
+    expect(keyLookups).toBe(1);
+    clock = decodeJwt(token).exp! * 1000;
+    expect(verifier.known!(token)).toBeUndefined();
+    expect(keyLookups).toBe(1);
   });
 });
 

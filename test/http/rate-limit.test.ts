@@ -7,7 +7,7 @@ import { identities } from '../support/identities.js';
 import { startServerOn, type StartedApp } from '../support/server.js';
 
 const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
-const limits = { publicPerMinute: 5, internalPerMinute: 8 };
+const limits = { publicPerMinute: 5, servicePerMinute: 12, internalPerMinute: 8, authFailuresPerMinute: 3 };
 
 describe('rate limits', () => {
   let database: TestDatabase;
