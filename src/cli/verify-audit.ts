@@ -1,16 +1,19 @@
-// verify-audit <export.ndjson>: checks an audit export with no service and no database, as an
-// auditor would. Every event's hash is recomputed from its fields (the canonical form described
-// in the README), and every event whose predecessor is in the file must link to it. Prints one
-// line per chain and one per problem; exits 0 when every event checked, 1 on a broken event,
-// and also on positions missing inside a chain unless --partial says the export was filtered.
-// The file is read line by line; what is kept per event is its position and two hashes.
+// verify-audit [--partial] [--legacy] <export.ndjson>: checks an audit export with no service and
+// no database, as an auditor would. Every event's hash is recomputed from its fields (the
+// canonical form described in the README), and every event whose predecessor is in the file must
+// link to it. Prints one line per chain and one per problem; exits 0 when every event checked and
+// 1 on a broken event. Also 1, unless a flag says it is expected, on positions missing inside a
+// chain (--partial: the export was filtered) and on events without a hash at the start of a chain
+// (--legacy: rows from before hashing began, which nothing proves). The file is read line by
+// line; what is kept per event is its position and two hashes.
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { ExportVerifier, type ExportReport } from '../domain/audit-chain.js';
 import { fromAuditEvent } from '../http/audit-view.js';
 import type { AuditEvent } from '../http/schemas/audit.js';
 
-const USAGE = 'usage: verify-audit [--partial] <export.ndjson>';
+const USAGE = 'usage: verify-audit [--partial] [--legacy] <export.ndjson>';
+const FLAGS = ['--partial', '--legacy'];
 
 class UnreadableLine extends Error {}
 
@@ -47,7 +50,7 @@ async function verifyExportFile(path: string): Promise<ExportReport> {
   return verifier.finish();
 }
 
-function print(report: ExportReport, partial: boolean): boolean {
+function print(report: ExportReport, flags: { partial: boolean; legacy: boolean }): boolean {
   for (const chain of report.chains) {
     const missing = chain.missing > 0 ? `, ${chain.missing} positions missing` : '';
     const unhashed = chain.unhashed > 0 ? `, ${chain.unhashed} without a hash (legacy)` : '';
@@ -59,21 +62,25 @@ function print(report: ExportReport, partial: boolean): boolean {
     console.log(`BROKEN chain ${problem.chain} position ${problem.seq} (event ${problem.id}): ${problem.reason}`);
   }
   const gaps = report.chains.some((chain) => chain.missing > 0);
-  const ok = report.ok && (partial || !gaps);
-  if (report.ok && gaps && !partial) console.log('positions are missing: a filtered export? verify it with --partial');
+  const unhashed = report.chains.some((chain) => chain.unhashed > 0);
+  const ok = report.ok && (flags.partial || !gaps) && (flags.legacy || !unhashed);
+  if (report.ok && gaps && !flags.partial) console.log('positions are missing: a filtered export? verify it with --partial');
+  if (report.ok && unhashed && !flags.legacy) {
+    console.log('events without a hash lead a chain: rows from before hashing began? nothing proves them; accept them with --legacy');
+  }
   console.log(ok ? `ok: ${report.events} events verified` : `FAILED: ${report.events} events read`);
   return ok;
 }
 
 async function main(args: string[]): Promise<number> {
-  const partial = args.includes('--partial');
-  const files = args.filter((arg) => arg !== '--partial');
+  const flags = { partial: args.includes('--partial'), legacy: args.includes('--legacy') };
+  const files = args.filter((arg) => !FLAGS.includes(arg));
   if (files.length !== 1 || files[0]!.startsWith('-')) {
     console.error(USAGE);
     return 2;
   }
   try {
-    return print(await verifyExportFile(files[0]!), partial) ? 0 : 1;
+    return print(await verifyExportFile(files[0]!), flags) ? 0 : 1;
   } catch (error) {
     const reason = error instanceof UnreadableLine ? error.message : error instanceof Error ? error.message : String(error);
     console.error(`verify-audit: ${reason}`);

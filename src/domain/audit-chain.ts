@@ -87,7 +87,7 @@ export async function verifyChain(
  * positions missing between the first and last event of each chain, and each chain's last hash,
  * to compare with a receipt (the hash POST /v1/audit answered) or an earlier export.
  */
-export type ExportBreak = 'hash_mismatch' | 'link_mismatch' | 'duplicate_position';
+export type ExportBreak = 'hash_mismatch' | 'link_mismatch' | 'duplicate_position' | 'unhashed_event';
 
 export interface ExportProblem {
   chain: string;
@@ -99,7 +99,11 @@ export interface ExportProblem {
 export interface ExportChainSummary {
   key: string;
   events: number;
-  /** Events without a hash (legacy rows): present, but nothing proves their content. */
+  /**
+   * Events without a hash that may be legacy rows (canonical version 1, before every hashed
+   * event of the chain): present, but nothing proves their content. Any other event without a
+   * hash is a problem (unhashed_event): its hash was cleared.
+   */
   unhashed: number;
   first_seq: number;
   last_seq: number;
@@ -119,6 +123,8 @@ interface Link {
   id: string;
   hash: string | null;
   prev: string | null;
+  /** No hash, and of the version legacy rows have. */
+  legacy: boolean;
 }
 
 export class ExportVerifier {
@@ -133,8 +139,11 @@ export class ExportVerifier {
     this.chains.set(record.chain_key, positions);
     const problem = (reason: ExportBreak) => this.problems.push({ chain: record.chain_key, seq: record.chain_seq, id: record.id, reason });
     if (positions.has(record.chain_seq)) return void problem('duplicate_position');
+    // Legacy rows predate canonical version 2; a newer event always has a hash.
+    if (record.hash === null && record.canonical_version !== 1) problem('unhashed_event');
     if (record.hash !== null && hashRecord(record) !== record.hash) problem('hash_mismatch');
-    positions.set(record.chain_seq, { id: record.id, hash: record.hash, prev: record.prev_hash });
+    const legacy = record.hash === null && record.canonical_version === 1;
+    positions.set(record.chain_seq, { id: record.id, hash: record.hash, prev: record.prev_hash, legacy });
   }
 
   /** Checks the links between the events held, and sums up each chain. */
@@ -143,9 +152,14 @@ export class ExportVerifier {
     for (const [key, positions] of [...this.chains].sort(([a], [b]) => (a < b ? -1 : 1))) {
       const seqs = [...positions.keys()].sort((a, b) => a - b);
       let unhashed = 0;
+      let hashedSeen = false;
       for (const seq of seqs) {
         const link = positions.get(seq)!;
-        if (link.hash === null) unhashed += 1;
+        if (link.hash === null) {
+          // Legacy rows are of version 1 (add() reported any other) and lead their chain.
+          if (link.legacy && !hashedSeen) unhashed += 1;
+          else if (link.legacy) this.problems.push({ chain: key, seq, id: link.id, reason: 'unhashed_event' });
+        } else hashedSeen = true;
         // The first event of a chain, and the first hashed one after legacy rows, link to nothing.
         const before = seq === 1 ? { hash: null } : positions.get(seq - 1);
         if (before !== undefined && link.hash !== null && link.prev !== before.hash) {

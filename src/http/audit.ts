@@ -54,6 +54,16 @@ const READ_LOG: Access = { allow: ['platform_admin', 'it_admin'], tenant: tenant
 // budget; after this long without a byte moving it is cut. A client that reads at any pace
 // keeps it alive, and half a minute is far beyond a network hiccup.
 const EXPORT_STALL_MS = 30_000;
+// How often a running export is checked for a stall: the cut comes at most this late.
+const EXPORT_STALL_CHECK_MS = 1_000;
+
+/** The items of `source`, calling `onPull` as each is taken: how an export knows its client reads. */
+async function* pulled<T>(source: AsyncIterable<T>, onPull: () => void): AsyncGenerator<T> {
+  for await (const item of source) {
+    onPull();
+    yield item;
+  }
+}
 
 // Every id is a UUID of this length; the one an event gets does not change its size.
 const LARGEST_ID = '00000000-0000-0000-0000-000000000000';
@@ -173,15 +183,22 @@ export const auditRoutes: FastifyPluginAsyncTypebox<AuditRoutesOptions> = async 
     async (request, reply) => {
       const format = request.query.format ?? 'ndjson';
       const { contentType, extension } = EXPORT_FORMATS[format];
-      const events = scanEvents(db, filtersOf(request.query));
-      // The stream is pulled only as fast as the socket drains (backpressure); a client that
-      // stops reading altogether is cut after EXPORT_STALL_MS, freeing its heavy-read slot.
-      reply.raw.setTimeout(EXPORT_STALL_MS, () => request.raw.socket.destroy());
+      // The stream is pulled only as fast as the socket drains (backpressure): a client that
+      // stops reading stops the pulls, and one that has pulled nothing for EXPORT_STALL_MS is cut,
+      // freeing its heavy-read slot. (Node's own socket timeout fires late while a write is
+      // pending, at about twice its setting.)
+      let lastPull = Date.now();
+      const lines = Readable.from(pulled(exportLines(scanEvents(db, filtersOf(request.query)), format), () => (lastPull = Date.now())));
+      const watchdog = setInterval(() => {
+        if (Date.now() - lastPull > EXPORT_STALL_MS) request.raw.socket.destroy();
+      }, EXPORT_STALL_CHECK_MS);
+      watchdog.unref();
+      reply.raw.once('close', () => clearInterval(watchdog));
       return reply
         .type(contentType)
         .header('content-disposition', `attachment; filename="audit-${clock().toISOString().slice(0, 10)}.${extension}"`)
         // A stream is sent as is; the schema above documents what it carries.
-        .send(Readable.from(exportLines(events, format)) as unknown as string);
+        .send(lines as unknown as string);
     },
   );
 

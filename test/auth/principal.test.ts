@@ -248,10 +248,20 @@ it('builds the whole principal of a Keycloak service-account token', () => {
     sub: '9f1b2c3d-0000-4000-8000-000000000001',
     name: 'service-account-portal',
     kind: 'service',
+    client: 'portal',
     tenantId: null,
     isPlatformAdmin: false,
     isItAdmin: false,
     isService: true,
     expiresAt: 1_900_000_000_000,
   });
+});
+
+it.each([
+  ['azp, the client the token was issued to', { azp: 'portal', client_id: 'other' }, 'portal'],
+  ['client_id without azp', { client_id: 'billing' }, 'billing'],
+  ['clientId (older Keycloak) without azp', { clientId: 'erp' }, 'erp'],
+  ['nothing that names a client', {}, null],
+])('names the client from %s', (_case, claims, client) => {
+  expect(principalFromClaims({ sub: 'caller-1', exp: 1_900_000_000, ...claims }, SETTINGS).client).toBe(client);
 });

@@ -195,6 +195,7 @@ describe('a valid token', () => {
       sub: 'operator-1',
       name: 'olga.operator',
       kind: 'user',
+      client: null,
       tenantId: null,
       isPlatformAdmin: true,
       isItAdmin: false,
