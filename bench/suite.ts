@@ -146,7 +146,8 @@ async function seedDatabase(
     const scratch = await createScratchDatabase(adminUrl, 'tr_bench_suite');
     teardown.add(() => scratch.drop());
     db = openPg({ url: scratch.url, poolSize: 4 });
-    vars = { DATABASE_URL: scratch.url };
+    // The load is driven with tokens of the development issuer, on this scratch database.
+    vars = { DATABASE_URL: scratch.url, DEV_ISSUER_WITH_DATABASE: 'true' };
     postgres = scratch.serverVersion;
     where = `database ${scratch.name} on ${new URL(scratch.url).host}`;
   } else {

@@ -184,6 +184,8 @@ async function main(): Promise<void> {
       const migrated = await migrateUp(options.runtime, db.url);
       console.log(`  database ${db.name} on ${new URL(db.url).host}, migrate up: ${migrated.split('\n').length} migrations`);
       serviceVars.DATABASE_URL = db.url;
+      // The load is driven with tokens of the development issuer, on this scratch database.
+      serviceVars.DEV_ISSUER_WITH_DATABASE = 'true';
     } else {
       console.log('  database: embedded PGlite in the service process, in memory (migrated and seeded by the service at boot)');
     }

@@ -44,7 +44,7 @@ export interface AppDeps {
   heavyReads?: HeavyReadLimits;
   /** Rate limiting; none when absent (tests that do not test it). */
   rateLimits?: RateLimiting;
-  /** Serve GET /metrics on this app (the default); false when it has a listener of its own. */
+  /** Serve GET /metrics on this app (the default); false keeps it off this listener (METRICS_ON_MAIN_LISTENER). */
   metricsOnMainPort?: boolean;
   /** Set when the process is about to stop: readiness answers 503 so the load balancer moves on. */
   lifecycle?: { draining: boolean };

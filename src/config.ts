@@ -1,7 +1,7 @@
 // Environment -> one typed, validated configuration. The schema below is the single description
 // of every variable: its default, its rule and the hint printed when a value breaks the rule.
 // A bad value stops the process at boot; nothing falls back silently.
-import Type, { type Static } from 'typebox';
+import Type, { type Static, type TObject } from 'typebox';
 import Value from 'typebox/value';
 
 const oneOf = <const T extends string[]>(values: T, defaultValue: T[number]) =>
@@ -166,6 +166,17 @@ const EnvSchema = Type.Object(
       pattern: '^[0-9]{1,3}$',
       description: 'whole seconds, 0 to 999',
     }),
+    // Deliberate exceptions to what failClosed() below decides: turning Keycloak provisioning
+    // off, running the development issuer on a real database, serving /metrics on ADDR. Each is
+    // a value someone wrote down, so no deployment ends up open (or lying) by omission.
+    KEYCLOAK_PROVISIONING: oneOf(['on', 'off'], 'on'),
+    DEV_ISSUER_WITH_DATABASE: oneOf(['true', 'false'], 'false'),
+    METRICS_ON_MAIN_LISTENER: Type.Enum(['', 'true', 'false'], {
+      // Empty decides by APP_ENV: a developer scrapes localhost, a deployment keeps /metrics
+      // (routes, tenants' traffic, key verdicts) off the public listener.
+      default: '',
+      description: 'true or false (unset: true in dev without METRICS_ADDR, false otherwise)',
+    }),
   },
   { additionalProperties: true },
 );
@@ -173,15 +184,53 @@ const EnvSchema = Type.Object(
 type Env = Static<typeof EnvSchema>;
 type VariableName = keyof Env;
 
-/** Raised for a variable that breaks its rule; the message is one line and names the variable. */
 /** Every variable the configuration reads (tests start child processes without any of them). */
 export const CONFIG_VARIABLES: readonly string[] = Object.keys(EnvSchema.properties);
 
+/** One variable that breaks its rule, and what was expected of it. */
+export interface ConfigProblem {
+  variable: VariableName;
+  expected: string;
+}
+
+/**
+ * Raised for variables that break their rules. The message is one line: each problem as
+ * `invalid NAME: expected ...`, several joined by "; " in the order the rules ran (each value on
+ * its own first, then how values combine), so a problem reads the same alone or among others.
+ */
 export class ConfigError extends Error {
-  constructor(readonly variable: VariableName, expected: string) {
+  readonly problems: readonly ConfigProblem[];
+
+  constructor(variable: VariableName, expected: string, ...more: ConfigProblem[]) {
+    const problems = [{ variable, expected }, ...more];
     // The value itself is never echoed: DATABASE_URL and the client secret carry credentials.
-    super(`invalid ${variable}: expected ${expected}`);
+    super(problems.map((problem) => `invalid ${problem.variable}: expected ${problem.expected}`).join('; '));
     this.name = 'ConfigError';
+    this.problems = problems;
+  }
+
+  /** The first variable named (most of the time the only one). */
+  get variable(): VariableName {
+    return this.problems[0]!.variable;
+  }
+}
+
+/** What reading the environment found wrong: the first problem of each variable, which says the most. */
+class Problems {
+  private readonly found = new Map<VariableName, string>();
+
+  add(variable: VariableName, expected: string): void {
+    if (!this.found.has(variable)) this.found.set(variable, expected);
+  }
+
+  has(variable: VariableName): boolean {
+    return this.found.has(variable);
+  }
+
+  /** Throws one ConfigError naming every variable found, in the order found. */
+  throwIfAny(): void {
+    const [first, ...more] = [...this.found].map(([variable, expected]) => ({ variable, expected }));
+    if (first) throw new ConfigError(first.variable, first.expected, ...more);
   }
 }
 
@@ -194,9 +243,20 @@ export interface Config {
     audience: string | null;
     rolesClient: string;
     roles: { platformAdmin: string; itAdmin: string; service: string };
+    /** Dev only: the development issuer may run on a DATABASE_URL database (DEV_ISSUER_WITH_DATABASE). */
+    devIssuerWithDatabase: boolean;
   };
   database: { kind: 'postgres'; url: string } | { kind: 'embedded'; dataDir: string | null };
-  keycloak: { adminUrl: string; realm: string; clientId: string; clientSecret: string; provisionBudgetMs: number };
+  keycloak: {
+    /** off: every provisioning is refused and recorded as such; nothing reaches Keycloak. */
+    provisioning: Env['KEYCLOAK_PROVISIONING'];
+    /** Empty (dev only, provisioning on): the mock adapter. */
+    adminUrl: string;
+    realm: string;
+    clientId: string;
+    clientSecret: string;
+    provisionBudgetMs: number;
+  };
   /** The server-side secret of API key hashes; null (dev only) hashes with plain SHA-256. */
   apiKeyPepper: string | null;
   /** null: the catalog file shipped with the build. */
@@ -210,12 +270,20 @@ export interface Config {
   /** PostgreSQL (DATABASE_URL) only: PGlite has one connection and no statement timer. */
   pool: { size: number; statementTimeoutMs: number };
   rateLimits: { publicPerMinute: number; servicePerMinute: number; internalPerMinute: number; authFailuresPerMinute: number };
-  /** null: /metrics is served on the main listener. */
+  /** null: no listener of its own for /metrics. */
   metricsListen: { host: string; port: number } | null;
+  /** GET /metrics is served on the main listener (ADDR) too. */
+  metricsOnMainListener: boolean;
   /** null: rate limits are counted in each replica. */
   redisUrl: string | null;
   shutdownDrainMs: number;
   shutdownGraceMs: number;
+}
+
+/** What the migrate command reads: the database and the environment, nothing of the server's. */
+export interface MigrationConfig {
+  appEnv: Env['APP_ENV'];
+  database: Config['database'];
 }
 
 function hintFor(name: VariableName): string {
@@ -232,71 +300,133 @@ function isPostgresUrl(value: string): boolean {
   return url !== null && (url.protocol === 'postgres:' || url.protocol === 'postgresql:') && url.hostname !== '';
 }
 
-function parseListen(addr: string, variable: 'ADDR' | 'METRICS_ADDR' = 'ADDR'): { host: string; port: number } {
-  const cut = addr.lastIndexOf(':');
-  const host = addr.slice(0, cut).replace(/^\[|\]$/g, '');
-  const port = Number(addr.slice(cut + 1));
-  if (port > 65535) throw new ConfigError(variable, hintFor(variable));
-  // ":8090" means every interface, as in Go's net.Listen.
-  return { host: host === '' ? '0.0.0.0' : host, port };
+/** stage and prod: the environments where the fail-closed rules apply. */
+function isDeployed(appEnv: string): appEnv is 'stage' | 'prod' {
+  return appEnv === 'stage' || appEnv === 'prod';
 }
 
-/** Reads the environment (process.env by default) into a Config, or throws a ConfigError. */
-export function loadConfig(source: Record<string, string | undefined> = process.env): Config {
+/** An address that passed the schema's pattern: its port must also be one. */
+function hasValidPort(addr: string): boolean {
+  return Number(addr.slice(addr.lastIndexOf(':') + 1)) <= 65535;
+}
+
+function parseListen(addr: string): { host: string; port: number } {
+  const cut = addr.lastIndexOf(':');
+  const host = addr.slice(0, cut).replace(/^\[|\]$/g, '');
+  // ":8090" means every interface, as in Go's net.Listen.
+  return { host: host === '' ? '0.0.0.0' : host, port: Number(addr.slice(cut + 1)) };
+}
+
+/** The variables of `schema` from source, defaults applied; every value that breaks its rule is a problem. */
+function readEnvironment<S extends TObject>(schema: S, source: Record<string, string | undefined>, problems: Problems): Static<S> {
   // Unset and empty are the same thing for every variable here, as in the shell.
   const present = Object.fromEntries(
-    Object.keys(EnvSchema.properties)
+    Object.keys(schema.properties)
       .filter((name) => source[name] !== undefined && source[name] !== '')
       .map((name) => [name, source[name]]),
   );
-  const env = Value.Default(EnvSchema, present) as Env;
-  const firstError = Value.Errors(EnvSchema, env)[0];
-  if (firstError) {
-    const name = firstError.instancePath.slice(1) as VariableName;
-    throw new ConfigError(name, hintFor(name));
+  const env = Value.Default(schema, present) as Static<S>;
+  for (const error of Value.Errors(schema, env)) {
+    const name = error.instancePath.slice(1) as VariableName;
+    problems.add(name, hintFor(name));
+  }
+  return env;
+}
+
+type DatabaseEnv = Pick<Env, 'APP_ENV' | 'DATABASE_URL' | 'EMBEDDED_DB_DIR'>;
+
+/** The rules of the database variables, the same for the server and the migrate command. */
+function checkDatabase(env: DatabaseEnv, problems: Problems): void {
+  if (env.DATABASE_URL !== '' && !isPostgresUrl(env.DATABASE_URL)) {
+    problems.add('DATABASE_URL', hintFor('DATABASE_URL'));
+  }
+  if (env.DATABASE_URL !== '' && env.EMBEDDED_DB_DIR !== '') {
+    problems.add('EMBEDDED_DB_DIR', 'to be empty when DATABASE_URL is set');
+  }
+  // An embedded database outside dev would lose every tenant on restart without a word.
+  if (isDeployed(env.APP_ENV) && env.DATABASE_URL === '') {
+    problems.add('DATABASE_URL', `a postgres:// URL when APP_ENV is ${env.APP_ENV}`);
+  }
+}
+
+function databaseOf(env: DatabaseEnv): Config['database'] {
+  return env.DATABASE_URL !== ''
+    ? { kind: 'postgres', url: env.DATABASE_URL }
+    : { kind: 'embedded', dataDir: env.EMBEDDED_DB_DIR === '' ? null : env.EMBEDDED_DB_DIR };
+}
+
+/**
+ * What stage and prod refuse unless an exception is written down, and what no environment may
+ * combine: each rule closes a way for the service to run open, or to report what did not happen.
+ */
+function failClosed(env: Env, problems: Problems): void {
+  const deployed = isDeployed(env.APP_ENV);
+  // Without an audience, a token the realm minted for any of its other clients (the portal, a
+  // product) would be accepted here with the roles it carries.
+  if (deployed && env.KEYCLOAK_AUDIENCE === '') {
+    problems.add('KEYCLOAK_AUDIENCE', `the audience tokens must carry in aud when APP_ENV is ${env.APP_ENV}`);
+  }
+  // The mock adapter answers every provisioning "done" and would audit invitations nobody sent.
+  if (deployed && env.KEYCLOAK_PROVISIONING === 'on' && env.KEYCLOAK_ADMIN_URL === '') {
+    problems.add('KEYCLOAK_ADMIN_URL', `an http(s) URL of Keycloak when APP_ENV is ${env.APP_ENV}, or KEYCLOAK_PROVISIONING=off`);
+  }
+  // Provisioning off with an Admin API configured is two answers to one question.
+  if (env.KEYCLOAK_PROVISIONING === 'off' && env.KEYCLOAK_ADMIN_URL !== '') {
+    problems.add('KEYCLOAK_ADMIN_URL', 'to be empty when KEYCLOAK_PROVISIONING is off');
+  }
+  // Anyone who reaches POST /dev/token mints platform_admin tokens: fine for throwaway data,
+  // not for a database that may hold real tenants.
+  if (env.APP_ENV === 'dev' && env.KEYCLOAK_ISSUER === '' && env.DATABASE_URL !== '' && env.DEV_ISSUER_WITH_DATABASE !== 'true') {
+    problems.add('KEYCLOAK_ISSUER', 'an http(s) URL when DATABASE_URL is set, or DEV_ISSUER_WITH_DATABASE=true to run the development issuer on that database');
+  }
+  if (deployed && env.DEV_ISSUER_WITH_DATABASE === 'true') {
+    problems.add('DEV_ISSUER_WITH_DATABASE', `false when APP_ENV is ${env.APP_ENV}: the development issuer runs in dev only`);
+  }
+}
+
+/** Reads the environment (process.env by default) into a Config, or throws one ConfigError naming every bad variable. */
+export function loadConfig(source: Record<string, string | undefined> = process.env): Config {
+  const problems = new Problems();
+  const env = readEnvironment(EnvSchema, source, problems);
+  if (!problems.has('ADDR') && !hasValidPort(env.ADDR)) problems.add('ADDR', hintFor('ADDR'));
+  if (!problems.has('METRICS_ADDR') && env.METRICS_ADDR !== '' && !hasValidPort(env.METRICS_ADDR)) {
+    problems.add('METRICS_ADDR', hintFor('METRICS_ADDR'));
   }
   // Keycloak's issuer never ends in a slash, and tokens must name it exactly.
   env.KEYCLOAK_ISSUER = env.KEYCLOAK_ISSUER.replace(/\/+$/, '');
   if (env.KEYCLOAK_ISSUER !== '' && !isHttpUrl(env.KEYCLOAK_ISSUER)) {
-    throw new ConfigError('KEYCLOAK_ISSUER', hintFor('KEYCLOAK_ISSUER'));
+    problems.add('KEYCLOAK_ISSUER', hintFor('KEYCLOAK_ISSUER'));
   }
   if (env.KEYCLOAK_ADMIN_URL !== '' && !isHttpUrl(env.KEYCLOAK_ADMIN_URL)) {
-    throw new ConfigError('KEYCLOAK_ADMIN_URL', hintFor('KEYCLOAK_ADMIN_URL'));
-  }
-  if (env.DATABASE_URL !== '' && !isPostgresUrl(env.DATABASE_URL)) {
-    throw new ConfigError('DATABASE_URL', hintFor('DATABASE_URL'));
+    problems.add('KEYCLOAK_ADMIN_URL', hintFor('KEYCLOAK_ADMIN_URL'));
   }
   if (env.REDIS_URL !== '') {
     const url = URL.parse(env.REDIS_URL);
     if (!url || (url.protocol !== 'redis:' && url.protocol !== 'rediss:') || url.hostname === '') {
-      throw new ConfigError('REDIS_URL', hintFor('REDIS_URL'));
+      problems.add('REDIS_URL', hintFor('REDIS_URL'));
     }
   }
-  if (env.DATABASE_URL !== '' && env.EMBEDDED_DB_DIR !== '') {
-    throw new ConfigError('EMBEDDED_DB_DIR', 'to be empty when DATABASE_URL is set');
-  }
-  // An embedded database outside dev would lose every tenant on restart without a word.
-  if (env.APP_ENV !== 'dev' && env.DATABASE_URL === '') {
-    throw new ConfigError('DATABASE_URL', `a postgres:// URL when APP_ENV is ${env.APP_ENV}`);
-  }
+  checkDatabase(env, problems);
   // Without an issuer only the development issuer could sign tokens; it must never run for real.
-  if (env.APP_ENV !== 'dev' && env.KEYCLOAK_ISSUER === '') {
-    throw new ConfigError('KEYCLOAK_ISSUER', `an http(s) URL when APP_ENV is ${env.APP_ENV}`);
+  if (isDeployed(env.APP_ENV) && env.KEYCLOAK_ISSUER === '') {
+    problems.add('KEYCLOAK_ISSUER', `an http(s) URL when APP_ENV is ${env.APP_ENV}`);
   }
   // A half-configured Keycloak would fail every provisioning; say so at boot instead.
-  if (env.KEYCLOAK_ADMIN_URL !== '') {
+  if (env.KEYCLOAK_ADMIN_URL !== '' && env.KEYCLOAK_PROVISIONING === 'on') {
     for (const name of ['KEYCLOAK_CLIENT_ID', 'KEYCLOAK_CLIENT_SECRET'] as const) {
-      if (env[name] === '') throw new ConfigError(name, 'a value when KEYCLOAK_ADMIN_URL is set');
+      if (env[name] === '') problems.add(name, 'a value when KEYCLOAK_ADMIN_URL is set');
     }
   }
   // Without a pepper, a copy of the database alone could confirm a leaked key; fine for dev only.
   // Changing the pepper invalidates every stored key, so it is set once per environment.
   if (env.API_KEY_PEPPER !== '' && env.API_KEY_PEPPER.length < 32) {
-    throw new ConfigError('API_KEY_PEPPER', hintFor('API_KEY_PEPPER'));
+    problems.add('API_KEY_PEPPER', hintFor('API_KEY_PEPPER'));
   }
-  if (env.APP_ENV !== 'dev' && env.API_KEY_PEPPER === '') {
-    throw new ConfigError('API_KEY_PEPPER', `a secret of at least 32 characters when APP_ENV is ${env.APP_ENV}`);
+  if (isDeployed(env.APP_ENV) && env.API_KEY_PEPPER === '') {
+    problems.add('API_KEY_PEPPER', `a secret of at least 32 characters when APP_ENV is ${env.APP_ENV}`);
   }
+  failClosed(env, problems);
+  problems.throwIfAny();
 
   return {
     appEnv: env.APP_ENV,
@@ -310,12 +440,11 @@ export function loadConfig(source: Record<string, string | undefined> = process.
         itAdmin: env.ROLE_IT_ADMIN,
         service: env.ROLE_REGISTRY_SERVICE,
       },
+      devIssuerWithDatabase: env.DEV_ISSUER_WITH_DATABASE === 'true',
     },
-    database:
-      env.DATABASE_URL !== ''
-        ? { kind: 'postgres', url: env.DATABASE_URL }
-        : { kind: 'embedded', dataDir: env.EMBEDDED_DB_DIR === '' ? null : env.EMBEDDED_DB_DIR },
+    database: databaseOf(env),
     keycloak: {
+      provisioning: env.KEYCLOAK_PROVISIONING,
       adminUrl: env.KEYCLOAK_ADMIN_URL,
       realm: env.KEYCLOAK_REALM,
       clientId: env.KEYCLOAK_CLIENT_ID,
@@ -337,8 +466,27 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       authFailuresPerMinute: Number(env.RATE_LIMIT_AUTH_FAILURES_PER_MINUTE),
     },
     redisUrl: env.REDIS_URL === '' ? null : env.REDIS_URL,
-    metricsListen: env.METRICS_ADDR === '' ? null : parseListen(env.METRICS_ADDR, 'METRICS_ADDR'),
+    metricsListen: env.METRICS_ADDR === '' ? null : parseListen(env.METRICS_ADDR),
+    metricsOnMainListener:
+      env.METRICS_ON_MAIN_LISTENER === '' ? env.APP_ENV === 'dev' && env.METRICS_ADDR === '' : env.METRICS_ON_MAIN_LISTENER === 'true',
     shutdownDrainMs: Number(env.SHUTDOWN_DRAIN_SECONDS) * 1000,
     shutdownGraceMs: Number(env.SHUTDOWN_GRACE_SECONDS) * 1000,
   };
+}
+
+// An init container gets DATABASE_URL and no API key pepper or issuer: the migrate command reads
+// the database variables alone.
+const MigrationEnvSchema = Type.Pick(EnvSchema, ['APP_ENV', 'DATABASE_URL', 'EMBEDDED_DB_DIR']);
+
+/** The migrate command's configuration, checked by the same rules as the server's; or one ConfigError. */
+export function loadMigrationConfig(source: Record<string, string | undefined> = process.env): MigrationConfig {
+  const problems = new Problems();
+  const env = readEnvironment(MigrationEnvSchema, source, problems);
+  checkDatabase(env, problems);
+  // Migrating an in-memory database would change nothing that outlives the command.
+  if (env.DATABASE_URL === '' && env.EMBEDDED_DB_DIR === '') {
+    problems.add('DATABASE_URL', 'a postgres:// URL to migrate (or EMBEDDED_DB_DIR for a persistent embedded database)');
+  }
+  problems.throwIfAny();
+  return { appEnv: env.APP_ENV, database: databaseOf(env) };
 }

@@ -68,7 +68,7 @@ async function start(config: Config): Promise<void> {
     logger,
     lifecycle,
     rateLimits,
-    metricsOnMainPort: config.metricsListen === null,
+    metricsOnMainPort: config.metricsOnMainListener,
   });
   observeKeyCache(keys.verifier.cache);
   if (db.poolState) observePool(db.poolState());
@@ -123,9 +123,34 @@ async function start(config: Config): Promise<void> {
       env: config.appEnv,
       database: config.database.kind === 'embedded' ? 'embedded' : 'postgres',
       issuer: auth.devIssuer ? 'embedded development issuer (POST /dev/token)' : config.auth.issuer,
+      keycloak: keycloak.adapter.kind,
+      metrics: metricsServedOn(config),
     },
     'tenant-registry ready',
   );
+  logDeliberateGaps(config, logger);
+}
+
+/** Where GET /metrics answers, for the boot log. */
+function metricsServedOn(config: Config): string {
+  const where = [config.metricsOnMainListener ? 'ADDR' : '', config.metricsListen ? 'METRICS_ADDR' : ''].filter(Boolean);
+  return where.length > 0 ? where.join(' and ') : 'not served';
+}
+
+/** What this configuration leaves out on purpose, said once at boot with how to change it. */
+function logDeliberateGaps(config: Config, logger: Logger): void {
+  if (!config.metricsOnMainListener && config.metricsListen === null) {
+    // The default outside dev: nobody scrapes the public listener, so an upgrade that expected
+    // it there learns why here.
+    logger.warn(
+      'GET /metrics is not served: set METRICS_ADDR=host:port for a listener of its own, or METRICS_ON_MAIN_LISTENER=true to serve it on ADDR',
+    );
+  }
+  if (config.keycloak.provisioning === 'off') {
+    logger.info(
+      'Keycloak provisioning is off (KEYCLOAK_PROVISIONING=off): tenants created with admin_email are recorded as failed, no invitation is sent',
+    );
+  }
 }
 
 let config: Config;

@@ -1,5 +1,28 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../src/config.js';
+import { ConfigError, loadConfig, loadMigrationConfig } from '../src/config.js';
+
+/** Everything stage and prod require, so a test can take one thing away. */
+const PROD = {
+  APP_ENV: 'prod',
+  DATABASE_URL: 'postgres://registry:hunter2@db.internal:5432/registry',
+  KEYCLOAK_ISSUER: 'https://id.example.com/realms/prod',
+  KEYCLOAK_AUDIENCE: 'tenant-registry',
+  KEYCLOAK_ADMIN_URL: 'https://id.example.com',
+  KEYCLOAK_CLIENT_ID: 'tenant-registry',
+  KEYCLOAK_CLIENT_SECRET: 's3cret',
+  API_KEY_PEPPER: 'p'.repeat(32),
+};
+
+/** The ConfigError loadConfig throws for env (the test fails if it throws none). */
+function refusal(env: Record<string, string>, load: (env: Record<string, string>) => unknown = loadConfig): ConfigError {
+  try {
+    load(env);
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return error as ConfigError;
+  }
+  throw new Error('expected a ConfigError');
+}
 
 describe('loadConfig', () => {
   it('applies the documented defaults to an empty environment', () => {
@@ -11,9 +34,10 @@ describe('loadConfig', () => {
         audience: null,
         rolesClient: 'tenant-registry',
         roles: { platformAdmin: 'platform_admin', itAdmin: 'IT_ADMIN', service: 'registry_service' },
+        devIssuerWithDatabase: false,
       },
       database: { kind: 'embedded', dataDir: null },
-      keycloak: { adminUrl: '', realm: 'breakpilot-dev', clientId: '', clientSecret: '', provisionBudgetMs: 5000 },
+      keycloak: { provisioning: 'on', adminUrl: '', realm: 'breakpilot-dev', clientId: '', clientSecret: '', provisionBudgetMs: 5000 },
       apiKeyPepper: null,
       catalogPath: null,
       trialExpiryIntervalMs: 60_000,
@@ -25,6 +49,7 @@ describe('loadConfig', () => {
       rateLimits: { publicPerMinute: 600, servicePerMinute: 3_000_000, internalPerMinute: 600000, authFailuresPerMinute: 120 },
       redisUrl: null,
       metricsListen: null,
+      metricsOnMainListener: true,
       shutdownDrainMs: 5000,
       shutdownGraceMs: 10_000,
     });
@@ -56,6 +81,7 @@ describe('loadConfig', () => {
     expect(config.listen).toEqual({ host: '127.0.0.1', port: 9000 });
     expect(config.database).toEqual({ kind: 'postgres', url: 'postgres://registry:pw@db.internal:5432/registry' });
     expect(config.keycloak).toEqual({
+      provisioning: 'on',
       adminUrl: 'https://id.example.com',
       realm: 'prod',
       clientId: 'tenant-registry',
@@ -67,6 +93,7 @@ describe('loadConfig', () => {
       audience: 'tenant-registry',
       rolesClient: 'registry-api',
       roles: { platformAdmin: 'ops', itAdmin: 'tenant-admin', service: 'svc' },
+      devIssuerWithDatabase: false,
     });
     expect(config.apiKeyPepper).toBe('p'.repeat(32));
     expect(config.catalogPath).toBe('/etc/registry/catalog.json');
@@ -139,5 +166,153 @@ describe('loadConfig', () => {
     } catch (error) {
       expect((error as Error).message).not.toContain('hunter2');
     }
+  });
+});
+
+describe('loadConfig outside dev: fails closed', () => {
+  it.each(['stage', 'prod'])('accepts APP_ENV=%s with everything it requires, /metrics off the public listener', (appEnv) => {
+    const config = loadConfig({ ...PROD, APP_ENV: appEnv });
+    expect(config.appEnv).toBe(appEnv);
+    expect(config.auth.audience).toBe('tenant-registry');
+    expect(config.keycloak.provisioning).toBe('on');
+    expect(config.metricsOnMainListener).toBe(false);
+  });
+
+  it.each(['stage', 'prod'])('APP_ENV=%s refuses no KEYCLOAK_AUDIENCE: tokens minted for other clients would pass', (appEnv) => {
+    const error = refusal({ ...PROD, APP_ENV: appEnv, KEYCLOAK_AUDIENCE: '' });
+    expect(error.problems.map((problem) => problem.variable)).toEqual(['KEYCLOAK_AUDIENCE']);
+    expect(error.message).toBe(`invalid KEYCLOAK_AUDIENCE: expected the audience tokens must carry in aud when APP_ENV is ${appEnv}`);
+  });
+
+  it.each(['stage', 'prod'])('APP_ENV=%s refuses no KEYCLOAK_ADMIN_URL, and says how to turn provisioning off', (appEnv) => {
+    const error = refusal({ ...PROD, APP_ENV: appEnv, KEYCLOAK_ADMIN_URL: '', KEYCLOAK_CLIENT_ID: '', KEYCLOAK_CLIENT_SECRET: '' });
+    expect(error.problems.map((problem) => problem.variable)).toEqual(['KEYCLOAK_ADMIN_URL']);
+    expect(error.message).toMatch(/^invalid KEYCLOAK_ADMIN_URL: expected an http\(s\) URL of Keycloak when APP_ENV is \w+, or KEYCLOAK_PROVISIONING=off$/);
+  });
+
+  it('runs without Keycloak when KEYCLOAK_PROVISIONING=off says so', () => {
+    const config = loadConfig({ ...PROD, KEYCLOAK_PROVISIONING: 'off', KEYCLOAK_ADMIN_URL: '', KEYCLOAK_CLIENT_ID: '', KEYCLOAK_CLIENT_SECRET: '' });
+    expect(config.keycloak).toMatchObject({ provisioning: 'off', adminUrl: '' });
+  });
+
+  it.each([
+    ['dev', {}],
+    ['prod', PROD],
+  ])('in %s refuses KEYCLOAK_PROVISIONING=off beside a KEYCLOAK_ADMIN_URL: two answers to one question', (_, base) => {
+    const error = refusal({ ...base, KEYCLOAK_PROVISIONING: 'off', KEYCLOAK_ADMIN_URL: 'https://id.example.com' });
+    expect(error.problems).toEqual([{ variable: 'KEYCLOAK_ADMIN_URL', expected: 'to be empty when KEYCLOAK_PROVISIONING is off' }]);
+  });
+
+  it('refuses a KEYCLOAK_PROVISIONING that is neither on nor off', () => {
+    expect(refusal({ KEYCLOAK_PROVISIONING: 'false' }).message).toBe('invalid KEYCLOAK_PROVISIONING: expected one of on, off');
+  });
+
+  it('refuses DEV_ISSUER_WITH_DATABASE=true outside dev', () => {
+    const error = refusal({ ...PROD, DEV_ISSUER_WITH_DATABASE: 'true' });
+    expect(error.problems.map((problem) => problem.variable)).toEqual(['DEV_ISSUER_WITH_DATABASE']);
+  });
+});
+
+describe('loadConfig: the development issuer and DATABASE_URL', () => {
+  const DATABASE_URL = 'postgres://postgres@127.0.0.1:5432/registry';
+
+  it('refuses the development issuer on a DATABASE_URL database unless asked, naming the way to ask', () => {
+    const error = refusal({ DATABASE_URL });
+    expect(error.problems.map((problem) => problem.variable)).toEqual(['KEYCLOAK_ISSUER']);
+    expect(error.message).toContain('DEV_ISSUER_WITH_DATABASE=true');
+  });
+
+  it('runs it there with DEV_ISSUER_WITH_DATABASE=true', () => {
+    const config = loadConfig({ DATABASE_URL, DEV_ISSUER_WITH_DATABASE: 'true' });
+    expect(config.auth).toMatchObject({ issuer: null, devIssuerWithDatabase: true });
+    expect(config.database).toEqual({ kind: 'postgres', url: DATABASE_URL });
+  });
+
+  it('needs no flag with a real issuer, nor with the embedded database', () => {
+    expect(loadConfig({ DATABASE_URL, KEYCLOAK_ISSUER: 'http://localhost:8080/realms/breakpilot-dev' }).auth.issuer).not.toBeNull();
+    expect(loadConfig({}).auth.issuer).toBeNull();
+  });
+
+  it('refuses a DEV_ISSUER_WITH_DATABASE that is neither true nor false', () => {
+    expect(refusal({ DEV_ISSUER_WITH_DATABASE: 'yes' }).variable).toBe('DEV_ISSUER_WITH_DATABASE');
+  });
+});
+
+describe('loadConfig: where /metrics is served', () => {
+  it.each<[string, Record<string, string>, boolean]>([
+    ['dev', {}, true],
+    ['dev with METRICS_ADDR', { METRICS_ADDR: '127.0.0.1:9100' }, false],
+    ['dev, turned off', { METRICS_ON_MAIN_LISTENER: 'false' }, false],
+    ['prod', PROD, false],
+    ['prod, turned on', { ...PROD, METRICS_ON_MAIN_LISTENER: 'true' }, true],
+    ['prod with METRICS_ADDR, turned on too', { ...PROD, METRICS_ADDR: ':9100', METRICS_ON_MAIN_LISTENER: 'true' }, true],
+  ])('%s: on the main listener is %s', (_, env, onMain) => {
+    expect(loadConfig(env).metricsOnMainListener).toBe(onMain);
+  });
+
+  it('refuses a METRICS_ON_MAIN_LISTENER that is neither true nor false', () => {
+    expect(refusal({ METRICS_ON_MAIN_LISTENER: '1' }).message).toMatch(/^invalid METRICS_ON_MAIN_LISTENER: expected true or false/);
+  });
+});
+
+describe('loadConfig with several problems', () => {
+  it('names every bad variable in one line, in the order the rules ran, echoing no value', () => {
+    const error = refusal({ APP_ENV: 'prod', ADDR: 'abc', DATABASE_URL: 'postgres://user:hunter2@' });
+    expect(error.problems.map((problem) => problem.variable)).toEqual([
+      'ADDR',
+      'DATABASE_URL',
+      'KEYCLOAK_ISSUER',
+      'API_KEY_PEPPER',
+      'KEYCLOAK_AUDIENCE',
+      'KEYCLOAK_ADMIN_URL',
+    ]);
+    expect(error.variable).toBe('ADDR');
+    expect(error.message).toBe(error.problems.map((problem) => `invalid ${problem.variable}: expected ${problem.expected}`).join('; '));
+    expect(error.message).toMatch(/^invalid ADDR: expected host:port or :port, e\.g\. :8090 or 127\.0\.0\.1:8090; invalid DATABASE_URL: expected /);
+    expect(error.message).not.toContain('\n');
+    expect(error.message).not.toContain('hunter2');
+  });
+
+  it('names a variable once, with the first rule it breaks', () => {
+    const error = refusal({ KEYCLOAK_PROVISIONING: 'off', KEYCLOAK_ADMIN_URL: 'id.example.com' });
+    expect(error.problems).toEqual([{ variable: 'KEYCLOAK_ADMIN_URL', expected: 'empty (mock adapter) or an http(s) URL of Keycloak' }]);
+  });
+
+  it('does not pile rules of APP_ENV on a bad APP_ENV', () => {
+    expect(refusal({ APP_ENV: 'production' }).problems.map((problem) => problem.variable)).toEqual(['APP_ENV']);
+  });
+});
+
+describe('loadMigrationConfig', () => {
+  const DATABASE_URL = 'postgres://registry:hunter2@db.internal:5432/registry';
+
+  it('needs DATABASE_URL alone in prod: no pepper, no issuer, no Keycloak (an init container has none)', () => {
+    expect(loadMigrationConfig({ APP_ENV: 'prod', DATABASE_URL })).toEqual({ appEnv: 'prod', database: { kind: 'postgres', url: DATABASE_URL } });
+    expect(() => loadConfig({ APP_ENV: 'prod', DATABASE_URL })).toThrow(ConfigError);
+  });
+
+  it("ignores the server's variables, even bad ones", () => {
+    expect(loadMigrationConfig({ DATABASE_URL, ADDR: 'abc', API_KEY_PEPPER: 'short', KEYCLOAK_PROVISIONING: 'maybe' }).database.kind).toBe('postgres');
+  });
+
+  it('takes a persistent embedded database in dev', () => {
+    expect(loadMigrationConfig({ EMBEDDED_DB_DIR: './data/db' })).toEqual({ appEnv: 'dev', database: { kind: 'embedded', dataDir: './data/db' } });
+  });
+
+  it.each<[string, Record<string, string>, string[]]>([
+    ['nothing to migrate', {}, ['DATABASE_URL']],
+    ['prod without DATABASE_URL', { APP_ENV: 'prod' }, ['DATABASE_URL']],
+    ['prod on an embedded database', { APP_ENV: 'stage', EMBEDDED_DB_DIR: './data/db' }, ['DATABASE_URL']],
+    ['a URL that is not postgres://', { DATABASE_URL: 'mysql://db/registry' }, ['DATABASE_URL']],
+    ['both databases', { DATABASE_URL, EMBEDDED_DB_DIR: './data/db' }, ['EMBEDDED_DB_DIR']],
+    ['a bad APP_ENV and no database', { APP_ENV: 'production' }, ['APP_ENV', 'DATABASE_URL']],
+  ])('refuses %s, by the same rules as the server', (_, env, variables) => {
+    const error = refusal(env, loadMigrationConfig);
+    expect(error.problems.map((problem) => problem.variable)).toEqual(variables);
+    expect(error.message).toMatch(/^invalid [A-Z_]+: expected [^\n]+$/);
+  });
+
+  it('never echoes a password', () => {
+    expect(refusal({ APP_ENV: 'prod', DATABASE_URL: 'postgres://user:hunter2@' }, loadMigrationConfig).message).not.toContain('hunter2');
   });
 });

@@ -1,26 +1,38 @@
 // The migration command: `migrate up | down | down-all | version | create NAME`.
-// It works on DATABASE_URL, or on the embedded database kept in EMBEDDED_DB_DIR. Every failure
+// It works on DATABASE_URL, or on the embedded database kept in EMBEDDED_DB_DIR, and reads those
+// and APP_ENV alone: an init container has no API key pepper or issuer to give it. Every failure
 // prints one line and exits non-zero, so an init container that fails keeps the rollout from
 // starting the new version on an old schema.
-import { ConfigError, loadConfig } from '../config.js';
+import { ConfigError, loadMigrationConfig, type MigrationConfig } from '../config.js';
 import type { Database } from '../store/database.js';
 import { createMigrationFiles, loadMigrations, type Migration } from '../store/migration-files.js';
 import { migrateDown, migrateUp, migrationStatus } from '../store/migrator.js';
 import { openPg } from '../store/pg-driver.js';
 import { openPglite } from '../store/pglite-driver.js';
 
-const USAGE = 'usage: migrate up | down | down-all | version | create NAME';
+const USAGE = 'usage: migrate up | down | down-all [--yes-destroy-all-data] | version | create NAME';
+// down-all drops every table; outside dev it runs only when the command line says so in words.
+const DESTROY_FLAG = '--yes-destroy-all-data';
 
 const label = (migrations: Migration[], version: number) => {
   const migration = migrations.find((m) => m.version === version);
   return `${String(version).padStart(4, '0')}_${migration?.name ?? 'unknown'}`;
 };
 
-async function openTarget(): Promise<Database> {
-  const { database } = loadConfig();
+async function openTarget({ database }: MigrationConfig): Promise<Database> {
   if (database.kind === 'postgres') return openPg({ url: database.url, poolSize: 1 });
-  if (database.dataDir !== null) return openPglite({ dataDir: database.dataDir });
-  throw new Error('set DATABASE_URL (or EMBEDDED_DB_DIR for a persistent embedded database) to migrate');
+  // config.ts refuses an in-memory database here: migrating it would change nothing that lasts.
+  return openPglite({ dataDir: database.dataDir });
+}
+
+/** Refuses down-all outside dev unless the flag is given, before anything is opened. */
+function checkDestroyAllowed(config: MigrationConfig, argument: string | undefined): void {
+  if (argument !== undefined && argument !== DESTROY_FLAG) throw new Error(USAGE);
+  if (config.appEnv !== 'dev' && argument !== DESTROY_FLAG) {
+    throw new Error(
+      `down-all reverts every migration and destroys every table and row; with APP_ENV=${config.appEnv} it runs only as: migrate down-all ${DESTROY_FLAG}`,
+    );
+  }
 }
 
 async function run(command: string | undefined, argument: string | undefined): Promise<void> {
@@ -31,8 +43,10 @@ async function run(command: string | undefined, argument: string | undefined): P
   }
   if (!['up', 'down', 'down-all', 'version'].includes(command ?? '')) throw new Error(USAGE);
 
+  const config = loadMigrationConfig();
+  if (command === 'down-all') checkDestroyAllowed(config, argument);
   const migrations = await loadMigrations();
-  const db = await openTarget();
+  const db = await openTarget(config);
   try {
     if (command === 'up') {
       const applied = await migrateUp(db, migrations);

@@ -13,7 +13,7 @@ import { openPglite } from '../store/pglite-driver.js';
 
 const target = new URL('../../openapi.yaml', import.meta.url);
 const db = await openPglite({ dataDir: null });
-const auth = await authenticationFor({ appEnv: 'dev', auth: loadConfig({}).auth });
+const auth = await authenticationFor(loadConfig({}));
 const keys = await startKeyVerification(db, { pepper: null, clock: () => new Date(), onError: () => {} });
 const keycloak = { adapter: keycloakAdapterFor(loadConfig({})), budgetMs: 1000 };
 const app = await buildApp({ db, auth, catalog: await loadCatalog(), keys, keycloak, config: { appEnv: 'dev', bodyLimitBytes: 1024 }, logger: pino({ level: 'silent' }) });

@@ -20,7 +20,9 @@ const Readiness = Type.Object(
     checks: Type.Object(
       {
         database: Type.Literal('up'),
-        keycloak: Type.Enum(['up', 'down', 'mock'], { description: 'down degrades provisioning only' }),
+        keycloak: Type.Enum(['up', 'down', 'mock', 'disabled'], {
+          description: 'down degrades provisioning only; mock: the dev stand-in; disabled: provisioning is turned off (KEYCLOAK_PROVISIONING=off)',
+        }),
       },
       { additionalProperties: false },
     ),

@@ -230,6 +230,13 @@ export const tenantRoutes: FastifyPluginAsyncTypebox<TenantRoutesOptions> = asyn
       }
       const name = request.body?.admin_name?.trim() ?? tenant.admin_name;
       const outcome = await provisionTenant(provisioning(request), tenant, { email, name }, originOf(request));
+      // Turned off by configuration: nothing failed upstream, and retrying will not help until
+      // an operator turns it on. The refused attempt is recorded like any other.
+      if (outcome.error?.type === 'disabled') {
+        throw new AppError(409, 'keycloak_provisioning_off', {
+          detail: 'Keycloak provisioning is turned off in this deployment; nothing was sent',
+        });
+      }
       if (outcome.error) {
         throw new AppError(502, 'keycloak_failed', {
           detail: `Keycloak provisioning failed (${outcome.error.type} at ${outcome.error.step}); it is recorded and can be retried`,

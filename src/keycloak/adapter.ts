@@ -1,6 +1,7 @@
-// The seam between the registry and Keycloak: what provisioning a tenant asks of it. Two
-// implementations: HttpAdapter speaks the Admin REST API; MockAdapter (no KEYCLOAK_ADMIN_URL)
-// records what it was asked and answers deterministically, for dev and tests.
+// The seam between the registry and Keycloak: what provisioning a tenant asks of it. Three
+// implementations: HttpAdapter speaks the Admin REST API; MockAdapter (dev without
+// KEYCLOAK_ADMIN_URL) records what it was asked and answers deterministically, for dev and tests;
+// DisabledAdapter (KEYCLOAK_PROVISIONING=off) refuses every provisioning.
 
 /**
  * The organization attribute naming the tenant an organization was made for. Provisioning sets
@@ -42,7 +43,8 @@ export interface ProvisionResult {
 
 /** Which step of provisioning failed; provisioning again resumes from there. */
 export type ProvisionStep = 'token' | 'organization' | 'user' | 'membership' | 'role' | 'invite';
-export type KeycloakErrorType = 'conflict' | 'unauthorized' | 'unavailable' | 'bad_request';
+/** disabled: provisioning is turned off in this deployment, so nothing was asked of Keycloak. */
+export type KeycloakErrorType = 'conflict' | 'unauthorized' | 'unavailable' | 'bad_request' | 'disabled';
 
 /** A failure with its kind and step, and a message that never holds a secret. */
 export class KeycloakError extends Error {
@@ -57,10 +59,10 @@ export class KeycloakError extends Error {
   }
 }
 
-export type KeycloakHealth = 'up' | 'down' | 'mock';
+export type KeycloakHealth = 'up' | 'down' | 'mock' | 'disabled';
 
 export interface KeycloakAdapter {
-  readonly kind: 'http' | 'mock';
+  readonly kind: 'http' | 'mock' | 'disabled';
   /**
    * Creates (or finds) the organization, the IT admin user and its membership and role, then
    * sends the verify-email + set-password mail. Every step is idempotent, so calling it again

@@ -1,11 +1,13 @@
 // Keycloak provisioning end to end: the registry's HTTP API with an HttpAdapter pointed at the
 // Keycloak stub. A tenant is created whatever Keycloak does, within the budget; a failure is
 // recorded on the tenant and in the audit log and the retry endpoint completes it without
-// duplicates. The mock adapter's invite link is answered in dev only; /readyz reports Keycloak.
+// duplicates. The mock adapter's invite link is answered in dev only; with provisioning turned off
+// nothing is claimed sent; /readyz reports Keycloak.
 import { randomUUID } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { AuditEvent } from '../../src/http/schemas/audit.js';
 import type { Tenant } from '../../src/http/schemas/tenant.js';
+import { DisabledAdapter } from '../../src/keycloak/disabled-adapter.js';
 import { HttpAdapter } from '../../src/keycloak/http-adapter.js';
 import { eachDriver } from '../support/drivers.js';
 import { createTenant, randomSlug } from '../support/factories.js';
@@ -347,6 +349,55 @@ eachDriver('Keycloak provisioning', (driver) => {
       const retried = await stage.api.post<Created>(`/v1/tenants/${created.body.tenant.id}/keycloak/provision`, { body: {} });
       expect(retried.status).toBe(200);
       expect(retried.body).not.toHaveProperty('invite_url');
+    });
+  });
+
+  describe('provisioning turned off (KEYCLOAK_PROVISIONING=off)', () => {
+    let off: StartedApp;
+    beforeAll(async () => {
+      off = await startServerOn(server.db, {
+        keycloak: { adapter: new DisabledAdapter(), budgetMs: BUDGET_MS },
+        config: { appEnv: 'prod', bodyLimitBytes: 65536 },
+      });
+    });
+    afterAll(() => off.close());
+
+    it('creates the tenant, records provisioning as failed with the reason, and claims no invitation', async () => {
+      const body = newTenantBody();
+      const created = await off.api.post<Created>('/v1/tenants', { body });
+      expect(created.status).toBe(201);
+      const { tenant } = created.body;
+      expect(tenant).toMatchObject({ keycloak_provisioning: 'failed', keycloak_org_id: null });
+      expect(created.body).not.toHaveProperty('invite_url');
+
+      expect(await actionsOf(tenant.id)).toEqual(['tenant.created', 'keycloak.provision_failed']);
+      const [failed] = await eventsOf(tenant.id, 'keycloak.provision_failed');
+      expect(failed).toMatchObject({
+        target: { id: tenant.id, type: 'tenant', name: body.slug },
+        fields: { error_type: 'disabled', step: 'organization', reason: expect.stringContaining('turned off') as unknown },
+      });
+      const [row] = await server.db.query<{ keycloak_error: string; admin_email: string }>(
+        'SELECT keycloak_error, admin_email FROM tenants WHERE id = $1',
+        [tenant.id],
+      );
+      // The admin stays, so turning provisioning on and retrying completes it.
+      expect(row).toEqual({ keycloak_error: 'disabled at organization', admin_email: body.admin_email });
+    });
+
+    it('answers a retry 409 keycloak_provisioning_off, not a Keycloak failure, and records the attempt', async () => {
+      const body = newTenantBody();
+      const created = await off.api.post<Created>('/v1/tenants', { body });
+      const retried = await off.api.post(`/v1/tenants/${created.body.tenant.id}/keycloak/provision`, { body: {} });
+      expect(retried.status).toBe(409);
+      expect(problemIn(retried)).toMatchObject({ code: 'keycloak_provisioning_off' });
+      expect(problemIn(retried)).not.toHaveProperty('error_type');
+      expect(await actionsOf(created.body.tenant.id)).toEqual(['tenant.created', 'keycloak.provision_failed', 'keycloak.provision_failed']);
+    });
+
+    it("reports keycloak 'disabled' on /readyz, and stays ready", async () => {
+      const ready = await off.api.get('/readyz');
+      expect(ready.status).toBe(200);
+      expect(ready.body).toEqual({ status: 'ready', checks: { database: 'up', keycloak: 'disabled' } });
     });
   });
 

@@ -354,7 +354,8 @@ describe.skipIf(!DRIVERS.includes('pg'))('tracing on, PostgreSQL (DATABASE_URL)'
     database = await createTestPgDatabase();
     const migrated = await runMigrate(['up'], { DATABASE_URL: database.url });
     expect(migrated.code, migrated.stderr).toBe(0);
-    service = await startTraced({ ...jsonExport(receiver), DATABASE_URL: database.url });
+    // Tokens come from the development issuer, on this throwaway database.
+    service = await startTraced({ ...jsonExport(receiver), DATABASE_URL: database.url, DEV_ISSUER_WITH_DATABASE: 'true' });
   });
   afterAll(async () => {
     await killAll();

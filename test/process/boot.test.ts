@@ -55,7 +55,8 @@ describe('bad configuration stops the process at boot', () => {
     // Accepted as a URL, fails when the server connects (nothing listens on port 1).
     'postgres://u:hunter2secret@127.0.0.1:1/db',
   ])('DATABASE_URL=%s: fails without echoing the password', async (url) => {
-    const service = await bootFailure({ DATABASE_URL: url });
+    // The development issuer is allowed on the database, so the last URL gets as far as connecting.
+    const service = await bootFailure({ DATABASE_URL: url, DEV_ISSUER_WITH_DATABASE: 'true' });
     expectOneLine(service.stderr());
     expect(service.stderr()).not.toContain('hunter2secret');
     expect(service.stdout()).not.toContain('hunter2secret');
@@ -129,7 +130,8 @@ describe.runIf(DRIVERS.includes('pg'))('real PostgreSQL', () => {
 
   it('refuses pending migrations, then serves once migrated, without seeding', { timeout: 90_000 }, async () => {
     database = await createTestPgDatabase();
-    const env = { DATABASE_URL: database.url };
+    // Tokens come from the development issuer, on this throwaway database.
+    const env = { DATABASE_URL: database.url, DEV_ISSUER_WITH_DATABASE: 'true' };
 
     const refused = await bootFailure(env);
     expectOneLine(refused.stderr());

@@ -165,6 +165,8 @@ describe('database outage [pg]', () => {
       const service = await startService({
         APP_ENV: 'dev',
         DATABASE_URL: cluster.url,
+        // The tokens below come from the service's development issuer, on this throwaway cluster.
+        DEV_ISSUER_WITH_DATABASE: 'true',
         RATE_LIMIT_PER_MINUTE: '999999999',
         RATE_LIMIT_INTERNAL_PER_MINUTE: '999999999',
         LOG_LEVEL: 'warn',

@@ -81,6 +81,8 @@ describe('several replicas on one PostgreSQL database', () => {
     const service = await startService({
       APP_ENV: 'dev',
       DATABASE_URL: database.url,
+      // Tokens come from each replica's development issuer, on this throwaway database.
+      DEV_ISSUER_WITH_DATABASE: 'true',
       DB_POOL_SIZE: '8',
       RATE_LIMIT_PER_MINUTE: '999999999',
       RATE_LIMIT_INTERNAL_PER_MINUTE: '999999999',
