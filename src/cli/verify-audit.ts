@@ -63,7 +63,9 @@ function print(report: ExportReport, flags: { partial: boolean; legacy: boolean 
   }
   const gaps = report.chains.some((chain) => chain.missing > 0);
   const unhashed = report.chains.some((chain) => chain.unhashed > 0);
-  const ok = report.ok && (flags.partial || !gaps) && (flags.legacy || !unhashed);
+  // An export holds at least the event that created its tenant; a file without one is a mistake.
+  const ok = report.events > 0 && report.ok && (flags.partial || !gaps) && (flags.legacy || !unhashed);
+  if (report.events === 0) console.log('the file holds no events');
   if (report.ok && gaps && !flags.partial) console.log('positions are missing: a filtered export? verify it with --partial');
   if (report.ok && unhashed && !flags.legacy) {
     console.log('events without a hash lead a chain: rows from before hashing began? nothing proves them; accept them with --legacy');

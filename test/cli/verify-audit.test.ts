@@ -333,6 +333,12 @@ eachDriver('verify-audit', (driver) => {
       expect(run.stderr.trimEnd()).toMatch(message);
     });
 
+    it('exits 1 for a file without events: an export holds at least its tenant.created', async () => {
+      const run = await verifyAudit(write('empty.ndjson', ['', '   ']));
+      expect(run.code).toBe(1);
+      expect(run.stdout).toContain('the file holds no events');
+    });
+
     it('exits 2 with one line on stderr for a file that does not exist, and for no file at all', async () => {
       for (const args of [[join(dir, 'missing.ndjson')], [], ['--partial']]) {
         const run = await verifyAudit(...args);
