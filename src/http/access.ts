@@ -12,7 +12,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction, preParsingHookHandler } from 'fastify';
 import type { Principal } from '../auth/principal.js';
 import { InvalidTokenError, IssuerUnavailableError, type TokenVerifier } from '../auth/verifier.js';
-import { AppError, notFound } from './problem.js';
+import { AppError, notFound } from '../problems.js';
 
 /**
  * platform_admin: operators. service: registry_service accounts (any tenant). it_admin: the
@@ -45,14 +45,14 @@ declare module 'fastify' {
 }
 
 const unauthorized = (detail: string, tokenError: boolean) =>
-  new AppError(401, 'unauthorized', {
+  new AppError('unauthorized', {
     detail,
     headers: {
       'www-authenticate': tokenError ? 'Bearer error="invalid_token"' : 'Bearer',
     },
   });
 
-export const forbidden = (detail: string) => new AppError(403, 'forbidden', { detail });
+export const forbidden = (detail: string) => new AppError('forbidden', { detail });
 
 function bearerToken(request: FastifyRequest): string | undefined {
   const header = request.headers.authorization;
@@ -88,7 +88,7 @@ async function verifyBearer(request: FastifyRequest, verifier: TokenVerifier): P
   } catch (error) {
     if (error instanceof InvalidTokenError) throw unauthorized(`the token was refused: ${error.reason}`, true);
     if (error instanceof IssuerUnavailableError) {
-      throw new AppError(503, 'unavailable', {
+      throw new AppError('unavailable', {
         detail: 'tokens cannot be verified right now: the issuer is unreachable',
         headers: { 'retry-after': '5' },
         cause: error,

@@ -21,7 +21,7 @@ import { tenantFrom, type Access } from './access.js';
 import { exportLines, EXPORT_FORMATS } from './audit-export.js';
 import { toAuditEvent } from './audit-view.js';
 import { decodePosition, encodePosition } from './cursor.js';
-import { AppError, notFound } from './problem.js';
+import { AppError, invalidBody, notFound } from '../problems.js';
 import {
   AppendedEvent,
   AuditEventBody,
@@ -68,23 +68,20 @@ async function* pulled<T>(source: AsyncIterable<T>, onPull: () => void): AsyncGe
 // Every id is a UUID of this length; the one an event gets does not change its size.
 const LARGEST_ID = '00000000-0000-0000-0000-000000000000';
 
-const invalidEvent = (path: string, message: string) =>
-  new AppError(400, 'validation_failed', { detail: 'the request body is invalid', errors: [{ path, in: 'body', message }] });
-
 /**
  * The checks of a published event beyond its schema: whose namespace its action is in, when it
  * says it happened, and how large it is. All run before any database work.
  */
 function checkPublished(event: AuditEventBodyInput, received: Date, publisher: AuditPublisher): void {
-  if (!event.actor && event.is_anonymous !== true) throw invalidEvent('/actor', 'is required unless is_anonymous is true');
+  if (!event.actor && event.is_anonymous !== true) throw invalidBody('/actor', 'is required unless is_anonymous is true');
   if (isReservedAction(event.action)) {
-    throw new AppError(400, 'reserved_action', {
+    throw new AppError('reserved_action', {
       detail: `"${event.action.split(/[.:/]/, 1)[0]}." actions are the registry's own record of its changes; publish under another namespace`,
       errors: [{ path: '/action', in: 'body', message: 'is in a namespace reserved for the registry' }],
     });
   }
   if (event.created && !isCreatedInWindow(event.created, received)) {
-    throw invalidEvent(
+    throw invalidBody(
       '/created',
       `must lie between ${CREATED_MAX_BEHIND_MS / 86_400_000} days before and ${CREATED_MAX_AHEAD_MS / 60_000} minutes after now`,
     );
@@ -94,7 +91,7 @@ function checkPublished(event: AuditEventBodyInput, received: Date, publisher: A
     toRecord(event, { id: LARGEST_ID, chainSeq: Number.MAX_SAFE_INTEGER, prevHash: 'f'.repeat(64), received, publisher }),
   );
   if (size > MAX_EVENT_BYTES) {
-    throw new AppError(413, 'event_too_large', {
+    throw new AppError('event_too_large', {
       detail: `the event is ${size} bytes in its canonical form; the largest stored is ${MAX_EVENT_BYTES}`,
     });
   }

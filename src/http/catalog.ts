@@ -26,10 +26,11 @@ import {
 } from '../store/entitlements.js';
 import { findTenantById, lockTenant } from '../store/tenants.js';
 import { tenantFrom } from './access.js';
-import { originOf, recordChange } from './audit-trail.js';
+import { recordChange } from '../services/audit-trail.js';
+import { originOf } from './origin.js';
 import { decodePosition, encodePosition } from './cursor.js';
 import { toEntitlement, unknownProduct } from './entitlements.js';
-import { AppError, notFound } from './problem.js';
+import { AppError, notFound } from '../problems.js';
 import { Nullable, RefTo } from './schemas/common.js';
 import {
   CatalogItemSchema,
@@ -48,8 +49,6 @@ export interface CatalogRoutesOptions {
   catalog: Catalog;
   clock: () => Date;
 }
-
-const conflict = (code: string, detail: string) => new AppError(409, code, { detail });
 
 /** What each refusal of a trial tells the tenant; the code is what clients switch on. */
 const TRIAL_REFUSALS: Record<TrialRefusal, (code: string) => string> = {
@@ -126,7 +125,7 @@ export const catalogRoutes: FastifyPluginAsyncTypebox<CatalogRoutesOptions> = as
       const { tenant_id: tenantId, product: code, message } = request.body;
       const product = findProduct(catalog, code);
       if (!product) throw unknownProduct(code);
-      if (!product.requestable) throw conflict('not_requestable', `${code} cannot be requested from sales`);
+      if (!product.requestable) throw new AppError('not_requestable', { detail: `${code} cannot be requested from sales` });
       const now = clock();
       const origin = originOf(request);
       const row = await db.transaction(async (tx) => {
@@ -135,7 +134,7 @@ export const catalogRoutes: FastifyPluginAsyncTypebox<CatalogRoutesOptions> = as
         if (!tenant) throw notFound('tenant');
         const entitlement = await findEntitlement(tx, tenantId, code);
         if (entitlement && effectiveStatus(entitlement, now) === 'active') {
-          throw conflict('already_entitled', `the tenant already has ${code}`);
+          throw new AppError('already_entitled', { detail: `the tenant already has ${code}` });
         }
         const open = await findOpenRequest(tx, tenantId, code);
         if (open) return open;
@@ -216,7 +215,7 @@ export const catalogRoutes: FastifyPluginAsyncTypebox<CatalogRoutesOptions> = as
       const product = findProduct(catalog, code);
       if (!product) throw unknownProduct(code);
       const trialDays = product.trial_days;
-      if (trialDays === null) throw conflict('trial_not_offered', `${code} has no self-serve trial`);
+      if (trialDays === null) throw new AppError('trial_not_offered', { detail: `${code} has no self-serve trial` });
       const now = clock();
       const origin = originOf(request);
       const row = await db.transaction(async (tx) => {
@@ -224,14 +223,14 @@ export const catalogRoutes: FastifyPluginAsyncTypebox<CatalogRoutesOptions> = as
         const tenant = await lockTenant(tx, tenantId);
         if (!tenant) throw notFound('tenant');
         if (!USABLE_TENANT_STATUSES.includes(tenant.status)) {
-          throw new AppError(409, 'tenant_inactive', {
+          throw new AppError('tenant_inactive', {
             detail: `a ${tenant.status} tenant cannot start trials`,
             extensions: { current_status: tenant.status },
           });
         }
         const existing = await findEntitlement(tx, tenantId, code, true);
         const refusal = trialRefusal(existing, now);
-        if (refusal) throw conflict(refusal, TRIAL_REFUSALS[refusal](code));
+        if (refusal) throw new AppError(refusal, { detail: TRIAL_REFUSALS[refusal](code) });
         const endsAt = trialEnd(now, trialDays);
         const started = await startTrial(tx, tenantId, code, now, endsAt);
         await recordChange(

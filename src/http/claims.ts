@@ -6,7 +6,7 @@ import Type from 'typebox';
 import type { TenantCache } from '../caching/tenant-cache.js';
 import { usableProducts } from '../domain/entitlements.js';
 import type { TenantFacts } from '../store/tenant-facts.js';
-import { notFound } from './problem.js';
+import { notFound } from '../problems.js';
 import { Nullable } from './schemas/common.js';
 import { problemResponses } from './schemas/problem.js';
 import { SLUG_PATTERN } from '../domain/slug.js';

@@ -5,17 +5,18 @@
 import { randomUUID } from 'node:crypto';
 import type { Socket } from 'node:net';
 import type { FastifyBaseLogger } from 'fastify';
-import { AppError, problemBody } from './problem.js';
+import { AppError } from '../problems.js';
+import { problemBody, titleOf } from './problem.js';
 import { REQUEST_ID_HEADER } from './request-id.js';
 
 function problemFor(error: NodeJS.ErrnoException): AppError {
   if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
-    return new AppError(408, 'request_timeout', { detail: 'the request was not received in time' });
+    return new AppError('request_timeout', { detail: 'the request was not received in time' });
   }
   if (error.code === 'HPE_HEADER_OVERFLOW') {
-    return new AppError(431, 'headers_too_large', { detail: 'the request headers are too large' });
+    return new AppError('headers_too_large', { detail: 'the request headers are too large' });
   }
-  return new AppError(400, 'malformed_request', { detail: 'the request is not valid HTTP/1.1' });
+  return new AppError('malformed_request', { detail: 'the request is not valid HTTP/1.1' });
 }
 
 /** Fastify's clientErrorHandler: one problem+json answer, then the connection is closed. */
@@ -32,7 +33,7 @@ export function answerClientError(this: { log: FastifyBaseLogger }, error: NodeJ
     const requestId = randomUUID();
     const body = JSON.stringify(problemBody(problem, requestId));
     socket.write(
-      `HTTP/1.1 ${problem.status} ${problem.title}\r\n` +
+      `HTTP/1.1 ${problem.status} ${titleOf(problem.status)}\r\n` +
         'Content-Type: application/problem+json; charset=utf-8\r\n' +
         `${REQUEST_ID_HEADER}: ${requestId}\r\n` +
         `Content-Length: ${Buffer.byteLength(body)}\r\n` +

@@ -1,9 +1,9 @@
 // Opaque keyset cursors: the position of the last item of a page, base64url-encoded JSON. Clients
 // pass them back unchanged; anything that does not decode to a position is a 400, never a 500.
-import { AppError } from './problem.js';
+import { AppError } from '../problems.js';
 
 const invalidCursor = () =>
-  new AppError(400, 'invalid_cursor', {
+  new AppError('invalid_cursor', {
     detail: 'the cursor is not one this service issued; start again without it',
     errors: [{ path: '/cursor', in: 'querystring', message: 'is not a valid cursor' }],
   });

@@ -4,7 +4,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import Type from 'typebox';
 import type { DevIssuer } from '../auth/dev-issuer.js';
-import { AppError } from './problem.js';
+import { AppError } from '../problems.js';
 import { Text, Uuid } from './schemas/common.js';
 
 const DevTokenBody = Type.Object(
@@ -24,7 +24,7 @@ const LOOPBACK = new Set(['127.0.0.1', '::1', '::ffff:127.0.0.1']);
 export const devTokenRoutes: FastifyPluginAsyncTypebox<{ issuer: DevIssuer }> = async (app, { issuer }) => {
   app.addHook('onRequest', async (request) => {
     if (!LOOPBACK.has(request.socket.remoteAddress ?? '')) {
-      throw new AppError(403, 'forbidden', { detail: 'the development issuer answers only local requests' });
+      throw new AppError('forbidden', { detail: 'the development issuer answers only local requests' });
     }
   });
 

@@ -5,11 +5,11 @@ import { findProduct, type Catalog } from '../domain/catalog.js';
 import { daysLeft, effectiveStatus } from '../domain/entitlements.js';
 import type { TenantCache } from '../caching/tenant-cache.js';
 import type { Database } from '../store/database.js';
-import { closeOpenRequests, findEntitlement, grantEntitlement, revokeEntitlement, type EntitlementRow } from '../store/entitlements.js';
-import { holdTenant, lockTenant } from '../store/tenants.js';
+import type { EntitlementRow } from '../store/entitlements.js';
+import { AppError, notFound } from '../problems.js';
+import { grantProduct, revokeProduct } from '../services/entitlements.js';
 import { tenantFrom } from './access.js';
-import { originOf, recordChange } from './audit-trail.js';
-import { AppError, notFound } from './problem.js';
+import { originOf } from './origin.js';
 import { RefTo } from './schemas/common.js';
 import { EntitlementParams, EntitlementSchema, GrantBody, TenantQuery, type Entitlement } from './schemas/entitlement.js';
 import { problemResponses } from './schemas/problem.js';
@@ -37,9 +37,7 @@ export function toEntitlement(row: EntitlementRow, now: Date): Entitlement {
 }
 
 export const unknownProduct = (code: string) =>
-  new AppError(404, 'unknown_product', { detail: `the catalog has no product "${code}"` });
-
-const productTarget = (product: string) => ({ id: product, type: 'product', name: product });
+  new AppError('unknown_product', { detail: `the catalog has no product "${code}"` });
 
 export const entitlementRoutes: FastifyPluginAsyncTypebox<EntitlementRoutesOptions> = async (app, { db, tenants, catalog, clock }) => {
   app.get(
@@ -84,28 +82,8 @@ export const entitlementRoutes: FastifyPluginAsyncTypebox<EntitlementRoutesOptio
       const { tenant_id: tenantId, product } = request.params;
       if (!findProduct(catalog, product)) throw unknownProduct(product);
       const now = clock();
-      const row = await db.transaction(async (tx) => {
-        // The tenant's row lock orders concurrent grants, so each event names the state it changed.
-        const tenant = await lockTenant(tx, tenantId);
-        if (!tenant) throw notFound('tenant');
-        const before = await findEntitlement(tx, tenantId, product, true);
-        const granted = await grantEntitlement(tx, tenantId, product, request.body?.config, now);
-        const closed = await closeOpenRequests(tx, tenantId, product, 'granted', now);
-        await recordChange(
-          tx,
-          originOf(request),
-          {
-            action: 'entitlement.granted',
-            crud: before ? 'u' : 'c',
-            tenant,
-            product,
-            target: productTarget(product),
-            fields: { from_status: before ? effectiveStatus(before, now) : 'none', requests_closed: String(closed.length) },
-          },
-          now,
-        );
-        return granted;
-      });
+      const grant = { tenantId, product, config: request.body?.config };
+      const row = await db.transaction((tx) => grantProduct(tx, grant, originOf(request), now));
       return toEntitlement(row, now);
     },
   );
@@ -125,29 +103,7 @@ export const entitlementRoutes: FastifyPluginAsyncTypebox<EntitlementRoutesOptio
     async (request, reply) => {
       const { tenant_id: tenantId, product } = request.params;
       const now = clock();
-      await db.transaction(async (tx) => {
-        const tenant = await holdTenant(tx, tenantId);
-        if (!tenant) throw notFound('tenant');
-        const before = await findEntitlement(tx, tenantId, product, true);
-        if (!before) throw notFound('entitlement');
-        if (before.status === 'revoked') return;
-        await revokeEntitlement(tx, tenantId, product, now);
-        // A request that was open for it is answered too: sales need not follow it up.
-        await closeOpenRequests(tx, tenantId, product, 'revoked', now);
-        await recordChange(
-          tx,
-          originOf(request),
-          {
-            action: 'entitlement.revoked',
-            crud: 'd',
-            tenant,
-            product,
-            target: productTarget(product),
-            fields: { from_status: effectiveStatus(before, now) },
-          },
-          now,
-        );
-      });
+      await db.transaction((tx) => revokeProduct(tx, { tenantId, product }, originOf(request), now));
       return reply.code(204).send(null);
     },
   );

@@ -3,12 +3,13 @@
 // which status and code an error becomes.
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { isStatementTimeout, isUnavailable, uniqueViolation } from '../store/errors.js';
-import { AppError, problemBody } from './problem.js';
+import { AppError, invalidInput, type ProblemCode } from '../problems.js';
+import { problemBody } from './problem.js';
 import { REQUEST_ID_HEADER } from './request-id.js';
 import { fieldErrors, MAX_FIELD_ERRORS } from './validation.js';
 
 /** Unique constraints whose violation is a conflict a client can act on, by constraint name. */
-const UNIQUE_CONFLICTS: Record<string, { code: string; detail: string }> = {
+const UNIQUE_CONFLICTS: Record<string, { code: ProblemCode; detail: string }> = {
   tenants_slug_key: { code: 'slug_taken', detail: 'a tenant with this slug already exists' },
 };
 
@@ -21,26 +22,23 @@ function fromFastifyError(error: FastifyError): AppError | undefined {
     const part = error.validationContext ?? 'body';
     const count = error.validation.length;
     const listed = count > MAX_FIELD_ERRORS ? ` (${count} problems; the first ${MAX_FIELD_ERRORS} are listed)` : '';
-    return new AppError(400, 'validation_failed', {
-      detail: `the request ${part === 'body' ? 'body' : part} is invalid${listed}`,
-      errors: fieldErrors(error.validation as Parameters<typeof fieldErrors>[0], part),
-    });
+    return invalidInput(fieldErrors(error.validation as Parameters<typeof fieldErrors>[0], part), `the request ${part} is invalid${listed}`);
   }
   switch (error.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return new AppError(413, 'payload_too_large', { detail: 'the request body is over the size limit' });
+      return new AppError('payload_too_large', { detail: 'the request body is over the size limit' });
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return new AppError(415, 'unsupported_media_type', { detail: 'send the body as application/json' });
+      return new AppError('unsupported_media_type', { detail: 'send the body as application/json' });
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
-      return new AppError(400, 'malformed_json', { detail: 'the request body is not valid JSON' });
+      return new AppError('malformed_json', { detail: 'the request body is not valid JSON' });
   }
   if (error instanceof SyntaxError && error.statusCode === 400) {
-    return new AppError(400, 'malformed_json', { detail: 'the request body is not valid JSON' });
+    return new AppError('malformed_json', { detail: 'the request body is not valid JSON' });
   }
   // Any other error Fastify raised for a bad request (a bad URL, an invalid header, ...).
   if (typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 500) {
-    return new AppError(error.statusCode, 'bad_request', { detail: 'the request could not be processed' });
+    return new AppError('bad_request', { detail: 'the request could not be processed' });
   }
   return undefined;
 }
@@ -49,17 +47,17 @@ function fromDatabaseError(error: unknown): AppError | undefined {
   const constraint = uniqueViolation(error);
   if (constraint !== undefined) {
     const known = UNIQUE_CONFLICTS[constraint];
-    return new AppError(409, known?.code ?? 'conflict', { detail: known?.detail ?? 'conflicts with an existing resource' });
+    return new AppError(known?.code ?? 'conflict', { detail: known?.detail ?? 'conflicts with an existing resource' });
   }
   if (isStatementTimeout(error)) {
-    return new AppError(503, 'timeout', {
+    return new AppError('timeout', {
       detail: 'the database did not answer in time; retry shortly',
       headers: { 'retry-after': UNAVAILABLE_RETRY_AFTER_SECONDS },
       cause: error,
     });
   }
   if (isUnavailable(error)) {
-    return new AppError(503, 'unavailable', {
+    return new AppError('unavailable', {
       detail: 'the database is unavailable; retry shortly',
       headers: { 'retry-after': UNAVAILABLE_RETRY_AFTER_SECONDS },
       cause: error,
@@ -73,7 +71,7 @@ export function toAppError(error: unknown): AppError {
   return (
     fromFastifyError(error as FastifyError) ??
     fromDatabaseError(error) ??
-    new AppError(500, 'internal_error', { detail: 'an unexpected error occurred', cause: error })
+    new AppError('internal_error', { detail: 'an unexpected error occurred', cause: error })
   );
 }
 
@@ -94,9 +92,9 @@ export function sendProblem(reply: FastifyReply, request: FastifyRequest, error:
 export function answerFrameworkError(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
   const problem =
     error.code === 'FST_ERR_MAX_PARAM_LENGTH'
-      ? new AppError(414, 'uri_too_long', { detail: 'a path segment is longer than any identifier this service uses' })
+      ? new AppError('uri_too_long', { detail: 'a path segment is longer than any identifier this service uses' })
       : error.code === 'FST_ERR_BAD_URL'
-        ? new AppError(400, 'malformed_request', { detail: 'the path is not valid percent-encoding' })
+        ? new AppError('malformed_request', { detail: 'the path is not valid percent-encoding' })
         : toAppError(error);
   // The app's onSend hooks do not run on these early answers, so the request id is set here.
   void sendProblem(reply.header(REQUEST_ID_HEADER, request.id), request, problem);

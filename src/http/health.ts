@@ -7,7 +7,7 @@ import Type from 'typebox';
 import type { KeycloakAdapter, KeycloakHealth } from '../keycloak/adapter.js';
 import type { Database } from '../store/database.js';
 import { isUnavailable } from '../store/errors.js';
-import { AppError } from './problem.js';
+import { AppError } from '../problems.js';
 import { problemResponses } from './schemas/problem.js';
 
 // Probes come every few seconds from every orchestrator node; Keycloak is asked at most this often.
@@ -74,7 +74,7 @@ export const healthRoutes: FastifyPluginAsyncTypebox<HealthOptions> = async (app
     },
     async () => {
       if (lifecycle.draining) {
-        throw new AppError(503, 'draining', { detail: 'this replica is shutting down; send requests elsewhere' });
+        throw new AppError('draining', { detail: 'this replica is shutting down; send requests elsewhere' });
       }
       try {
         await db.ping();
@@ -82,7 +82,7 @@ export const healthRoutes: FastifyPluginAsyncTypebox<HealthOptions> = async (app
         // Whatever the cause, a replica without its database is not ready; the cause is logged.
         throw isUnavailable(error)
           ? error
-          : new AppError(503, 'unavailable', { detail: 'the database is unavailable', cause: error });
+          : new AppError('unavailable', { detail: 'the database is unavailable', cause: error });
       }
       return { status: 'ready' as const, checks: { database: 'up' as const, keycloak: await keycloakStatus() } };
     },

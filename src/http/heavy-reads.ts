@@ -9,7 +9,7 @@
 // Routes opt in with `config: { heavyRead: 'export' | 'verify' }`; the hook runs after the access
 // rules, so a refused caller never takes a slot.
 import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
-import { AppError } from './problem.js';
+import { AppError } from '../problems.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -49,13 +49,13 @@ export class HeavyReadGate {
   admit(caller: string): () => void {
     const mine = this.byCaller.get(caller) ?? 0;
     if (mine >= this.limits.perCaller) {
-      throw new AppError(429, 'too_many_heavy_reads', {
+      throw new AppError('too_many_heavy_reads', {
         detail: `at most ${this.limits.perCaller} ${this.what} at once per caller; retry when one has finished`,
         headers: { 'retry-after': RETRY_AFTER_SECONDS },
       });
     }
     if (this.running >= this.limits.perReplica) {
-      throw new AppError(503, 'busy', {
+      throw new AppError('busy', {
         detail: `this replica is running as many ${this.what} as it takes; retry shortly`,
         headers: { 'retry-after': RETRY_AFTER_SECONDS },
       });

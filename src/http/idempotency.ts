@@ -9,7 +9,7 @@ import { canonicalJson } from '../domain/audit.js';
 import type { Database } from '../store/database.js';
 import { claimIdempotencyKey, releaseIdempotencyKey, storeIdempotentAnswer } from '../store/idempotency.js';
 import Type from 'typebox';
-import { AppError } from './problem.js';
+import { AppError, invalidInput } from '../problems.js';
 import { problemResponses } from './schemas/problem.js';
 
 export interface IdempotencyRule {
@@ -64,10 +64,7 @@ async function replayOrClaim(db: Database, clock: () => Date, request: FastifyRe
   if (header === undefined) return;
   const key = Array.isArray(header) ? header[0] ?? '' : header;
   if (!KEY_SHAPE.test(key)) {
-    throw new AppError(400, 'validation_failed', {
-      detail: 'the Idempotency-Key header is invalid',
-      errors: [{ path: `/${IDEMPOTENCY_HEADER}`, in: 'headers', message: 'must be 1 to 255 visible ASCII characters' }],
-    });
+    throw invalidInput([{ path: `/${IDEMPOTENCY_HEADER}`, in: 'headers', message: 'must be 1 to 255 visible ASCII characters' }]);
   }
   const principal = request.principal?.sub ?? 'anonymous';
   const hash = requestHash(request);
@@ -78,12 +75,12 @@ async function replayOrClaim(db: Database, clock: () => Date, request: FastifyRe
   }
   const { existing } = claim;
   if (existing.request_hash !== hash) {
-    throw new AppError(422, 'idempotency_key_reused', {
+    throw new AppError('idempotency_key_reused', {
       detail: 'this Idempotency-Key was used for a different request; use a new key for a new request',
     });
   }
   if (existing.status === null || existing.body === null) {
-    throw new AppError(409, 'idempotency_in_progress', {
+    throw new AppError('idempotency_in_progress', {
       detail: 'a request with this Idempotency-Key is still running; retry shortly',
       headers: { 'retry-after': '1' },
     });

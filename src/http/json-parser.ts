@@ -15,7 +15,7 @@
 //   needs more than a few levels; entitlement config, the one free-form object, gets MAX_DEPTH.
 // No other media type is parsed, so a text/plain or form body answers 415.
 import type { FastifyInstance } from 'fastify';
-import { AppError } from './problem.js';
+import { invalidBody } from '../problems.js';
 
 /** JSON pointer of the first string (value or key) PostgreSQL cannot store as given, if any. */
 export function firstUnstorableString(value: unknown, path = ''): string | undefined {
@@ -80,7 +80,7 @@ export function registerJsonParser(app: FastifyInstance): void {
     void parseJson(request, text, (error, parsed) => {
       if (error) return done(error, undefined);
       const invalid = (path: string, message: string) =>
-        done(new AppError(400, 'validation_failed', { detail: 'the request body is invalid', errors: [{ path, in: 'body', message }] }), undefined);
+        done(invalidBody(path, message), undefined);
       // Depth first: the walk for unstorable strings below recurses as deep as the body does.
       const deep = mayBeTooDeep(text) ? firstTooDeep(parsed) : undefined;
       if (deep !== undefined) return invalid(deep, `nests arrays and objects deeper than ${MAX_DEPTH} levels`);

@@ -4,7 +4,7 @@
 import FindMyWay, { type HTTPMethod } from 'find-my-way';
 import type { FastifyInstance } from 'fastify';
 import { sendProblem } from './error-handler.js';
-import { AppError } from './problem.js';
+import { AppError } from '../problems.js';
 
 const METHODS: HTTPMethod[] = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
 
@@ -39,12 +39,12 @@ export function registerNotFoundHandler(app: FastifyInstance): void {
     const allowed = METHODS.filter((method) => method !== request.method && paths.find(method, path) !== null);
     const error =
       allowed.length > 0
-        ? new AppError(405, 'method_not_allowed', {
+        ? new AppError('method_not_allowed', {
             // The path is not echoed: a mistyped URL may carry a token or a key.
             detail: `${request.method} is not allowed on this path`,
             headers: { allow: allowed.join(', ') },
           })
-        : new AppError(404, 'route_not_found', { detail: `no route answers ${request.method} on this path` });
+        : new AppError('route_not_found', { detail: `no route answers ${request.method} on this path` });
     return sendProblem(reply, request, error);
   });
 }

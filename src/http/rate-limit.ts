@@ -11,7 +11,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, HookH
 import type { Redis } from 'ioredis';
 import type { TokenVerifier } from '../auth/verifier.js';
 import { rememberedPrincipal } from './access.js';
-import { AppError } from './problem.js';
+import { AppError } from '../problems.js';
 
 export interface RateLimits {
   /** Requests per user per minute on the public /v1 routes; 0 turns the limit off. */
@@ -82,7 +82,7 @@ export class RedisCounter implements Counter {
 type Hook = (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => void;
 
 const rateLimited = (detail: string, retryAfterS: number) =>
-  new AppError(429, 'rate_limited', { detail: `${detail}; retry after ${retryAfterS} s`, headers: { 'retry-after': String(retryAfterS) } });
+  new AppError('rate_limited', { detail: `${detail}; retry after ${retryAfterS} s`, headers: { 'retry-after': String(retryAfterS) } });
 
 /** Counts the request against its caller's budget in `scope`; 429 past `limit`, nothing at 0. */
 function perCaller(counter: Counter, clock: () => number, scope: string, limit: number): Hook {

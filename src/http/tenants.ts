@@ -1,22 +1,18 @@
 // /v1/tenants: create a tenant, read it by id or slug, move it through its lifecycle.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyRequest } from 'fastify';
-import { initialState, nextStatus, trialEndsAfter, type LifecycleAction } from '../domain/lifecycle.js';
-import type { Database } from '../store/database.js';
-import {
-  findTenantById,
-  insertTenant,
-  lockTenant,
-  updateTenantStatus,
-  type TenantRow,
-} from '../store/tenants.js';
-import { tenantFrom, type TenantOf } from './access.js';
-import { originOf, recordChange } from './audit-trail.js';
 import type { TenantCache } from '../caching/tenant-cache.js';
 import type { Config } from '../config.js';
+import { initialState, type LifecycleAction } from '../domain/lifecycle.js';
 import type { KeycloakAdapter } from '../keycloak/adapter.js';
-import { provisionTenant, type ProvisionDeps, type ProvisionOutcome } from '../keycloak/provision-tenant.js';
-import { AppError, notFound } from './problem.js';
+import { AppError, notFound } from '../problems.js';
+import { recordChange } from '../services/audit-trail.js';
+import { provisionTenant, type ProvisionDeps, type ProvisionOutcome } from '../services/provisioning.js';
+import { transitionTenant } from '../services/tenant-lifecycle.js';
+import type { Database } from '../store/database.js';
+import { findTenantById, insertTenant, type TenantRow } from '../store/tenants.js';
+import { tenantFrom, type TenantOf } from './access.js';
+import { originOf } from './origin.js';
 import { RefTo } from './schemas/common.js';
 import { problemResponses } from './schemas/problem.js';
 import {
@@ -156,30 +152,6 @@ export const tenantRoutes: FastifyPluginAsyncTypebox<TenantRoutesOptions> = asyn
     },
   );
 
-  // One row lock per transition: two concurrent calls serialize, and the second sees the
-  // status the first left, so it either applies on top of it or answers invalid_transition.
-  const transition = (action: LifecycleAction, id: string, request: FastifyRequest) =>
-    db.transaction(async (tx) => {
-      const tenant = await lockTenant(tx, id);
-      if (!tenant) throw notFound('tenant');
-      const next = nextStatus(action, tenant.status);
-      if (!next) {
-        throw new AppError(409, 'invalid_transition', {
-          detail: `cannot ${action} a tenant in status ${tenant.status}`,
-          extensions: { current_status: tenant.status },
-        });
-      }
-      const updated = await updateTenantStatus(tx, id, next, trialEndsAfter(next, tenant.trial_ends_at));
-      await recordChange(
-        tx,
-        originOf(request),
-        { action: PAST_TENSE[action], crud: 'u', tenant: updated, fields: { from_status: tenant.status, to_status: next } },
-        clock(),
-      );
-      return updated;
-    });
-
-  const PAST_TENSE: Record<LifecycleAction, string> = { activate: 'tenant.activated', cancel: 'tenant.cancelled' };
   const summaries: Record<LifecycleAction, string> = {
     activate: 'Activate a tenant (trial or frozen -> active)',
     cancel: 'Cancel a tenant (trial or active -> frozen)',
@@ -197,7 +169,8 @@ export const tenantRoutes: FastifyPluginAsyncTypebox<TenantRoutesOptions> = asyn
           response: { 200: RefTo(TenantSchema, { description: 'The tenant after the transition' }), ...problemResponses(400, 404, 409, 503) },
         },
       },
-      async (request) => toTenant(await transition(action, request.params.id, request)),
+      async (request) =>
+        toTenant(await db.transaction((tx) => transitionTenant(tx, request.params.id, action, originOf(request), clock()))),
     );
   }
 
@@ -226,19 +199,19 @@ export const tenantRoutes: FastifyPluginAsyncTypebox<TenantRoutesOptions> = asyn
       if (!tenant) throw notFound('tenant');
       const email = request.body?.admin_email ?? tenant.admin_email;
       if (!email) {
-        throw new AppError(409, 'no_admin_email', { detail: 'the tenant has no IT admin to invite; give admin_email' });
+        throw new AppError('no_admin_email', { detail: 'the tenant has no IT admin to invite; give admin_email' });
       }
       const name = request.body?.admin_name?.trim() ?? tenant.admin_name;
       const outcome = await provisionTenant(provisioning(request), tenant, { email, name }, originOf(request));
       // Turned off by configuration: nothing failed upstream, and retrying will not help until
       // an operator turns it on. The refused attempt is recorded like any other.
       if (outcome.error?.type === 'disabled') {
-        throw new AppError(409, 'keycloak_provisioning_off', {
+        throw new AppError('keycloak_provisioning_off', {
           detail: 'Keycloak provisioning is turned off in this deployment; nothing was sent',
         });
       }
       if (outcome.error) {
-        throw new AppError(502, 'keycloak_failed', {
+        throw new AppError('keycloak_failed', {
           detail: `Keycloak provisioning failed (${outcome.error.type} at ${outcome.error.step}); it is recorded and can be retried`,
           extensions: { error_type: outcome.error.type, step: outcome.error.step },
         });

@@ -7,7 +7,7 @@ import { Ajv, type ErrorObject, type Options } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import { fullFormats } from 'ajv-formats/dist/formats.js';
 import type { FastifySchemaCompiler } from 'fastify';
-import type { FieldError } from './problem.js';
+import type { FieldError } from '../problems.js';
 import { SHARED_SCHEMAS } from './schemas/shared.js';
 
 // ajv-formats is CommonJS; under NodeNext its default export arrives wrapped.

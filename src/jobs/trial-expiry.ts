@@ -5,7 +5,7 @@
 //    round instead of queueing behind it);
 //  - each trial is locked (FOR UPDATE SKIP LOCKED) and marked in the same transaction that
 //    appends its event, so an event is never written twice nor lost to a crash in between.
-import { SYSTEM_ORIGIN, recordChange } from '../http/audit-trail.js';
+import { SYSTEM_ORIGIN, recordChange } from '../services/audit-trail.js';
 import type { Database } from '../store/database.js';
 import { lockExpiredTrials, markTrialExpiryRecorded } from '../store/entitlements.js';
 import { holdTenant } from '../store/tenants.js';

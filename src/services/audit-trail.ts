@@ -1,6 +1,7 @@
 // The events the service writes about its own changes. Each is appended inside the transaction
-// of the change it describes, so the change and its event commit together or not at all.
-import type { FastifyRequest } from 'fastify';
+// of the change it describes, so the change and its event commit together or not at all. Every
+// service in this folder takes an Origin (who caused the change): a request's principal (http/origin.ts)
+// or the service's own scheduled work (SYSTEM_ORIGIN).
 import type { AuditActor, AuditEventInput, AuditTarget, Crud, StringMap } from '../domain/audit.js';
 import { appendEvent } from '../store/audit.js';
 import type { Queryable } from '../store/database.js';
@@ -16,19 +17,6 @@ export interface Origin {
 }
 
 export const SYSTEM_ORIGIN: Origin = { actor: SYSTEM_ACTOR, sourceIp: null };
-
-/** The authenticated principal of the request, as the actor of what it changes. */
-export function originOf(request: FastifyRequest): Origin {
-  const principal = request.principal;
-  const actor: AuditActor = principal
-    ? {
-        id: principal.sub,
-        name: principal.name,
-        fields: { kind: principal.kind, ...(principal.tenantId ? { tenant_id: principal.tenantId } : {}) },
-      }
-    : SYSTEM_ACTOR;
-  return { actor, sourceIp: request.ip };
-}
 
 export interface Change {
   action: string;

@@ -1,10 +1,11 @@
 // Provisioning a tenant in Keycloak, around the adapter: run it within the budget, then record
 // the outcome on the tenant and in the audit log in one transaction. It never throws for a
 // Keycloak failure: the tenant exists either way, and the failure is what the operator retries.
-import { recordChange, type Origin } from '../http/audit-trail.js';
+// Tenant creation and the retry route call it; Keycloak synchronisation will too.
+import { KeycloakError, type KeycloakAdapter, type ProvisionResult } from '../keycloak/adapter.js';
 import type { Database } from '../store/database.js';
 import { recordProvisioning, type TenantRow } from '../store/tenants.js';
-import { KeycloakError, type KeycloakAdapter, type ProvisionResult } from './adapter.js';
+import { recordChange, type Origin } from './audit-trail.js';
 
 export interface ProvisionOutcome {
   tenant: TenantRow;
