@@ -16,6 +16,7 @@ import { devTokenRoutes } from './http/dev-token.js';
 import { registerHeavyReads, type HeavyReadLimits } from './http/heavy-reads.js';
 import { registerIdempotency } from './http/idempotency.js';
 import { registerRateLimits, type RateLimiting } from './http/rate-limit.js';
+import { registerDeclaredProblems } from './http/declared-problems.js';
 import { answerFrameworkError, registerErrorHandler } from './http/error-handler.js';
 import { auditRoutes } from './http/audit.js';
 import { catalogRoutes } from './http/catalog.js';
@@ -48,6 +49,11 @@ export interface AppDeps {
   metricsOnMainPort?: boolean;
   /** Set when the process is about to stop: readiness answers 503 so the load balancer moves on. */
   lifecycle?: { draining: boolean };
+  /**
+   * Turn an answer whose status or problem code its route does not declare into a 500 naming it
+   * (http/declared-problems.ts). The tests set it, so every test run checks the declarations.
+   */
+  checkProblems?: boolean;
   /** A pino logger; tests pass a silent one. */
   logger: FastifyBaseLogger;
   /** The time source of lifecycle rules (trial ends); tests can pin it. */
@@ -100,6 +106,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     done(null, payload);
   });
   registerErrorHandler(app);
+  registerDeclaredProblems(app, { check: deps.checkProblems ?? false });
   registerNotFoundHandler(app);
   registerJsonParser(app);
   registerAccessControl(app, deps.auth.verifier);

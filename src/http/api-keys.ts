@@ -13,7 +13,6 @@ import { unknownProduct } from './entitlements.js';
 import { originOf } from './origin.js';
 import { RefTo } from './schemas/common.js';
 import { ApiKeyListQuery, ApiKeyParams, ApiKeySchema, CreateApiKeyBody, CreatedApiKeySchema, RotateBody, type ApiKey } from './schemas/api-key.js';
-import { problemResponses } from './schemas/problem.js';
 
 export interface ApiKeyRoutesOptions {
   db: Database;
@@ -48,13 +47,13 @@ export const apiKeyRoutes: FastifyPluginAsyncTypebox<ApiKeyRoutesOptions> = asyn
     '/v1/api-keys',
     {
       // A replay answers the key without its plaintext, which is never kept at rest.
-      config: { access: manageKeys(tenantFrom.body('tenant_id')), idempotent: { withhold: ['key'] } },
+      config: { access: manageKeys(tenantFrom.body('tenant_id')), idempotent: { withhold: ['key'] }, problems: ['not_found', 'unknown_product'] },
       schema: {
         operationId: 'createApiKey',
         tags: ['api-keys'],
         summary: 'Create a key; its plaintext is in this answer only',
         body: CreateApiKeyBody,
-        response: { 201: CreatedApiKeySchema, ...problemResponses(400, 404, 413, 415, 503) },
+        response: { 201: CreatedApiKeySchema },
       },
     },
     async (request, reply) => {
@@ -79,7 +78,7 @@ export const apiKeyRoutes: FastifyPluginAsyncTypebox<ApiKeyRoutesOptions> = asyn
   app.get(
     '/v1/api-keys',
     {
-      config: { access: manageKeys(tenantFrom.query('tenant_id')) },
+      config: { access: manageKeys(tenantFrom.query('tenant_id')), problems: ['not_found'] },
       schema: {
         operationId: 'listApiKeys',
         tags: ['api-keys'],
@@ -87,7 +86,6 @@ export const apiKeyRoutes: FastifyPluginAsyncTypebox<ApiKeyRoutesOptions> = asyn
         querystring: ApiKeyListQuery,
         response: {
           200: Type.Object({ items: Type.Array(RefTo(ApiKeySchema)) }, { description: 'The keys' }),
-          ...problemResponses(400, 404, 503),
         },
       },
     },
@@ -101,13 +99,13 @@ export const apiKeyRoutes: FastifyPluginAsyncTypebox<ApiKeyRoutesOptions> = asyn
   app.get(
     '/v1/api-keys/:id',
     {
-      config: { access: manageKeys(tenantOfKey) },
+      config: { access: manageKeys(tenantOfKey), problems: ['not_found'] },
       schema: {
         operationId: 'getApiKey',
         tags: ['api-keys'],
         summary: 'One key, without its secret',
         params: ApiKeyParams,
-        response: { 200: RefTo(ApiKeySchema, { description: 'The key' }), ...problemResponses(400, 404, 503) },
+        response: { 200: RefTo(ApiKeySchema, { description: 'The key' }) },
       },
     },
     async (request) => {
@@ -120,13 +118,13 @@ export const apiKeyRoutes: FastifyPluginAsyncTypebox<ApiKeyRoutesOptions> = asyn
   app.delete(
     '/v1/api-keys/:id',
     {
-      config: { access: manageKeys(tenantOfKey) },
+      config: { access: manageKeys(tenantOfKey), problems: ['not_found'] },
       schema: {
         operationId: 'revokeApiKey',
         tags: ['api-keys'],
         summary: 'Revoke a key at once, on every replica within a second; revoking again changes nothing',
         params: ApiKeyParams,
-        response: { 204: Type.Null({ description: 'Revoked' }), ...problemResponses(400, 404, 503) },
+        response: { 204: Type.Null({ description: 'Revoked' }) },
       },
     },
     async (request, reply) => {
@@ -139,7 +137,7 @@ export const apiKeyRoutes: FastifyPluginAsyncTypebox<ApiKeyRoutesOptions> = asyn
   app.post(
     '/v1/api-keys/:id/rotate',
     {
-      config: { access: manageKeys(tenantOfKey) },
+      config: { access: manageKeys(tenantOfKey), problems: ['not_found', 'key_revoked', 'key_rotated', 'key_expired'] },
       // Every field is optional; a rotate sent without a body means the defaults.
       preValidation: async (request) => {
         request.body ??= {};
@@ -150,7 +148,7 @@ export const apiKeyRoutes: FastifyPluginAsyncTypebox<ApiKeyRoutesOptions> = asyn
         summary: 'Replace a key with a new one of the same name, scopes and products; the old one works for the grace period',
         params: ApiKeyParams,
         body: RotateBody,
-        response: { 201: CreatedApiKeySchema, ...problemResponses(400, 404, 409, 413, 415, 503) },
+        response: { 201: CreatedApiKeySchema },
       },
     },
     async (request, reply) => {

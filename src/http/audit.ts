@@ -32,7 +32,6 @@ import {
   AuditVerifyQuery,
   ChainReportSchema,
 } from './schemas/audit.js';
-import { problemResponses } from './schemas/problem.js';
 
 export interface AuditRoutesOptions {
   db: Database;
@@ -101,7 +100,7 @@ export const auditRoutes: FastifyPluginAsyncTypebox<AuditRoutesOptions> = async 
   app.post(
     '/v1/audit',
     {
-      config: { access: { allow: ['platform_admin', 'service'] } },
+      config: { access: { allow: ['platform_admin', 'service'] }, problems: ['not_found', 'reserved_action', 'event_too_large'] },
       schema: {
         operationId: 'appendAuditEvent',
         tags: ['audit'],
@@ -110,7 +109,6 @@ export const auditRoutes: FastifyPluginAsyncTypebox<AuditRoutesOptions> = async 
         response: {
           201: { ...AppendedEvent, description: 'Appended' },
           200: { ...AppendedEvent, description: 'An event with this external_id already exists; nothing appended' },
-          ...problemResponses(400, 404, 413, 415, 503),
         },
       },
     },
@@ -133,13 +131,13 @@ export const auditRoutes: FastifyPluginAsyncTypebox<AuditRoutesOptions> = async 
   app.get(
     '/v1/audit',
     {
-      config: { access: READ_LOG },
+      config: { access: READ_LOG, problems: ['invalid_cursor'] },
       schema: {
         operationId: 'listAuditEvents',
         tags: ['audit'],
         summary: 'Events newest first, filtered, one keyset page at a time',
         querystring: AuditListQuery,
-        response: { 200: { ...AuditPage, description: 'One page of events' }, ...problemResponses(400, 503) },
+        response: { 200: { ...AuditPage, description: 'One page of events' } },
       },
     },
     async (request) => {
@@ -173,7 +171,6 @@ export const auditRoutes: FastifyPluginAsyncTypebox<AuditRoutesOptions> = async 
               'text/csv': { schema: { type: 'string', description: 'a header row, then one row per event' } },
             },
           },
-          ...problemResponses(400, 429, 503),
         },
       },
     },
@@ -208,7 +205,7 @@ export const auditRoutes: FastifyPluginAsyncTypebox<AuditRoutesOptions> = async 
         tags: ['audit'],
         summary: "Re-walk a tenant's hash chain (or the platform chain) and report the first break",
         querystring: AuditVerifyQuery,
-        response: { 200: ChainReportSchema, ...problemResponses(400, 429, 503) },
+        response: { 200: ChainReportSchema },
       },
     },
     async (request) => {

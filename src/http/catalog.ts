@@ -42,7 +42,6 @@ import {
   TrialRequestBody,
   type ProductRequest,
 } from './schemas/entitlement.js';
-import { problemResponses } from './schemas/problem.js';
 
 export interface CatalogRoutesOptions {
   db: Database;
@@ -84,6 +83,7 @@ export const catalogRoutes: FastifyPluginAsyncTypebox<CatalogRoutesOptions> = as
     {
       config: {
         access: { allow: ['platform_admin', 'service', 'member'], tenant: tenantFrom.query('tenant_id'), tenantOptional: true },
+        problems: ['not_found'],
       },
       schema: {
         operationId: 'listCatalog',
@@ -92,7 +92,6 @@ export const catalogRoutes: FastifyPluginAsyncTypebox<CatalogRoutesOptions> = as
         querystring: CatalogQuery,
         response: {
           200: Type.Object({ items: Type.Array(CatalogItemSchema) }, { description: 'Every product in the catalog' }),
-          ...problemResponses(400, 404, 503),
         },
       },
     },
@@ -109,7 +108,7 @@ export const catalogRoutes: FastifyPluginAsyncTypebox<CatalogRoutesOptions> = as
   app.post(
     '/v1/catalog/request',
     {
-      config: { access: { allow: ['platform_admin', 'it_admin'], tenant: tenantFrom.body('tenant_id') }, idempotent: {} },
+      config: { access: { allow: ['platform_admin', 'it_admin'], tenant: tenantFrom.body('tenant_id') }, idempotent: {}, problems: ['not_found', 'unknown_product', 'not_requestable', 'already_entitled'] },
       schema: {
         operationId: 'requestProduct',
         tags: ['catalog'],
@@ -117,7 +116,6 @@ export const catalogRoutes: FastifyPluginAsyncTypebox<CatalogRoutesOptions> = as
         body: ProductRequestBody,
         response: {
           202: RefTo(ProductRequestSchema, { description: 'The open request' }),
-          ...problemResponses(400, 404, 409, 413, 415, 503),
         },
       },
     },
@@ -167,7 +165,7 @@ export const catalogRoutes: FastifyPluginAsyncTypebox<CatalogRoutesOptions> = as
   app.get(
     '/v1/catalog/requests',
     {
-      config: { access: { allow: ['platform_admin'] } },
+      config: { access: { allow: ['platform_admin'] }, problems: ['invalid_cursor'] },
       schema: {
         operationId: 'listProductRequests',
         tags: ['catalog'],
@@ -178,7 +176,6 @@ export const catalogRoutes: FastifyPluginAsyncTypebox<CatalogRoutesOptions> = as
             { items: Type.Array(RefTo(ProductRequestSchema)), next_cursor: Nullable(Type.String()) },
             { description: 'One page of requests' },
           ),
-          ...problemResponses(400, 503),
         },
       },
     },
@@ -198,7 +195,7 @@ export const catalogRoutes: FastifyPluginAsyncTypebox<CatalogRoutesOptions> = as
   app.post(
     '/v1/catalog/trial-request',
     {
-      config: { access: { allow: ['platform_admin', 'it_admin'], tenant: tenantFrom.body('tenant_id') }, idempotent: {} },
+      config: { access: { allow: ['platform_admin', 'it_admin'], tenant: tenantFrom.body('tenant_id') }, idempotent: {}, problems: ['not_found', 'unknown_product', 'trial_not_offered', 'tenant_inactive', 'already_entitled', 'trial_used', 'product_revoked'] },
       schema: {
         operationId: 'startTrial',
         tags: ['catalog'],
@@ -206,7 +203,6 @@ export const catalogRoutes: FastifyPluginAsyncTypebox<CatalogRoutesOptions> = as
         body: TrialRequestBody,
         response: {
           201: RefTo(EntitlementSchema, { description: 'The trial entitlement' }),
-          ...problemResponses(400, 404, 409, 413, 415, 503),
         },
       },
     },

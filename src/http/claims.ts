@@ -8,7 +8,6 @@ import { usableProducts } from '../domain/entitlements.js';
 import type { TenantFacts } from '../store/tenant-facts.js';
 import { notFound } from '../problems.js';
 import { Nullable } from './schemas/common.js';
-import { problemResponses } from './schemas/problem.js';
 import { SLUG_PATTERN } from '../domain/slug.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -80,13 +79,13 @@ export const claimsRoutes: FastifyPluginAsyncTypebox<{ tenants: TenantCache; clo
 
   const schema = {
     tags: ['keycloak'],
-    response: { 200: ClaimsSchema, ...problemResponses(400, 404, 503) },
+    response: { 200: ClaimsSchema },
   };
 
   app.post(
     '/v1/internal/keycloak/claims',
     {
-      config: { access: { allow: ['service'] } },
+      config: { access: { allow: ['service'] }, problems: ['not_found'] },
       schema: {
         ...schema,
         operationId: 'tenantClaims',
@@ -110,7 +109,7 @@ export const claimsRoutes: FastifyPluginAsyncTypebox<{ tenants: TenantCache; clo
   app.get(
     '/v1/internal/keycloak/claims',
     {
-      config: { access: { allow: ['service'] } },
+      config: { access: { allow: ['service'] }, problems: ['not_found'] },
       schema: {
         ...schema,
         operationId: 'tenantClaimsByQuery',

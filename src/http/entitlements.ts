@@ -12,7 +12,6 @@ import { tenantFrom } from './access.js';
 import { originOf } from './origin.js';
 import { RefTo } from './schemas/common.js';
 import { EntitlementParams, EntitlementSchema, GrantBody, TenantQuery, type Entitlement } from './schemas/entitlement.js';
-import { problemResponses } from './schemas/problem.js';
 
 export interface EntitlementRoutesOptions {
   db: Database;
@@ -43,7 +42,7 @@ export const entitlementRoutes: FastifyPluginAsyncTypebox<EntitlementRoutesOptio
   app.get(
     '/v1/entitlements',
     {
-      config: { access: { allow: ['platform_admin', 'service', 'member'], tenant: tenantFrom.query('tenant_id') } },
+      config: { access: { allow: ['platform_admin', 'service', 'member'], tenant: tenantFrom.query('tenant_id') }, problems: ['not_found'] },
       schema: {
         operationId: 'listEntitlements',
         tags: ['entitlements'],
@@ -51,7 +50,6 @@ export const entitlementRoutes: FastifyPluginAsyncTypebox<EntitlementRoutesOptio
         querystring: TenantQuery,
         response: {
           200: Type.Object({ items: Type.Array(RefTo(EntitlementSchema)) }, { description: 'Every entitlement of the tenant' }),
-          ...problemResponses(400, 404, 503),
         },
       },
     },
@@ -68,14 +66,14 @@ export const entitlementRoutes: FastifyPluginAsyncTypebox<EntitlementRoutesOptio
   app.put(
     '/v1/entitlements/:tenant_id/:product',
     {
-      config: { access: { allow: ['platform_admin'] } },
+      config: { access: { allow: ['platform_admin'] }, problems: ['not_found', 'unknown_product'] },
       schema: {
         operationId: 'grantEntitlement',
         tags: ['entitlements'],
         summary: 'Grant a product (from any state); closes open sales requests for it',
         params: EntitlementParams,
         body: GrantBody,
-        response: { 200: RefTo(EntitlementSchema, { description: 'The active entitlement' }), ...problemResponses(400, 404, 413, 415, 503) },
+        response: { 200: RefTo(EntitlementSchema, { description: 'The active entitlement' }) },
       },
     },
     async (request) => {
@@ -91,13 +89,13 @@ export const entitlementRoutes: FastifyPluginAsyncTypebox<EntitlementRoutesOptio
   app.delete(
     '/v1/entitlements/:tenant_id/:product',
     {
-      config: { access: { allow: ['platform_admin'] } },
+      config: { access: { allow: ['platform_admin'] }, problems: ['not_found'] },
       schema: {
         operationId: 'revokeEntitlement',
         tags: ['entitlements'],
         summary: 'Revoke a product; revoking again changes nothing',
         params: EntitlementParams,
-        response: { 204: Type.Null({ description: 'Revoked' }), ...problemResponses(400, 404, 503) },
+        response: { 204: Type.Null({ description: 'Revoked' }) },
       },
     },
     async (request, reply) => {

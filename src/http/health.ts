@@ -8,7 +8,6 @@ import type { KeycloakAdapter, KeycloakHealth } from '../keycloak/adapter.js';
 import type { Database } from '../store/database.js';
 import { isUnavailable } from '../store/errors.js';
 import { AppError } from '../problems.js';
-import { problemResponses } from './schemas/problem.js';
 
 // Probes come every few seconds from every orchestrator node; Keycloak is asked at most this often.
 const KEYCLOAK_CHECK_INTERVAL_MS = 10_000;
@@ -64,12 +63,12 @@ export const healthRoutes: FastifyPluginAsyncTypebox<HealthOptions> = async (app
   app.get(
     '/readyz',
     {
-      config: { access: { public: true } },
+      config: { access: { public: true }, problems: ['unavailable', 'draining'] },
       schema: {
         operationId: 'readiness',
         tags: ['health'],
         summary: 'Readiness: the database answers a query; Keycloak is reported, not required',
-        response: { 200: Readiness, ...problemResponses(503) },
+        response: { 200: Readiness },
       },
     },
     async () => {

@@ -10,7 +10,6 @@ import type { Database } from '../store/database.js';
 import { claimIdempotencyKey, releaseIdempotencyKey, storeIdempotentAnswer } from '../store/idempotency.js';
 import Type from 'typebox';
 import { AppError, invalidInput } from '../problems.js';
-import { problemResponses } from './schemas/problem.js';
 
 export interface IdempotencyRule {
   /** Body fields that must not be kept at rest (a created API key's plaintext). */
@@ -96,12 +95,9 @@ export function registerIdempotency(app: FastifyInstance, db: Database, clock: (
   app.addHook('onRoute', (route) => {
     const rule = route.config?.idempotent;
     if (!rule) return;
-    // The header and its two answers belong in the route's contract (and openapi.yaml).
-    route.schema = {
-      ...route.schema,
-      headers: IdempotencyHeaders,
-      response: { ...(route.schema?.response as object), ...problemResponses(409, 422) },
-    };
+    // The header belongs in the route's contract (and openapi.yaml); its answers are declared
+    // by declared-problems.ts for every idempotent route.
+    route.schema = { ...route.schema, headers: IdempotencyHeaders };
     const preHandler = (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => {
       replayOrClaim(db, clock, request, reply).then(() => {
         if (!reply.sent) done();

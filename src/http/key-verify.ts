@@ -2,7 +2,6 @@
 // It always answers 200 with a verdict; a database outage on a cache miss is the only error.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { KeyVerifier } from '../keys/key-verifier.js';
-import { problemResponses } from './schemas/problem.js';
 import { VerifyAnswerSchema, VerifyBody } from './schemas/api-key.js';
 
 export const keyVerifyRoutes: FastifyPluginAsyncTypebox<{ verifier: KeyVerifier }> = async (app, { verifier }) => {
@@ -15,7 +14,7 @@ export const keyVerifyRoutes: FastifyPluginAsyncTypebox<{ verifier: KeyVerifier 
         tags: ['api-keys'],
         summary: 'Verify a key, optionally for a product and a scope',
         body: VerifyBody,
-        response: { 200: VerifyAnswerSchema, ...problemResponses(400, 413, 415, 503) },
+        response: { 200: VerifyAnswerSchema },
       },
     },
     // Not an async handler: Fastify sends a value returned synchronously at once, so a cached

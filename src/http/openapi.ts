@@ -2,8 +2,9 @@
 // objects that validate and serialize become the spec, so it cannot drift from the code.
 // openapi.yaml at the repository root is this output, committed; a test keeps them equal.
 import swagger from '@fastify/swagger';
-import type { FastifyInstance, FastifySchema } from 'fastify';
+import type { FastifyInstance, FastifySchema, RouteOptions } from 'fastify';
 import type { Access } from './access.js';
+import { problemsOf } from './declared-problems.js';
 import { problemResponses } from './schemas/problem.js';
 import Type from 'typebox';
 import { SHARED_SCHEMAS } from './schemas/shared.js';
@@ -43,8 +44,8 @@ export async function registerOpenApi(app: FastifyInstance, version: string): Pr
         { name: 'meta', description: 'This document' },
       ],
     },
-    // Every route that needs a token says so, with the answers the access rules can give.
-    transform: ({ schema, url, route }) => ({ url, schema: withAccess(schema, route.config?.access) }),
+    // Every route that needs a token says so, and every route lists the problems it answers with.
+    transform: ({ schema, url, route }) => ({ url, schema: withProblems(withAccess(schema, route.config?.access), route) }),
     // Shared schemas keep their own names (components/schemas/Problem) instead of def-N.
     refResolver: {
       buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`),
@@ -79,11 +80,11 @@ function withAccess(schema: FastifySchema, access: Access | undefined): FastifyS
     ...schema,
     description: [schema.description, `Who may call: ${who}.`].filter(Boolean).join(' '),
     security: [{ bearer: [] }],
-    response: {
-      ...(schema.response as object),
-      ...problemResponses(401, 403, ...(tenantScoped ? [404] : []), 429),
-    },
   };
+}
+
+function withProblems(schema: FastifySchema, route: Pick<RouteOptions, 'config' | 'schema' | 'method'>): FastifySchema {
+  return { ...schema, response: { ...(schema.response as object), ...problemResponses(problemsOf(route)) } };
 }
 
 export function openApiYaml(app: FastifyInstance): string {

@@ -14,7 +14,6 @@ import { findTenantById, insertTenant, type TenantRow } from '../store/tenants.j
 import { tenantFrom, type TenantOf } from './access.js';
 import { originOf } from './origin.js';
 import { RefTo } from './schemas/common.js';
-import { problemResponses } from './schemas/problem.js';
 import {
   CreateTenantBody,
   CreatedTenantSchema,
@@ -72,13 +71,13 @@ export const tenantRoutes: FastifyPluginAsyncTypebox<TenantRoutesOptions> = asyn
   app.post(
     '/v1/tenants',
     {
-      config: { access: { allow: ['platform_admin'] }, idempotent: {} },
+      config: { access: { allow: ['platform_admin'] }, idempotent: {}, problems: ['slug_taken'] },
       schema: {
         operationId: 'createTenant',
         tags: ['tenants'],
         summary: 'Create a tenant: customers start a trial, demo tenants start in demo',
         body: CreateTenantBody,
-        response: { 201: CreatedTenantSchema, ...problemResponses(400, 409, 413, 415, 503) },
+        response: { 201: CreatedTenantSchema },
       },
     },
     async (request, reply) => {
@@ -117,13 +116,13 @@ export const tenantRoutes: FastifyPluginAsyncTypebox<TenantRoutesOptions> = asyn
   app.get(
     '/v1/tenants/:id',
     {
-      config: { access: { allow: ['platform_admin', 'service', 'member'], tenant: tenantFrom.param('id') } },
+      config: { access: { allow: ['platform_admin', 'service', 'member'], tenant: tenantFrom.param('id') }, problems: ['not_found'] },
       schema: {
         operationId: 'getTenant',
         tags: ['tenants'],
         summary: 'Read a tenant by id',
         params: TenantIdParams,
-        response: { 200: RefTo(TenantSchema, { description: 'The tenant' }), ...problemResponses(400, 404, 503) },
+        response: { 200: RefTo(TenantSchema, { description: 'The tenant' }) },
       },
     },
     async (request) => {
@@ -136,13 +135,13 @@ export const tenantRoutes: FastifyPluginAsyncTypebox<TenantRoutesOptions> = asyn
   app.get(
     '/v1/tenants/by-slug/:slug',
     {
-      config: { access: { allow: ['platform_admin', 'service', 'member'], tenant: tenantOfSlug } },
+      config: { access: { allow: ['platform_admin', 'service', 'member'], tenant: tenantOfSlug }, problems: ['not_found'] },
       schema: {
         operationId: 'getTenantBySlug',
         tags: ['tenants'],
         summary: 'Read a tenant by slug (the portal resolves every request this way)',
         params: TenantSlugParams,
-        response: { 200: RefTo(TenantSchema, { description: 'The tenant' }), ...problemResponses(400, 404, 503) },
+        response: { 200: RefTo(TenantSchema, { description: 'The tenant' }) },
       },
     },
     async (request) => {
@@ -160,13 +159,13 @@ export const tenantRoutes: FastifyPluginAsyncTypebox<TenantRoutesOptions> = asyn
     app.post(
       `/v1/tenants/:id/${action}`,
       {
-        config: { access: { allow: ['platform_admin'] } },
+        config: { access: { allow: ['platform_admin'] }, problems: ['not_found', 'invalid_transition'] },
         schema: {
           operationId: `${action}Tenant`,
           tags: ['tenants'],
           summary: summaries[action],
           params: TenantIdParams,
-          response: { 200: RefTo(TenantSchema, { description: 'The tenant after the transition' }), ...problemResponses(400, 404, 409, 503) },
+          response: { 200: RefTo(TenantSchema, { description: 'The tenant after the transition' }) },
         },
       },
       async (request) =>
@@ -177,7 +176,7 @@ export const tenantRoutes: FastifyPluginAsyncTypebox<TenantRoutesOptions> = asyn
   app.post(
     '/v1/tenants/:id/keycloak/provision',
     {
-      config: { access: { allow: ['platform_admin'] } },
+      config: { access: { allow: ['platform_admin'] }, problems: ['not_found', 'no_admin_email', 'keycloak_provisioning_off', 'keycloak_failed'] },
       // Every field is optional; a retry sent without a body uses the admin given at creation.
       preValidation: async (request) => {
         request.body ??= {};
@@ -190,7 +189,6 @@ export const tenantRoutes: FastifyPluginAsyncTypebox<TenantRoutesOptions> = asyn
         body: ProvisionBody,
         response: {
           200: { ...CreatedTenantSchema, description: 'Provisioned; the invitation mail is on its way' },
-          ...problemResponses(400, 404, 409, 413, 415, 502, 503),
         },
       },
     },

@@ -55,6 +55,8 @@ export async function startServerOn(db: Database, overrides: Partial<AppDeps> = 
     keycloak: { adapter: new MockAdapter('http://keycloak.test/realms/test'), budgetMs: 5_000 },
     config: { appEnv: 'dev', bodyLimitBytes: 64 * 1024 },
     logger: pino({ level: 'silent' }),
+    // Every answer of every test is checked against its route's declared problems.
+    checkProblems: true,
     ...overrides,
   });
   const url = await app.listen({ host: '127.0.0.1', port: 0 });

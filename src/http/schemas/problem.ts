@@ -1,6 +1,8 @@
 // The problem+json body (RFC 9457) every error answers with, registered once under the id
 // "Problem" and referenced from each route's error responses.
 import Type from 'typebox';
+import { PROBLEM_CODES, PROBLEMS, type ProblemCode } from '../../problems.js';
+import { byStatus } from '../declared-problems.js';
 
 export const PROBLEM_SCHEMA_ID = 'Problem';
 
@@ -10,7 +12,7 @@ export const ProblemSchema = Type.Object(
     title: Type.String(),
     status: Type.Integer(),
     detail: Type.String(),
-    code: Type.String({ description: 'stable snake_case word to switch on, e.g. slug_taken' }),
+    code: Type.Enum(PROBLEM_CODES, { description: 'stable snake_case word to switch on (src/problems.ts); each answer lists its own' }),
     request_id: Type.String({ description: 'the X-Request-Id of the request, for support and logs' }),
     errors: Type.Optional(
       Type.Array(
@@ -29,30 +31,21 @@ export const ProblemSchema = Type.Object(
   { $id: PROBLEM_SCHEMA_ID, title: 'Problem' },
 );
 
-const DESCRIPTIONS: Record<number, string> = {
-  400: 'Malformed or invalid input (validation_failed, malformed_json)',
-  401: 'No bearer token, or one that was refused (WWW-Authenticate: Bearer)',
-  403: 'The token\'s roles do not allow this',
-  404: 'Not found',
-  405: 'Method not allowed on this path',
-  409: 'Conflicts with the current state (or a request with this Idempotency-Key is still running)',
-  413: 'Body over the size limit',
-  415: 'Body is not application/json',
-  422: 'The Idempotency-Key was used for a different request',
-  429: 'Over the caller\'s rate limit; retry after Retry-After seconds',
-  500: 'Unexpected failure; the body carries no internals',
-  502: 'Keycloak failed; what failed is recorded and can be retried',
-  503: 'A dependency (the database or the token issuer) is unavailable, or the replica is draining',
-};
-
-/** The error responses of a route (500 always), each application/problem+json of the one schema. */
-export function problemResponses(...statuses: number[]) {
+/**
+ * The error responses of a route, one per status: application/problem+json of the one schema,
+ * its `code` narrowed to the codes the route answers with at that status, each described.
+ */
+export function problemResponses(codes: readonly ProblemCode[]) {
   return Object.fromEntries(
-    [...statuses, 500].map((status) => [
+    [...byStatus(codes)].map(([status, atStatus]) => [
       status,
       {
-        description: DESCRIPTIONS[status] ?? 'Error',
-        content: { 'application/problem+json': { schema: Type.Ref(PROBLEM_SCHEMA_ID) } },
+        description: atStatus.map((code) => `${code}: ${PROBLEMS[code].meaning}`).join('; '),
+        content: {
+          'application/problem+json': {
+            schema: { allOf: [Type.Ref(PROBLEM_SCHEMA_ID), { type: 'object', properties: { code: { enum: atStatus } } }] },
+          },
+        },
       },
     ]),
   );
