@@ -59,10 +59,13 @@ export const PROBLEMS = {
 export type ProblemCode = keyof typeof PROBLEMS;
 export const PROBLEM_CODES = Object.keys(PROBLEMS) as ProblemCode[];
 
+/** The parts of a request a field error can point into. */
+export const REQUEST_PARTS = ['body', 'querystring', 'params', 'headers'] as const;
+
 export interface FieldError {
   /** JSON pointer into the part named by `in`, e.g. "/slug". */
   path: string;
-  in: 'body' | 'querystring' | 'params' | 'headers';
+  in: (typeof REQUEST_PARTS)[number];
   message: string;
 }
 

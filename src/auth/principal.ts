@@ -1,6 +1,7 @@
 // Who is calling, as read from a verified token. Keycloak puts realm roles in
 // realm_access.roles and client roles in resource_access.<client>.roles; the tenant a user
 // belongs to comes from a tenant_id claim (a protocol mapper of the realm adds it).
+import { isUuid } from '../domain/ids.js';
 
 export interface RoleNames {
   platformAdmin: string;
@@ -30,7 +31,6 @@ export interface Principal {
   expiresAt: number;
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
  * The longest subject accepted: OpenID Connect Core (section 2) bounds `sub` to 255 ASCII
@@ -102,7 +102,7 @@ export function principalFromClaims(claims: Record<string, unknown>, settings: P
     kind,
     client: text(claims.azp) ?? clientId ?? null,
     // A malformed tenant claim grants nothing rather than matching some tenant by accident.
-    tenantId: tenant !== undefined && UUID.test(tenant) ? tenant.toLowerCase() : null,
+    tenantId: tenant !== undefined && isUuid(tenant) ? tenant.toLowerCase() : null,
     isPlatformAdmin: roles.has(settings.roles.platformAdmin),
     isItAdmin: roles.has(settings.roles.itAdmin),
     isService,

@@ -11,7 +11,8 @@
 //                  after the chain existed: hashes were cleared to pass rows off as old ones
 import { PLATFORM_CHAIN, hashRecord, type AuditRecord } from './audit.js';
 
-export type ChainBreak = 'hash_mismatch' | 'link_mismatch' | 'gap' | 'head_mismatch' | 'tenant_mismatch' | 'legacy_mismatch';
+export const CHAIN_BREAKS = ['hash_mismatch', 'link_mismatch', 'gap', 'head_mismatch', 'tenant_mismatch', 'legacy_mismatch'] as const;
+export type ChainBreak = (typeof CHAIN_BREAKS)[number];
 
 export interface ChainReport {
   ok: boolean;

@@ -4,7 +4,14 @@
 // decides the chain position, this file decides what the hash covers.
 import { createHash } from 'node:crypto';
 
-export type Crud = 'c' | 'r' | 'u' | 'd';
+/** Create, read, update, delete: what an event did (Retraced's crud). */
+export const CRUD_LETTERS = ['c', 'r', 'u', 'd'] as const;
+export type Crud = (typeof CRUD_LETTERS)[number];
+
+/** Actions are dotted words (tenant.created): a letter or digit, then up to 127 of these. */
+export const ACTION_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}$';
+/** The action filter of queries: an action, or a prefix of one ending in * (tenant.*). */
+export const ACTION_FILTER_PATTERN = ACTION_PATTERN.replace(/\$$/, '\\*?$');
 export type StringMap = Record<string, string>;
 
 export interface AuditGroup {

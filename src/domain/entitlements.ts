@@ -2,12 +2,21 @@
 // computed from stored facts and the current time, so a trial reads as expired the instant it
 // ends, without a background job, and the claims bundle and key verification ask one function
 // (usableProducts) what a tenant may use now.
+import { DAY_MS } from './time.js';
 import type { TenantStatus } from './lifecycle.js';
 
 /** What is stored. */
-export type StoredEntitlementStatus = 'requested' | 'trial' | 'active' | 'revoked';
+export const STORED_ENTITLEMENT_STATUSES = ['requested', 'trial', 'active', 'revoked'] as const;
+export type StoredEntitlementStatus = (typeof STORED_ENTITLEMENT_STATUSES)[number];
 /** What is read: a trial past its end is expired. */
-export type EntitlementStatus = StoredEntitlementStatus | 'expired';
+export const ENTITLEMENT_STATUSES = ['active', 'trial', 'expired', 'requested', 'revoked'] as const;
+export type EntitlementStatus = (typeof ENTITLEMENT_STATUSES)[number];
+/** How an entitlement reached its status: an operator's grant, a self-serve trial, a sales request. */
+export const ENTITLEMENT_SOURCES = ['operator', 'trial', 'sales_request'] as const;
+export type EntitlementSource = (typeof ENTITLEMENT_SOURCES)[number];
+/** A sales request is open until a grant or a revoke answers it. */
+export const REQUEST_STATUSES = ['open', 'closed'] as const;
+export type RequestStatus = (typeof REQUEST_STATUSES)[number];
 
 export interface EntitlementFacts {
   product: string;
@@ -15,16 +24,20 @@ export interface EntitlementFacts {
   trial_ends_at: Date | null;
 }
 
-const DAY_MS = 24 * 60 * 60 * 1000;
 
 /** Tenants whose entitlements count; frozen and archived tenants keep their rows, unusable. */
 export const USABLE_TENANT_STATUSES: readonly TenantStatus[] = ['demo', 'trial', 'active'];
 
+/**
+ * A trial is over the instant its end has passed: from then on it reads as expired. The store's
+ * SQL says the same in store/entitlements.ts (trialOver, trialRunning); keep them in step.
+ */
+export function isTrialOver(entitlement: EntitlementFacts, now: Date): boolean {
+  return entitlement.status === 'trial' && entitlement.trial_ends_at !== null && entitlement.trial_ends_at <= now;
+}
+
 export function effectiveStatus(entitlement: EntitlementFacts, now: Date): EntitlementStatus {
-  if (entitlement.status === 'trial' && entitlement.trial_ends_at !== null && entitlement.trial_ends_at <= now) {
-    return 'expired';
-  }
-  return entitlement.status;
+  return isTrialOver(entitlement, now) ? 'expired' : entitlement.status;
 }
 
 /** Whole days left in a running trial, rounded up (the portal's banner); null otherwise. */
@@ -45,7 +58,9 @@ export function usableProducts(tenantStatus: TenantStatus, entitlements: Entitle
 }
 
 /** A product's state for one tenant, as the portal's catalog shows it. */
-export type CatalogState = 'entitled' | 'trial' | 'expired' | 'requested' | null;
+/** A product as the catalog shows it to a tenant; null: the tenant has nothing of it. */
+export const CATALOG_STATES = ['entitled', 'trial', 'expired', 'requested'] as const;
+export type CatalogState = (typeof CATALOG_STATES)[number] | null;
 
 export function catalogState(entitlement: EntitlementFacts | undefined, now: Date): CatalogState {
   if (!entitlement) return null;

@@ -4,15 +4,35 @@
 import { USABLE_TENANT_STATUSES, usableProducts, type EntitlementFacts } from './entitlements.js';
 import type { TenantStatus } from './lifecycle.js';
 
-export type VerifyCode =
-  | 'VALID'
-  | 'MALFORMED'
-  | 'NOT_FOUND'
-  | 'REVOKED'
-  | 'EXPIRED'
-  | 'TENANT_INACTIVE'
-  | 'NOT_ENTITLED'
-  | 'INSUFFICIENT_SCOPE';
+/** Every answer verification gives, in the order verdictFor checks them (after MALFORMED). */
+export const VERIFY_CODES = [
+  'VALID',
+  'MALFORMED',
+  'NOT_FOUND',
+  'REVOKED',
+  'EXPIRED',
+  'TENANT_INACTIVE',
+  'NOT_ENTITLED',
+  'INSUFFICIENT_SCOPE',
+] as const;
+export type VerifyCode = (typeof VERIFY_CODES)[number];
+
+/**
+ * The answer of POST /v1/internal/api-keys/verify: the verdict, and the key's facts when the
+ * key exists. http/schemas/api-key.ts serializes it and checks at compile time that it agrees.
+ */
+export interface VerifyAnswer {
+  valid: boolean;
+  code: VerifyCode;
+  key_id?: string;
+  tenant_id?: string;
+  slug?: string;
+  tenant_status?: TenantStatus;
+  plan?: string | null;
+  scopes?: string[];
+  products?: string[];
+  expires_at?: string | null;
+}
 
 export interface VerifiableKey {
   id: string;

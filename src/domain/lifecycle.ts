@@ -7,6 +7,7 @@
 //   active    -- cancel   -> frozen   (cancellation or non-payment)
 //   frozen    -- activate -> active   (payment arrived or the customer came back)
 //   archived  -- terminal: the export window closed; only the audit log remains.
+import { DAY_MS } from './time.js';
 
 export const TENANT_STATUSES = ['demo', 'trial', 'active', 'frozen', 'archived'] as const;
 export type TenantStatus = (typeof TENANT_STATUSES)[number];
@@ -23,7 +24,6 @@ export const TRANSITIONS: Readonly<Record<LifecycleAction, { from: readonly Tena
 
 /** A new customer evaluates the platform for this long before it must activate. */
 export const TRIAL_DAYS = 14;
-const DAY_MS = 24 * 60 * 60 * 1000;
 
 /** The status an action leads to from `current`, or null when the table has no such move. */
 export function nextStatus(action: LifecycleAction, current: TenantStatus): TenantStatus | null {

@@ -5,12 +5,12 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import Type from 'typebox';
 import type { TenantCache } from '../caching/tenant-cache.js';
 import { usableProducts } from '../domain/entitlements.js';
+import { isUuid } from '../domain/ids.js';
 import type { TenantFacts } from '../store/tenant-facts.js';
 import { notFound } from '../problems.js';
 import { Nullable } from './schemas/common.js';
 import { SLUG_PATTERN } from '../domain/slug.js';
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const SLUG = new RegExp(SLUG_PATTERN);
 
 // Keycloak user attributes are lists of strings; a mapper may also send a single string.
@@ -56,7 +56,7 @@ type Lookup = { id: string } | { slug: string };
 
 const list = (value: string | string[] | undefined): string[] => (value === undefined ? [] : Array.isArray(value) ? value : [value]);
 
-const byId = (ids: string[]): Lookup[] => ids.filter((id) => UUID.test(id)).map((id) => ({ id }));
+const byId = (ids: string[]): Lookup[] => ids.filter((id) => isUuid(id)).map((id) => ({ id }));
 const bySlug = (slugs: string[]): Lookup[] => slugs.filter((slug) => SLUG.test(slug)).map((slug) => ({ slug }));
 
 export const claimsRoutes: FastifyPluginAsyncTypebox<{ tenants: TenantCache; clock: () => Date }> = async (app, { tenants, clock }) => {

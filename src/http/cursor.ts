@@ -1,6 +1,7 @@
 // Opaque keyset cursors: the position of the last item of a page, base64url-encoded JSON. Clients
 // pass them back unchanged; anything that does not decode to a position is a 400, never a 500.
 import { AppError } from '../problems.js';
+import { isUuid } from '../domain/ids.js';
 
 const invalidCursor = () =>
   new AppError('invalid_cursor', {
@@ -25,7 +26,6 @@ export function decodeCursor(cursor: string, size: number, valid: (part: string,
   return parts as string[];
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 // Times exactly as toISOString() writes them for the years 0001 to 9999. JavaScript dates reach
 // further (year 0, negative years, "+275760-09-13T00:00:00.000Z"), and toISOString() writes
@@ -49,6 +49,6 @@ export interface Position {
 export const encodePosition = (position: Position): string => encodeCursor([position.created, position.id]);
 
 export function decodePosition(cursor: string): Position {
-  const [created, id] = decodeCursor(cursor, 2, (part, i) => (i === 0 ? isIssuedTimestamp(part) : UUID.test(part)));
+  const [created, id] = decodeCursor(cursor, 2, (part, i) => (i === 0 ? isIssuedTimestamp(part) : isUuid(part)));
   return { created: created!, id: id! };
 }

@@ -26,7 +26,7 @@ export function toEntitlement(row: EntitlementRow, now: Date): Entitlement {
     tenant_id: row.tenant_id,
     product: row.product,
     status: effectiveStatus(row, now),
-    source: row.source as Entitlement['source'],
+    source: row.source,
     // A trial's end means something only while the entitlement is (or was last) that trial.
     trial_ends_at: row.status === 'trial' ? (row.trial_ends_at?.toISOString() ?? null) : null,
     days_left: daysLeft(row, now),

@@ -2,6 +2,7 @@
 // a database outage never gets healthy replicas restarted. Readiness says this replica can serve
 // traffic right now, which needs the database; Keycloak is reported but does not decide it, since
 // only provisioning needs Keycloak and provisioning failures are recorded and retried.
+import { KEYCLOAK_HEALTH } from '../keycloak/adapter.js';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import Type from 'typebox';
 import type { KeycloakAdapter, KeycloakHealth } from '../keycloak/adapter.js';
@@ -19,7 +20,7 @@ const Readiness = Type.Object(
     checks: Type.Object(
       {
         database: Type.Literal('up'),
-        keycloak: Type.Enum(['up', 'down', 'mock', 'disabled'], {
+        keycloak: Type.Enum(KEYCLOAK_HEALTH, {
           description: 'down degrades provisioning only; mock: the dev stand-in; disabled: provisioning is turned off (KEYCLOAK_PROVISIONING=off)',
         }),
       },

@@ -8,9 +8,9 @@
 // (written lowercase, the form the database returns), the caller's names cut to a bound. A
 // request naming a megabyte of "tenant_id" must not become a megabyte of log.
 import { LogController, type FastifyReply, type FastifyRequest } from 'fastify';
+import { isUuid } from '../domain/ids.js';
 import { observeRequest } from '../observability/metrics.js';
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
  * The longest principal and principal_name written. Tokens are checked to hold no longer ones
@@ -32,7 +32,7 @@ function namedIn(part: unknown): { id: unknown } | undefined {
 function tenantOf(request: FastifyRequest): string | null | undefined {
   const named = namedIn(request.params) ?? namedIn(request.query) ?? namedIn(request.body);
   if (named === undefined) return undefined;
-  return typeof named.id === 'string' && UUID.test(named.id) ? named.id.toLowerCase() : null;
+  return typeof named.id === 'string' && isUuid(named.id) ? named.id.toLowerCase() : null;
 }
 
 /** The text cut to LOGGED_NAME_MAX_LENGTH code points (never inside a character). */

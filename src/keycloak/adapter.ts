@@ -42,9 +42,11 @@ export interface ProvisionResult {
 }
 
 /** Which step of provisioning failed; provisioning again resumes from there. */
-export type ProvisionStep = 'token' | 'organization' | 'user' | 'membership' | 'role' | 'invite';
+export const PROVISION_STEPS = ['token', 'organization', 'user', 'membership', 'role', 'invite'] as const;
+export type ProvisionStep = (typeof PROVISION_STEPS)[number];
 /** disabled: provisioning is turned off in this deployment, so nothing was asked of Keycloak. */
-export type KeycloakErrorType = 'conflict' | 'unauthorized' | 'unavailable' | 'bad_request' | 'disabled';
+export const KEYCLOAK_ERROR_TYPES = ['conflict', 'unauthorized', 'unavailable', 'bad_request', 'disabled'] as const;
+export type KeycloakErrorType = (typeof KEYCLOAK_ERROR_TYPES)[number];
 
 /** A failure with its kind and step, and a message that never holds a secret. */
 export class KeycloakError extends Error {
@@ -59,7 +61,8 @@ export class KeycloakError extends Error {
   }
 }
 
-export type KeycloakHealth = 'up' | 'down' | 'mock' | 'disabled';
+export const KEYCLOAK_HEALTH = ['up', 'down', 'mock', 'disabled'] as const;
+export type KeycloakHealth = (typeof KEYCLOAK_HEALTH)[number];
 
 export interface KeycloakAdapter {
   readonly kind: 'http' | 'mock' | 'disabled';

@@ -2,26 +2,13 @@
 // checked first (no hashing, no lookup for a malformed key), then the facts come from the cache
 // or, on a miss, from one query; the answer is computed from them at the moment of the request.
 import { hashApiKey, isWellFormedApiKey } from '../domain/api-key.js';
-import { verdictFor, type VerifyCode, type VerifyQuestion } from '../domain/key-verdict.js';
+import { verdictFor, type VerifyAnswer, type VerifyCode, type VerifyQuestion } from '../domain/key-verdict.js';
 import { countVerification } from '../observability/metrics.js';
 import { loadKeyFacts, type KeyFacts } from '../store/api-keys.js';
 import type { Database } from '../store/database.js';
 import { isUnreachable } from '../store/errors.js';
 import { KeyCache } from './key-cache.js';
 import type { UsageRecorder } from './usage-recorder.js';
-
-export interface VerifyAnswer {
-  valid: boolean;
-  code: VerifyCode;
-  key_id?: string;
-  tenant_id?: string;
-  slug?: string;
-  tenant_status?: string;
-  plan?: string | null;
-  scopes?: string[];
-  products?: string[];
-  expires_at?: string | null;
-}
 
 export interface KeyVerifier {
   readonly cache: KeyCache;

@@ -1,13 +1,13 @@
 // Queries on tenant_products (entitlements) and product_requests (the sales queue). Each takes
 // the Queryable it runs on; the HTTP layer wraps changes and their audit events in one transaction.
-import type { StoredEntitlementStatus } from '../domain/entitlements.js';
+import type { EntitlementSource, RequestStatus, StoredEntitlementStatus } from '../domain/entitlements.js';
 import type { Queryable } from './database.js';
 
 export interface EntitlementRow {
   tenant_id: string;
   product: string;
   status: StoredEntitlementStatus;
-  source: string;
+  source: EntitlementSource;
   config: Record<string, unknown>;
   granted_at: Date | null;
   revoked_at: Date | null;
@@ -20,12 +20,19 @@ export interface EntitlementRow {
 const COLUMNS = `tenant_id, product, status, source, config, granted_at, revoked_at, trial_started_at,
   trial_ends_at, created_at, updated_at`;
 
+// The trial-over rule of domain/entitlements.ts (isTrialOver) as SQL, for the statements that
+// must decide it in the database; `now` names the statement's parameter holding the current time.
+/** The row is a trial whose end has passed: it reads as expired. */
+const trialOver = (now: string) => `(tenant_products.status = 'trial' AND tenant_products.trial_ends_at <= ${now})`;
+/** The row is a trial still running. */
+const trialRunning = (now: string) => `(tenant_products.status = 'trial' AND tenant_products.trial_ends_at > ${now})`;
+
 /**
  * A trial that a grant or revoke ends before its time never expires, so no expiry event is due:
- * it is marked as recorded. A trial that had already ended keeps its due event. `now` names the
- * statement's parameter holding the current time; SET reads the row as it was before.
+ * it is marked as recorded. A trial that had already ended keeps its due event. SET reads the
+ * row as it was before.
  */
-const cutShortTrial = (now: string) => `CASE WHEN tenant_products.status = 'trial' AND tenant_products.trial_ends_at > ${now}
+const cutShortTrial = (now: string) => `CASE WHEN ${trialRunning(now)}
   THEN COALESCE(tenant_products.trial_expiry_recorded_at, ${now}) ELSE tenant_products.trial_expiry_recorded_at END`;
 
 export async function listEntitlements(db: Queryable, tenantId: string): Promise<EntitlementRow[]> {
@@ -95,8 +102,7 @@ export async function markRequested(tx: Queryable, tenantId: string, product: st
     `INSERT INTO tenant_products (tenant_id, product, status, source)
      VALUES ($1, $2, 'requested', 'sales_request')
      ON CONFLICT (tenant_id, product) DO UPDATE SET status = 'requested', source = 'sales_request'
-     WHERE tenant_products.status = 'revoked'
-        OR (tenant_products.status = 'trial' AND tenant_products.trial_ends_at <= $3)`,
+     WHERE tenant_products.status = 'revoked' OR ${trialOver('$3')}`,
     [tenantId, product, now],
   );
 }
@@ -106,7 +112,7 @@ export interface ProductRequestRow {
   tenant_id: string;
   product: string;
   message: string | null;
-  status: 'open' | 'closed';
+  status: RequestStatus;
   requested_by: string | null;
   created_at: Date;
   closed_at: Date | null;
@@ -152,7 +158,7 @@ export async function closeOpenRequests(
 /** One page of requests in a status, oldest first (the order sales works through them). */
 export async function listRequests(
   db: Queryable,
-  filters: { status: 'open' | 'closed'; tenantId?: string },
+  filters: { status: RequestStatus; tenantId?: string },
   after: { created: string; id: string } | null,
   limit: number,
 ): Promise<ProductRequestRow[]> {
@@ -175,7 +181,7 @@ export async function listRequests(
 /**
  * Trials past their end whose expiry event is not written yet, whatever happened to the
  * entitlement since (a request, a grant after the end); locked, and rows another worker holds
- * are skipped.
+ * are skipped. Not trialOver: the status may have moved on since, the end of the trial has not.
  */
 export async function lockExpiredTrials(tx: Queryable, now: Date, limit: number): Promise<EntitlementRow[]> {
   return tx.query<EntitlementRow>(

@@ -1,6 +1,7 @@
 // Queries on the tenants table. Each takes the Queryable it runs on, so a caller decides whether
 // it runs alone or inside a transaction together with other writes (its audit event).
 import type { TenantKind, TenantStatus } from '../domain/lifecycle.js';
+import type { ProvisioningState } from '../domain/provisioning.js';
 import type { Queryable } from './database.js';
 
 export interface TenantRow {
@@ -15,7 +16,7 @@ export interface TenantRow {
   stripe_id: string | null;
   sales_owner: string | null;
   keycloak_org_id: string | null;
-  keycloak_provisioning: KeycloakProvisioning;
+  keycloak_provisioning: ProvisioningState;
   /** The last provisioning failure, as "<type> at <step>". */
   keycloak_error: string | null;
   admin_email: string | null;
@@ -40,7 +41,6 @@ export interface NewTenant {
   adminName?: string | null;
 }
 
-export type KeycloakProvisioning = 'none' | 'pending' | 'done' | 'failed';
 
 export const TENANT_COLUMNS = `id, slug, name, status, kind, plan, trial_ends_at, erp_id, stripe_id, sales_owner,
   keycloak_org_id, keycloak_provisioning, keycloak_error, admin_email, admin_name, created_at, updated_at`;
@@ -117,7 +117,7 @@ export async function recordProvisioning(
   tx: Queryable,
   id: string,
   outcome: {
-    status: KeycloakProvisioning;
+    status: ProvisioningState;
     organizationId: string | null;
     error: string | null;
     adminEmail: string;

@@ -8,7 +8,7 @@ import { generateApiKey } from '../../src/domain/api-key.js';
 import type { ApiKey } from '../../src/http/schemas/api-key.js';
 import type { AuditEvent } from '../../src/http/schemas/audit.js';
 import type { Tenant } from '../../src/http/schemas/tenant.js';
-import type { VerifyAnswer } from '../../src/keys/key-verifier.js';
+import type { VerifyAnswer } from '../../src/domain/key-verdict.js';
 import { startKeyVerification, type KeyVerification } from '../../src/keys/setup.js';
 import type { Database } from '../../src/store/database.js';
 import { eachDriver, openMigratedDatabase, type TestDatabase } from '../support/drivers.js';

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { generateApiKey } from '../../src/domain/api-key.js';
 import type { ApiKey } from '../../src/http/schemas/api-key.js';
 import type { Tenant } from '../../src/http/schemas/tenant.js';
-import type { VerifyAnswer } from '../../src/keys/key-verifier.js';
+import type { VerifyAnswer } from '../../src/domain/key-verdict.js';
 import type { Database, Queryable } from '../../src/store/database.js';
 import { openPg } from '../../src/store/pg-driver.js';
 import { openPglite } from '../../src/store/pglite-driver.js';

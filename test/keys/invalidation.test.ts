@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApiKey } from '../../src/http/schemas/api-key.js';
 import type { Tenant } from '../../src/http/schemas/tenant.js';
 import { startInvalidationFeed, type InvalidationFeed, type InvalidationTarget } from '../../src/caching/invalidation-feed.js';
-import type { VerifyAnswer } from '../../src/keys/key-verifier.js';
+import type { VerifyAnswer } from '../../src/domain/key-verdict.js';
 import type { Database } from '../../src/store/database.js';
 import { openPg } from '../../src/store/pg-driver.js';
 import { DRIVERS, eachDriver, openMigratedDatabase, type TestDatabase } from '../support/drivers.js';

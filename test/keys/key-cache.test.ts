@@ -3,7 +3,8 @@
 import { describe, expect, it } from 'vitest';
 import { generateApiKey, hashApiKey } from '../../src/domain/api-key.js';
 import { KeyCache } from '../../src/keys/key-cache.js';
-import { createKeyVerifier, type VerifyAnswer } from '../../src/keys/key-verifier.js';
+import type { VerifyAnswer } from '../../src/domain/key-verdict.js';
+import { createKeyVerifier } from '../../src/keys/key-verifier.js';
 import type { UsageRecorder } from '../../src/keys/usage-recorder.js';
 import type { KeyFacts } from '../../src/store/api-keys.js';
 import type { Database } from '../../src/store/database.js';

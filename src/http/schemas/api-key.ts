@@ -1,6 +1,8 @@
 // Shapes of API keys: what owners see (never the secret), what create takes and answers (the
 // secret, once), and the verify question and answer.
 import Type, { type Static } from 'typebox';
+import { VERIFY_CODES, type VerifyAnswer } from '../../domain/key-verdict.js';
+import { TENANT_STATUSES } from '../../domain/lifecycle.js';
 import { ProductCode } from './entitlement.js';
 import { Nullable, Text, Timestamp, Uuid } from './common.js';
 
@@ -80,11 +82,11 @@ export const VerifyBody = Type.Object(
 export const VerifyAnswerSchema = Type.Object(
   {
     valid: Type.Boolean(),
-    code: Type.Enum(['VALID', 'MALFORMED', 'NOT_FOUND', 'REVOKED', 'EXPIRED', 'TENANT_INACTIVE', 'NOT_ENTITLED', 'INSUFFICIENT_SCOPE']),
+    code: Type.Enum(VERIFY_CODES),
     key_id: Type.Optional(Uuid()),
     tenant_id: Type.Optional(Uuid()),
     slug: Type.Optional(Type.String()),
-    tenant_status: Type.Optional(Type.String()),
+    tenant_status: Type.Optional(Type.Enum(TENANT_STATUSES)),
     plan: Type.Optional(Nullable(Type.String())),
     scopes: Type.Optional(Type.Array(Type.String())),
     products: Type.Optional(Type.Array(Type.String())),
@@ -92,3 +94,8 @@ export const VerifyAnswerSchema = Type.Object(
   },
   { additionalProperties: false, description: 'Always 200; `valid` and `code` tell the verdict' },
 );
+
+// The answer's shape is domain/key-verdict.ts's VerifyAnswer; this fails to compile if they part.
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const answerAgrees: Same<Static<typeof VerifyAnswerSchema>, VerifyAnswer> = true;
+void answerAgrees;

@@ -1,6 +1,9 @@
 // Shapes of audit events (Retraced-compatible) as published, stored, listed and exported.
 import Type, { type Static } from 'typebox';
 import { Nullable, Text, Timestamp, Uuid } from './common.js';
+import { ACTION_FILTER_PATTERN, ACTION_PATTERN, CRUD_LETTERS } from '../../domain/audit.js';
+import { CHAIN_BREAKS } from '../../domain/audit-chain.js';
+import { PRODUCT_CODE_PATTERN } from '../../domain/catalog.js';
 
 // WorkOS's limits for the same maps: enough for real context, too small to smuggle documents.
 const MAP_MAX_KEYS = 50;
@@ -17,11 +20,9 @@ export const StringMap = (description: string) =>
     additionalProperties: { type: 'string', maxLength: MAP_VALUE_MAX },
   });
 
-/** Actions are dotted words (tenant.created); '*' is kept for the prefix filter of queries. */
-export const ACTION_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}$';
-const Action = Type.String({ pattern: ACTION_PATTERN, description: 'what happened, e.g. tenant.created' });
-const Crud = Type.Enum(['c', 'r', 'u', 'd'], { description: 'create, read, update or delete' });
-const Product = Type.String({ pattern: '^[a-z0-9][a-z0-9_-]{0,63}$', description: 'the product code' });
+const Action = Type.String({ pattern: ACTION_PATTERN, description: 'what happened, e.g. document.shared' });
+const Crud = Type.Enum(CRUD_LETTERS, { description: 'create, read, update or delete' });
+const Product = Type.String({ pattern: PRODUCT_CODE_PATTERN, description: 'the product code' });
 const Href = Type.String({ format: 'uri', maxLength: 2000 });
 const Ip = Type.String({ format: 'ip', maxLength: 45, description: 'an IPv4 or IPv6 address' });
 
@@ -150,7 +151,7 @@ export const AuditFilterQuery = {
   actor_id: Type.Optional(Text(200)),
   action: Type.Optional(
     Type.String({
-      pattern: '^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}\\*?$',
+      pattern: ACTION_FILTER_PATTERN,
       description: 'exact, or a prefix when it ends with * (tenant.*)',
     }),
   ),
@@ -194,7 +195,7 @@ export const ChainReportSchema = Type.Object(
     ok: Type.Boolean(),
     checked: Type.Integer({ description: 'events whose hash was recomputed and matched' }),
     first_broken_id: Type.Optional(Uuid()),
-    reason: Type.Optional(Type.Enum(['hash_mismatch', 'link_mismatch', 'gap', 'head_mismatch', 'tenant_mismatch', 'legacy_mismatch'])),
+    reason: Type.Optional(Type.Enum(CHAIN_BREAKS)),
   },
   { additionalProperties: false, description: 'The result of re-walking the chain' },
 );

@@ -1,14 +1,10 @@
 // Building blocks shared by the resource schemas. Each is plain JSON Schema (TypeBox), so the
 // same object validates requests, serializes responses, types handlers and becomes openapi.yaml.
 import Type, { type Static, type TSchema } from 'typebox';
+import { UUID_PATTERN } from '../../domain/ids.js';
 
-/** Ajv's "uuid" format also takes a urn:uuid: prefix, which PostgreSQL refuses; the pattern does not. */
-export const Uuid = (options: { description?: string } = {}) =>
-  Type.String({
-    format: 'uuid',
-    pattern: '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$',
-    ...options,
-  });
+/** A UUID as domain/ids.ts defines it (the format documents it; the pattern decides). */
+export const Uuid = (options: { description?: string } = {}) => Type.String({ format: 'uuid', pattern: UUID_PATTERN, ...options });
 
 export const Timestamp = (options: { description?: string } = {}) =>
   Type.String({ format: 'date-time', ...options });

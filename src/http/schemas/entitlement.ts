@@ -1,11 +1,12 @@
 // Shapes of entitlements, the catalog as the portal reads it, and sales requests.
 import Type, { type Static } from 'typebox';
 import { PRODUCT_CODE_PATTERN } from '../../domain/catalog.js';
+import { CATALOG_STATES, ENTITLEMENT_SOURCES, ENTITLEMENT_STATUSES, REQUEST_STATUSES } from '../../domain/entitlements.js';
 import { Nullable, Timestamp, Uuid } from './common.js';
 
 export const ProductCode = Type.String({ pattern: PRODUCT_CODE_PATTERN, description: 'a product code from the catalog' });
 
-const Status = Type.Enum(['active', 'trial', 'expired', 'requested', 'revoked'], {
+const Status = Type.Enum(ENTITLEMENT_STATUSES, {
   description: 'expired: a trial whose end has passed (computed when read)',
 });
 
@@ -14,7 +15,7 @@ export const EntitlementSchema = Type.Object(
     tenant_id: Uuid(),
     product: Type.String(),
     status: Status,
-    source: Type.Enum(['operator', 'trial', 'sales_request'], { description: 'how it reached its status' }),
+    source: Type.Enum(ENTITLEMENT_SOURCES, { description: 'how it reached its status' }),
     trial_ends_at: Nullable(Timestamp()),
     days_left: Nullable(Type.Integer({ description: 'whole days left in a running trial' })),
     granted_at: Nullable(Timestamp()),
@@ -48,7 +49,7 @@ export const CatalogItemSchema = Type.Object(
     requestable: Type.Boolean(),
     trial_days: Nullable(Type.Integer()),
     state: Type.Optional(
-      Nullable(Type.Enum(['entitled', 'trial', 'expired', 'requested'], { description: 'with tenant_id: the tenant\'s state' })),
+      Nullable(Type.Enum(CATALOG_STATES, { description: 'with tenant_id: the tenant\'s state' })),
     ),
     trial_ends_at: Type.Optional(Nullable(Timestamp())),
     days_left: Type.Optional(Nullable(Type.Integer())),
@@ -73,7 +74,7 @@ export const ProductRequestSchema = Type.Object(
     tenant_id: Uuid(),
     product: Type.String(),
     message: Nullable(Type.String()),
-    status: Type.Enum(['open', 'closed']),
+    status: Type.Enum(REQUEST_STATUSES),
     requested_by: Nullable(Type.String()),
     created_at: Timestamp(),
     closed_at: Nullable(Timestamp()),
@@ -85,7 +86,7 @@ export type ProductRequest = Static<typeof ProductRequestSchema>;
 
 export const RequestListQuery = Type.Object(
   {
-    status: Type.Optional(Type.Enum(['open', 'closed'], { default: 'open' })),
+    status: Type.Optional(Type.Enum(REQUEST_STATUSES, { default: 'open' })),
     tenant_id: Type.Optional(Uuid()),
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 200, default: 50 })),
     cursor: Type.Optional(Type.String({ maxLength: 200 })),

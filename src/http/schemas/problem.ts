@@ -1,7 +1,8 @@
 // The problem+json body (RFC 9457) every error answers with, registered once under the id
 // "Problem" and referenced from each route's error responses.
+import { KEYCLOAK_ERROR_TYPES, PROVISION_STEPS } from '../../keycloak/adapter.js';
 import Type from 'typebox';
-import { PROBLEM_CODES, PROBLEMS, type ProblemCode } from '../../problems.js';
+import { PROBLEM_CODES, PROBLEMS, REQUEST_PARTS, type ProblemCode } from '../../problems.js';
 import { byStatus } from '../declared-problems.js';
 
 export const PROBLEM_SCHEMA_ID = 'Problem';
@@ -18,14 +19,14 @@ export const ProblemSchema = Type.Object(
       Type.Array(
         Type.Object({
           path: Type.String({ description: 'JSON pointer into the part of the request named by `in`' }),
-          in: Type.Enum(['body', 'querystring', 'params', 'headers']),
+          in: Type.Enum(REQUEST_PARTS),
           message: Type.String(),
         }),
       ),
     ),
     current_status: Type.Optional(Type.String({ description: 'with invalid_transition, tenant_inactive: the tenant\'s status' })),
-    error_type: Type.Optional(Type.String({ description: 'with keycloak_failed: conflict, unauthorized, unavailable or bad_request' })),
-    step: Type.Optional(Type.String({ description: 'with keycloak_failed: the provisioning step that failed' })),
+    error_type: Type.Optional(Type.Enum(KEYCLOAK_ERROR_TYPES, { description: 'with keycloak_failed: what kind of failure' })),
+    step: Type.Optional(Type.Enum(PROVISION_STEPS, { description: 'with keycloak_failed: the provisioning step that failed' })),
     rotated_to: Type.Optional(Type.String({ description: 'with key_rotated: the id of the key that replaced this one, to rotate instead' })),
   },
   { $id: PROBLEM_SCHEMA_ID, title: 'Problem' },

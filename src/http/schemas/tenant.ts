@@ -1,14 +1,15 @@
 // Shapes of the tenant resource: what is returned and what creating one accepts.
+import { PROVISIONING_STATES } from '../../domain/provisioning.js';
 import Type, { type Static } from 'typebox';
 import { TENANT_KINDS, TENANT_STATUSES } from '../../domain/lifecycle.js';
-import { SLUG_PATTERN } from '../../domain/slug.js';
+import { SLUG_MAX_LENGTH, SLUG_MIN_LENGTH, SLUG_PATTERN } from '../../domain/slug.js';
 import { Nullable, RefTo, Text, Timestamp, Uuid } from './common.js';
 
 export const Slug = Type.String({
   pattern: SLUG_PATTERN,
-  minLength: 3,
-  maxLength: 40,
-  description: '3-40 characters: lowercase letters, digits and inner dashes',
+  minLength: SLUG_MIN_LENGTH,
+  maxLength: SLUG_MAX_LENGTH,
+  description: `${SLUG_MIN_LENGTH}-${SLUG_MAX_LENGTH} characters: lowercase letters, digits and inner dashes`,
   examples: ['acme'],
 });
 
@@ -25,7 +26,7 @@ export const TenantSchema = Type.Object(
     stripe_id: Nullable(Type.String()),
     sales_owner: Nullable(Type.String()),
     keycloak_org_id: Nullable(Type.String({ description: 'the Keycloak organization, once provisioned' })),
-    keycloak_provisioning: Type.Enum(['none', 'pending', 'done', 'failed'], {
+    keycloak_provisioning: Type.Enum(PROVISIONING_STATES, {
       description: 'none: no IT admin was given; failed: retry with POST /v1/tenants/{id}/keycloak/provision',
     }),
     created_at: Timestamp(),
