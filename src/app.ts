@@ -4,7 +4,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Authentication } from './auth/setup.js';
 import type { Config } from './config.js';
-import type { Catalog } from './domain/catalog.js';
+import type { Catalog } from './domain/products.js';
 import { apiKeyRoutes } from './http/api-keys.js';
 import { keyVerifyRoutes } from './http/key-verify.js';
 import { claimsRoutes } from './http/claims.js';
@@ -48,7 +48,7 @@ export interface AppDeps {
   /** Serve GET /metrics on this app (the default); false keeps it off this listener (METRICS_ON_MAIN_LISTENER). */
   metricsOnMainPort?: boolean;
   /** Set when the process is about to stop: readiness answers 503 so the load balancer moves on. */
-  lifecycle?: { draining: boolean };
+  shutdown?: { draining: boolean };
   /**
    * Turn an answer whose status or problem code its route does not declare into a 500 naming it
    * (http/declared-problems.ts). The tests set it, so every test run checks the declarations.
@@ -91,10 +91,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   app.server.headersTimeout = deps.config.headersTimeoutMs ?? 10_000;
   app.setValidatorCompiler(validatorCompiler);
+  // Hooks on the hot paths (every request of verify, by-slug, claims) are written callback style
+  // and settle synchronously when they can: a promise per hook per request is measurable there
+  // (BENCHMARKS.md). Hooks of the other routes may be async.
+  //
   // Fastify closes the connections that are idle when shutdown starts; one that carries an
   // in-flight request would stay open after its answer (keep-alive) and hold the process up.
   // Answers sent while closing therefore end their connection.
-  // (Callback-style hooks: these run on every request, and a promise per hook is measurable.)
   let closing = false;
   app.addHook('preClose', (done) => {
     closing = true;
@@ -105,6 +108,18 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     if (closing) reply.header('connection', 'close');
     done(null, payload);
   });
+  // The order of what follows is the order of the hooks each route gets, and it is the contract:
+  // - every register* below runs before the first route is added: they attach per-route hooks
+  //   in onRoute, and a route added earlier would get none (registerNotFoundHandler also keeps
+  //   its second router of the served paths from there);
+  // - access control first: its onRequest hook authenticates before any other hook runs, and its
+  //   preParsing hook refuses a principal without a fitting role before the body is read;
+  // - rate limits after it: they count the authenticated caller (and, before authentication,
+  //   failed attempts per address);
+  // - heavy reads and idempotency after the access rules: their preHandlers run once the
+  //   request is authorized, so a refused caller takes no slot and claims no key;
+  // - the OpenAPI plugin last before the routes: it collects them, with what the hooks above
+  //   added to their schemas (the Idempotency-Key header).
   registerErrorHandler(app);
   registerDeclaredProblems(app, { check: deps.checkProblems ?? false });
   registerNotFoundHandler(app);
@@ -116,7 +131,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await registerOpenApi(app, SERVICE_VERSION);
 
   if (deps.metricsOnMainPort ?? true) await app.register(metricsRoutes);
-  await app.register(healthRoutes, { db: deps.db, keycloak: deps.keycloak.adapter, lifecycle: deps.lifecycle ?? { draining: false } });
+  await app.register(healthRoutes, { db: deps.db, keycloak: deps.keycloak.adapter, shutdown: deps.shutdown ?? { draining: false } });
   const clock = deps.clock ?? (() => new Date());
   // Routes that change what the caches hold write through `writer`, so this replica's caches
   // forget a change the moment it commits (other replicas hear of it through NOTIFY).

@@ -5,7 +5,7 @@
 // exits 0.
 import { buildApp } from './app.js';
 import { authenticationFor } from './auth/setup.js';
-import { loadCatalog } from './catalog.js';
+import { loadCatalog } from './catalog-file.js';
 import { startHousekeeping } from './jobs/housekeeping.js';
 import { startTrialExpiryJob } from './jobs/trial-expiry.js';
 import { startKeyVerification } from './keys/setup.js';
@@ -56,7 +56,7 @@ async function start(config: Config): Promise<void> {
     onError: (error) => logger.warn({ err: error }, 'recording API key use failed; retrying next round'),
   });
   const keycloak = { adapter: keycloakAdapterFor(config), budgetMs: config.keycloak.provisionBudgetMs };
-  const lifecycle = { draining: false };
+  const shutdown = { draining: false };
   const rateLimits = { counter: rateLimitCounter(config.redisUrl, logger), limits: config.rateLimits };
   const app = await buildApp({
     db,
@@ -66,7 +66,7 @@ async function start(config: Config): Promise<void> {
     keycloak,
     config,
     logger,
-    lifecycle,
+    shutdown,
     rateLimits,
     metricsOnMainPort: config.metricsOnMainListener,
   });
@@ -92,7 +92,7 @@ async function start(config: Config): Promise<void> {
     if (stopping) return;
     stopping = true;
     if (signal === 'SIGTERM' && config.shutdownDrainMs > 0) {
-      lifecycle.draining = true;
+      shutdown.draining = true;
       logger.info({ signal, drain_ms: config.shutdownDrainMs }, 'shutting down: not ready, still serving');
       await new Promise((resolve) => setTimeout(resolve, config.shutdownDrainMs));
     }

@@ -4,7 +4,7 @@ import { writeFile } from 'node:fs/promises';
 import { pino } from 'pino';
 import { buildApp } from '../app.js';
 import { authenticationFor } from '../auth/setup.js';
-import { loadCatalog } from '../catalog.js';
+import { loadCatalog } from '../catalog-file.js';
 import { loadConfig } from '../config.js';
 import { startKeyVerification } from '../keys/setup.js';
 import { keycloakAdapterFor } from '../keycloak/setup.js';

@@ -2,16 +2,16 @@
 // to create and rotate; what is stored is its hash, what is listed is a prefix and the last 4.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import Type from 'typebox';
-import { findProduct, type Catalog } from '../domain/catalog.js';
+import { findProduct, type Catalog } from '../domain/products.js';
 import { invalidBody, notFound } from '../problems.js';
 import { issueKey, revokeKey, rotateKey } from '../services/api-keys.js';
 import { findApiKey, listApiKeys, type ApiKeyRow } from '../store/api-keys.js';
 import type { Database } from '../store/database.js';
-import { holdTenant } from '../store/tenants.js';
+import { findTenantById, lockTenantForKeyShare } from '../store/tenants.js';
 import { tenantFrom, type TenantOf } from './access.js';
 import { unknownProduct } from './entitlements.js';
 import { originOf } from './origin.js';
-import { RefTo } from './schemas/common.js';
+import { RefTo } from './schemas/parts.js';
 import { ApiKeyListQuery, ApiKeyParams, ApiKeySchema, CreateApiKeyBody, CreatedApiKeySchema, RotateBody, type ApiKey } from './schemas/api-key.js';
 
 export interface ApiKeyRoutesOptions {
@@ -66,7 +66,7 @@ export const apiKeyRoutes: FastifyPluginAsyncTypebox<ApiKeyRoutesOptions> = asyn
       }
       const origin = originOf(request);
       const { row, key } = await db.transaction(async (tx) => {
-        const tenant = await holdTenant(tx, body.tenant_id);
+        const tenant = await lockTenantForKeyShare(tx, body.tenant_id);
         if (!tenant) throw notFound('tenant');
         const spec = { tenant, name: body.name.trim(), scopes: body.scopes ?? [], products: body.products ?? [], expiresAt };
         return issueKey(tx, spec, pepper, origin, now);
@@ -91,7 +91,7 @@ export const apiKeyRoutes: FastifyPluginAsyncTypebox<ApiKeyRoutesOptions> = asyn
     },
     async (request) => {
       const { tenant_id: tenantId, include_revoked: includeRevoked = false } = request.query;
-      if (!(await holdTenant(db, tenantId))) throw notFound('tenant');
+      if (!(await findTenantById(db, tenantId))) throw notFound('tenant');
       return { items: (await listApiKeys(db, tenantId, includeRevoked)).map(toApiKey) };
     },
   );

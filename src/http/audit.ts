@@ -16,7 +16,7 @@ import {
 import { verifyChain } from '../domain/audit-chain.js';
 import { appendEvent, chainContext, chainHead, queryEvents, scanEvents, walkChain, type AuditFilters } from '../store/audit.js';
 import type { Database } from '../store/database.js';
-import { lockTenantKey } from '../store/tenants.js';
+import { lockTenantIdForKeyShare } from '../store/tenants.js';
 import { tenantFrom, type Access } from './access.js';
 import { exportLines, EXPORT_FORMATS } from './audit-export.js';
 import { toAuditEvent } from './audit-view.js';
@@ -120,7 +120,7 @@ export const auditRoutes: FastifyPluginAsyncTypebox<AuditRoutesOptions> = async 
       checkPublished(event, received, publisher);
       const result = await db.transaction(async (tx) => {
         // Holds the tenant (if any) until commit, so it cannot vanish between check and append.
-        if (event.tenant_id && !(await lockTenantKey(tx, event.tenant_id))) throw notFound('tenant');
+        if (event.tenant_id && !(await lockTenantIdForKeyShare(tx, event.tenant_id))) throw notFound('tenant');
         return appendEvent(tx, event, received, publisher);
       });
       if (result.replayed) reply.header('idempotent-replayed', 'true');

@@ -2,7 +2,7 @@
 // self-serve trials.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import Type from 'typebox';
-import { findProduct, type Catalog, type Product } from '../domain/catalog.js';
+import { findProduct, type Catalog, type Product } from '../domain/products.js';
 import {
   catalogState,
   daysLeft,
@@ -16,6 +16,7 @@ import type { Database } from '../store/database.js';
 import {
   findEntitlement,
   findOpenRequest,
+  lockEntitlementForUpdate,
   insertRequest,
   listEntitlements,
   listRequests,
@@ -24,14 +25,14 @@ import {
   type EntitlementRow,
   type ProductRequestRow,
 } from '../store/entitlements.js';
-import { findTenantById, lockTenant } from '../store/tenants.js';
+import { findTenantById, lockTenantForUpdate } from '../store/tenants.js';
 import { tenantFrom } from './access.js';
 import { recordChange } from '../services/audit-trail.js';
 import { originOf } from './origin.js';
 import { decodePosition, encodePosition } from './cursor.js';
 import { toEntitlement, unknownProduct } from './entitlements.js';
 import { AppError, notFound } from '../problems.js';
-import { Nullable, RefTo } from './schemas/common.js';
+import { Nullable, RefTo } from './schemas/parts.js';
 import {
   CatalogItemSchema,
   CatalogQuery,
@@ -128,7 +129,7 @@ export const catalogRoutes: FastifyPluginAsyncTypebox<CatalogRoutesOptions> = as
       const origin = originOf(request);
       const row = await db.transaction(async (tx) => {
         // The tenant's row lock serializes its requests: two at once make one.
-        const tenant = await lockTenant(tx, tenantId);
+        const tenant = await lockTenantForUpdate(tx, tenantId);
         if (!tenant) throw notFound('tenant');
         const entitlement = await findEntitlement(tx, tenantId, code);
         if (entitlement && effectiveStatus(entitlement, now) === 'active') {
@@ -216,7 +217,7 @@ export const catalogRoutes: FastifyPluginAsyncTypebox<CatalogRoutesOptions> = as
       const origin = originOf(request);
       const row = await db.transaction(async (tx) => {
         // The tenant's row lock serializes its trial requests: two at once start one trial.
-        const tenant = await lockTenant(tx, tenantId);
+        const tenant = await lockTenantForUpdate(tx, tenantId);
         if (!tenant) throw notFound('tenant');
         if (!USABLE_TENANT_STATUSES.includes(tenant.status)) {
           throw new AppError('tenant_inactive', {
@@ -224,7 +225,7 @@ export const catalogRoutes: FastifyPluginAsyncTypebox<CatalogRoutesOptions> = as
             extensions: { current_status: tenant.status },
           });
         }
-        const existing = await findEntitlement(tx, tenantId, code, true);
+        const existing = await lockEntitlementForUpdate(tx, tenantId, code);
         const refusal = trialRefusal(existing, now);
         if (refusal) throw new AppError(refusal, { detail: TRIAL_REFUSALS[refusal](code) });
         const endsAt = trialEnd(now, trialDays);

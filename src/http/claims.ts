@@ -8,7 +8,7 @@ import { usableProducts } from '../domain/entitlements.js';
 import { isUuid } from '../domain/ids.js';
 import type { TenantFacts } from '../store/tenant-facts.js';
 import { notFound } from '../problems.js';
-import { Nullable } from './schemas/common.js';
+import { Nullable } from './schemas/parts.js';
 import { SLUG_PATTERN } from '../domain/slug.js';
 
 const SLUG = new RegExp(SLUG_PATTERN);

@@ -5,7 +5,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import Type from 'typebox';
 import type { DevIssuer } from '../auth/dev-issuer.js';
 import { AppError } from '../problems.js';
-import { Text, Uuid } from './schemas/common.js';
+import { Text, Uuid } from './schemas/parts.js';
 
 const DevTokenBody = Type.Object(
   {

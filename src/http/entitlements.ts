@@ -1,7 +1,7 @@
 // /v1/entitlements: what each tenant may use. Operators grant and revoke; tenants and services read.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import Type from 'typebox';
-import { findProduct, type Catalog } from '../domain/catalog.js';
+import { findProduct, type Catalog } from '../domain/products.js';
 import { daysLeft, effectiveStatus } from '../domain/entitlements.js';
 import type { TenantCache } from '../caching/tenant-cache.js';
 import type { Database } from '../store/database.js';
@@ -10,7 +10,7 @@ import { AppError, notFound } from '../problems.js';
 import { grantProduct, revokeProduct } from '../services/entitlements.js';
 import { tenantFrom } from './access.js';
 import { originOf } from './origin.js';
-import { RefTo } from './schemas/common.js';
+import { RefTo } from './schemas/parts.js';
 import { EntitlementParams, EntitlementSchema, GrantBody, TenantQuery, type Entitlement } from './schemas/entitlement.js';
 
 export interface EntitlementRoutesOptions {

@@ -33,10 +33,10 @@ const Readiness = Type.Object(
 export interface HealthOptions {
   db: Database;
   keycloak: KeycloakAdapter;
-  lifecycle: { draining: boolean };
+  shutdown: { draining: boolean };
 }
 
-export const healthRoutes: FastifyPluginAsyncTypebox<HealthOptions> = async (app, { db, keycloak, lifecycle }) => {
+export const healthRoutes: FastifyPluginAsyncTypebox<HealthOptions> = async (app, { db, keycloak, shutdown }) => {
   let keycloakHealth: { value: KeycloakHealth; checkedAt: number } | undefined;
   let checking: Promise<KeycloakHealth> | undefined;
   const keycloakStatus = async (): Promise<KeycloakHealth> => {
@@ -73,7 +73,7 @@ export const healthRoutes: FastifyPluginAsyncTypebox<HealthOptions> = async (app
       },
     },
     async () => {
-      if (lifecycle.draining) {
+      if (shutdown.draining) {
         throw new AppError('draining', { detail: 'this replica is shutting down; send requests elsewhere' });
       }
       try {

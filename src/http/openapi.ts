@@ -7,7 +7,7 @@ import type { Access } from './access.js';
 import { problemsOf } from './declared-problems.js';
 import { problemResponses } from './schemas/problem.js';
 import Type from 'typebox';
-import { SHARED_SCHEMAS } from './schemas/shared.js';
+import { SHARED_SCHEMAS } from './schemas/components.js';
 
 /** Must be registered before the routes: the plugin collects them as they are added. */
 export async function registerOpenApi(app: FastifyInstance, version: string): Promise<void> {

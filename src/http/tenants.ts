@@ -13,7 +13,7 @@ import type { Database } from '../store/database.js';
 import { findTenantById, insertTenant, type TenantRow } from '../store/tenants.js';
 import { tenantFrom, type TenantOf } from './access.js';
 import { originOf } from './origin.js';
-import { RefTo } from './schemas/common.js';
+import { RefTo } from './schemas/parts.js';
 import {
   CreateTenantBody,
   CreatedTenantSchema,

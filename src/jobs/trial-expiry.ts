@@ -8,7 +8,7 @@
 import { SYSTEM_ORIGIN, recordChange } from '../services/audit-trail.js';
 import type { Database } from '../store/database.js';
 import { lockExpiredTrials, markTrialExpiryRecorded } from '../store/entitlements.js';
-import { holdTenant } from '../store/tenants.js';
+import { lockTenantForKeyShare } from '../store/tenants.js';
 
 // Distinct from the migration lock; any constant shared by all replicas works ("trials").
 const TRIAL_EXPIRY_LOCK_KEY = 0x747269616c73;
@@ -27,7 +27,7 @@ export async function recordExpiredTrials(db: Database, now: Date): Promise<numb
       const trials = await lockExpiredTrials(tx, now, BATCH_SIZE);
       for (const trial of trials) {
         // The entitlement row cascades with its tenant, so a locked trial's tenant exists.
-        const tenant = (await holdTenant(tx, trial.tenant_id))!;
+        const tenant = (await lockTenantForKeyShare(tx, trial.tenant_id))!;
         await recordChange(
           tx,
           SYSTEM_ORIGIN,

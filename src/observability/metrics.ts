@@ -1,6 +1,8 @@
 // Prometheus metrics, in the process-wide registry of prom-client (the convention for Node
 // services: one registry, one scrape). Components count into the instruments below; /metrics (or
 // the METRICS_ADDR listener) renders them. Labels are bounded: route patterns, never raw URLs.
+// An instrument registers itself when constructed; those read only at scrape time (collect) are
+// constructed and not kept.
 import { Counter, Gauge, collectDefaultMetrics, register } from 'prom-client';
 import { RequestDurations } from './request-durations.js';
 
@@ -29,7 +31,7 @@ export function countVerification(code: string): void {
   verdictCounts.set(code, (verdictCounts.get(code) ?? 0) + 1);
 }
 
-export const keyVerifications = new Counter({
+new Counter({
   name: 'tenant_registry_key_verifications_total',
   help: 'API key verifications, by verdict code',
   labelNames: ['code'] as const,
@@ -41,7 +43,7 @@ export const keyVerifications = new Counter({
 
 let keyCacheSource: { hits: number; misses: number } | null = null;
 
-export const keyCacheLookups = new Gauge({
+new Gauge({
   name: 'tenant_registry_key_cache_lookups',
   help: 'Verify cache lookups since start, by result (hit or miss); hit ratio = hit / (hit + miss)',
   labelNames: ['result'] as const,
@@ -70,7 +72,7 @@ export const auditAppends = new Counter({
 
 let poolSource: { totalCount: number; idleCount: number; waitingCount: number } | null = null;
 
-export const dbPool = new Gauge({
+new Gauge({
   name: 'tenant_registry_db_pool_connections',
   help: 'PostgreSQL pool connections by state (total, idle) and requests waiting for one (waiting)',
   labelNames: ['state'] as const,

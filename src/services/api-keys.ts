@@ -4,9 +4,9 @@
 // names a key by id and display prefix, never by secret or hash.
 import { displayParts, generateApiKey, hashApiKey } from '../domain/api-key.js';
 import { AppError, notFound } from '../problems.js';
-import { findApiKey, insertApiKey, retireRotatedKey, revokeApiKey, type ApiKeyRow } from '../store/api-keys.js';
+import { insertApiKey, lockApiKeyForUpdate, retireRotatedKey, revokeApiKey, type ApiKeyRow } from '../store/api-keys.js';
 import type { Queryable } from '../store/database.js';
-import { holdTenant, type TenantRow } from '../store/tenants.js';
+import { lockTenantForKeyShare, type TenantRow } from '../store/tenants.js';
 import { recordChange, type Origin } from './audit-trail.js';
 
 export interface KeySpec {
@@ -57,11 +57,11 @@ export async function issueKey(
 
 /** Revokes the key at once; revoking a revoked key changes nothing and records nothing. */
 export async function revokeKey(tx: Queryable, id: string, origin: Origin, now: Date): Promise<void> {
-  const key = await findApiKey(tx, id, true);
+  const key = await lockApiKeyForUpdate(tx, id);
   if (!key) throw notFound('API key');
   if (key.revoked_at) return;
   // The key row cascades with its tenant, so a locked key's tenant exists.
-  const tenant = (await holdTenant(tx, key.tenant_id))!;
+  const tenant = (await lockTenantForKeyShare(tx, key.tenant_id))!;
   await revokeApiKey(tx, key.id, now);
   await recordChange(tx, origin, { action: 'api_key.revoked', crud: 'd', tenant, target: keyTarget(key), fields: { name: key.name } }, now);
 }
@@ -71,7 +71,7 @@ export async function revokeKey(tx: Queryable, id: string, origin: Origin, now: 
  * works `graceSeconds` longer (never past its own expiry) and points at its successor.
  */
 export async function rotateKey(tx: Queryable, id: string, graceSeconds: number, pepper: string | null, origin: Origin, now: Date): Promise<IssuedKey> {
-  const old = await findApiKey(tx, id, true);
+  const old = await lockApiKeyForUpdate(tx, id);
   if (!old) throw notFound('API key');
   if (old.revoked_at) throw new AppError('key_revoked', { detail: 'a revoked key cannot be rotated' });
   // A key has one successor: a second rotation during the grace would leave two live keys that
@@ -84,7 +84,7 @@ export async function rotateKey(tx: Queryable, id: string, graceSeconds: number,
     });
   }
   if (old.expires_at && old.expires_at <= now) throw new AppError('key_expired', { detail: 'an expired key cannot be rotated' });
-  const tenant = (await holdTenant(tx, old.tenant_id))!;
+  const tenant = (await lockTenantForKeyShare(tx, old.tenant_id))!;
   // The successor lives as long as its predecessor was meant to: rotating is not renewing.
   const spec = { tenant, name: old.name, scopes: old.scopes, products: old.products, expiresAt: old.expires_at };
   const issued = await issueKey(tx, spec, pepper, origin, now, {

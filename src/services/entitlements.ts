@@ -4,8 +4,8 @@
 import { effectiveStatus } from '../domain/entitlements.js';
 import { notFound } from '../problems.js';
 import type { Queryable } from '../store/database.js';
-import { closeOpenRequests, findEntitlement, grantEntitlement, revokeEntitlement, type EntitlementRow } from '../store/entitlements.js';
-import { holdTenant, lockTenant } from '../store/tenants.js';
+import { closeOpenRequests, grantEntitlement, lockEntitlementForUpdate, revokeEntitlement, type EntitlementRow } from '../store/entitlements.js';
+import { lockTenantForKeyShare, lockTenantForUpdate } from '../store/tenants.js';
 import { recordChange, type Origin } from './audit-trail.js';
 
 const productTarget = (product: string) => ({ id: product, type: 'product', name: product });
@@ -21,9 +21,9 @@ export async function grantProduct(
   now: Date,
 ): Promise<EntitlementRow> {
   const { tenantId, product } = grant;
-  const tenant = await lockTenant(tx, tenantId);
+  const tenant = await lockTenantForUpdate(tx, tenantId);
   if (!tenant) throw notFound('tenant');
-  const before = await findEntitlement(tx, tenantId, product, true);
+  const before = await lockEntitlementForUpdate(tx, tenantId, product);
   const granted = await grantEntitlement(tx, tenantId, product, grant.config, now);
   const closed = await closeOpenRequests(tx, tenantId, product, 'granted', now);
   await recordChange(
@@ -45,9 +45,9 @@ export async function grantProduct(
 /** Revokes the product; revoking a revoked one changes nothing and records nothing. */
 export async function revokeProduct(tx: Queryable, revoke: { tenantId: string; product: string }, origin: Origin, now: Date): Promise<void> {
   const { tenantId, product } = revoke;
-  const tenant = await holdTenant(tx, tenantId);
+  const tenant = await lockTenantForKeyShare(tx, tenantId);
   if (!tenant) throw notFound('tenant');
-  const before = await findEntitlement(tx, tenantId, product, true);
+  const before = await lockEntitlementForUpdate(tx, tenantId, product);
   if (!before) throw notFound('entitlement');
   if (before.status === 'revoked') return;
   await revokeEntitlement(tx, tenantId, product, now);

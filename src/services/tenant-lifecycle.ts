@@ -4,7 +4,7 @@
 import { nextStatus, trialEndsAfter, type LifecycleAction } from '../domain/lifecycle.js';
 import { AppError, notFound } from '../problems.js';
 import type { Queryable } from '../store/database.js';
-import { lockTenant, updateTenantStatus, type TenantRow } from '../store/tenants.js';
+import { lockTenantForUpdate, updateTenantStatus, type TenantRow } from '../store/tenants.js';
 import { recordChange, type Origin } from './audit-trail.js';
 
 const PAST_TENSE: Record<LifecycleAction, string> = { activate: 'tenant.activated', cancel: 'tenant.cancelled' };
@@ -15,7 +15,7 @@ const PAST_TENSE: Record<LifecycleAction, string> = { activate: 'tenant.activate
  * it or is refused (409 invalid_transition, with the current status).
  */
 export async function transitionTenant(tx: Queryable, id: string, action: LifecycleAction, origin: Origin, now: Date): Promise<TenantRow> {
-  const tenant = await lockTenant(tx, id);
+  const tenant = await lockTenantForUpdate(tx, id);
   if (!tenant) throw notFound('tenant');
   const next = nextStatus(action, tenant.status);
   if (!next) {

@@ -52,8 +52,14 @@ export async function listApiKeys(db: Queryable, tenantId: string, includeRevoke
   );
 }
 
-export async function findApiKey(db: Queryable, id: string, lock = false): Promise<ApiKeyRow | undefined> {
-  const [row] = await db.query<ApiKeyRow>(`SELECT ${COLUMNS} FROM api_keys WHERE id = $1${lock ? ' FOR UPDATE' : ''}`, [id]);
+export async function findApiKey(db: Queryable, id: string): Promise<ApiKeyRow | undefined> {
+  const [row] = await db.query<ApiKeyRow>(`SELECT ${COLUMNS} FROM api_keys WHERE id = $1`, [id]);
+  return row;
+}
+
+/** The key, its row locked (FOR UPDATE) until the transaction ends: one revoke or rotation at a time. */
+export async function lockApiKeyForUpdate(tx: Queryable, id: string): Promise<ApiKeyRow | undefined> {
+  const [row] = await tx.query<ApiKeyRow>(`SELECT ${COLUMNS} FROM api_keys WHERE id = $1 FOR UPDATE`, [id]);
   return row;
 }
 

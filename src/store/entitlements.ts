@@ -39,19 +39,20 @@ export async function listEntitlements(db: Queryable, tenantId: string): Promise
   return db.query<EntitlementRow>(`SELECT ${COLUMNS} FROM tenant_products WHERE tenant_id = $1 ORDER BY product`, [tenantId]);
 }
 
-/** The entitlement, locked until the transaction ends when `lock` is set. */
-export async function findEntitlement(
-  db: Queryable,
-  tenantId: string,
-  product: string,
-  lock = false,
-): Promise<EntitlementRow | undefined> {
+async function selectEntitlement(db: Queryable, tenantId: string, product: string, lock: '' | ' FOR UPDATE') {
   const [row] = await db.query<EntitlementRow>(
-    `SELECT ${COLUMNS} FROM tenant_products WHERE tenant_id = $1 AND product = $2${lock ? ' FOR UPDATE' : ''}`,
+    `SELECT ${COLUMNS} FROM tenant_products WHERE tenant_id = $1 AND product = $2${lock}`,
     [tenantId, product],
   );
   return row;
 }
+
+export const findEntitlement = (db: Queryable, tenantId: string, product: string): Promise<EntitlementRow | undefined> =>
+  selectEntitlement(db, tenantId, product, '');
+
+/** The entitlement, its row locked (FOR UPDATE) until the transaction ends. */
+export const lockEntitlementForUpdate = (tx: Queryable, tenantId: string, product: string): Promise<EntitlementRow | undefined> =>
+  selectEntitlement(tx, tenantId, product, ' FOR UPDATE');
 
 /** Makes the entitlement active (from any state); config replaces the old one when given. */
 export async function grantEntitlement(

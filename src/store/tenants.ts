@@ -44,7 +44,6 @@ export interface NewTenant {
 
 export const TENANT_COLUMNS = `id, slug, name, status, kind, plan, trial_ends_at, erp_id, stripe_id, sales_owner,
   keycloak_org_id, keycloak_provisioning, keycloak_error, admin_email, admin_name, created_at, updated_at`;
-const COLUMNS = TENANT_COLUMNS;
 
 export async function insertTenant(db: Queryable, tenant: NewTenant): Promise<TenantRow> {
   const [row] = await db.query<TenantRow>(
@@ -52,7 +51,7 @@ export async function insertTenant(db: Queryable, tenant: NewTenant): Promise<Te
                           admin_email, admin_name, keycloak_provisioning)
      VALUES (COALESCE($1::uuid, gen_random_uuid()), $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,
              CASE WHEN $11::text IS NULL THEN 'none' ELSE 'pending' END::keycloak_provisioning)
-     RETURNING ${COLUMNS}`,
+     RETURNING ${TENANT_COLUMNS}`,
     [
       tenant.id ?? null,
       tenant.slug,
@@ -72,30 +71,29 @@ export async function insertTenant(db: Queryable, tenant: NewTenant): Promise<Te
 }
 
 export async function findTenantById(db: Queryable, id: string): Promise<TenantRow | undefined> {
-  const [row] = await db.query<TenantRow>(`SELECT ${COLUMNS} FROM tenants WHERE id = $1`, [id]);
+  const [row] = await db.query<TenantRow>(`SELECT ${TENANT_COLUMNS} FROM tenants WHERE id = $1`, [id]);
   return row;
 }
 
-export async function findTenantBySlug(db: Queryable, slug: string): Promise<TenantRow | undefined> {
-  const [row] = await db.query<TenantRow>(`SELECT ${COLUMNS} FROM tenants WHERE slug = $1`, [slug]);
-  return row;
-}
+// The functions that lock say which lock in their name: FOR UPDATE (no other writer of the row
+// until the transaction ends: transitions serialize), FOR KEY SHARE (the row may change but not
+// be deleted, nor its id: what an insert that references it needs).
 
 /** Reads the tenant and keeps it from being deleted (not from being updated) until the transaction ends. */
-export async function holdTenant(tx: Queryable, id: string): Promise<TenantRow | undefined> {
-  const [row] = await tx.query<TenantRow>(`SELECT ${COLUMNS} FROM tenants WHERE id = $1 FOR KEY SHARE`, [id]);
+export async function lockTenantForKeyShare(tx: Queryable, id: string): Promise<TenantRow | undefined> {
+  const [row] = await tx.query<TenantRow>(`SELECT ${TENANT_COLUMNS} FROM tenants WHERE id = $1 FOR KEY SHARE`, [id]);
   return row;
 }
 
 /** Whether the tenant exists; if so, it cannot be deleted until the transaction ends. */
-export async function lockTenantKey(tx: Queryable, id: string): Promise<boolean> {
+export async function lockTenantIdForKeyShare(tx: Queryable, id: string): Promise<boolean> {
   const rows = await tx.query('SELECT 1 FROM tenants WHERE id = $1 FOR KEY SHARE', [id]);
   return rows.length > 0;
 }
 
 /** Reads the tenant and locks its row until the transaction ends, so two transitions serialize. */
-export async function lockTenant(tx: Queryable, id: string): Promise<TenantRow | undefined> {
-  const [row] = await tx.query<TenantRow>(`SELECT ${COLUMNS} FROM tenants WHERE id = $1 FOR UPDATE`, [id]);
+export async function lockTenantForUpdate(tx: Queryable, id: string): Promise<TenantRow | undefined> {
+  const [row] = await tx.query<TenantRow>(`SELECT ${TENANT_COLUMNS} FROM tenants WHERE id = $1 FOR UPDATE`, [id]);
   return row;
 }
 
@@ -106,7 +104,7 @@ export async function updateTenantStatus(
   trialEndsAt: Date | null,
 ): Promise<TenantRow> {
   const [row] = await tx.query<TenantRow>(
-    `UPDATE tenants SET status = $2, trial_ends_at = $3 WHERE id = $1 RETURNING ${COLUMNS}`,
+    `UPDATE tenants SET status = $2, trial_ends_at = $3 WHERE id = $1 RETURNING ${TENANT_COLUMNS}`,
     [id, status, trialEndsAt],
   );
   return row!;
@@ -127,7 +125,7 @@ export async function recordProvisioning(
   const [row] = await tx.query<TenantRow>(
     `UPDATE tenants SET keycloak_provisioning = $2, keycloak_org_id = COALESCE($3, keycloak_org_id), keycloak_error = $4,
             admin_email = $5, admin_name = $6
-     WHERE id = $1 RETURNING ${COLUMNS}`,
+     WHERE id = $1 RETURNING ${TENANT_COLUMNS}`,
     [id, outcome.status, outcome.organizationId, outcome.error, outcome.adminEmail, outcome.adminName],
   );
   return row!;

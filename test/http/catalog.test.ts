@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { loadCatalog } from '../../src/catalog.js';
+import { loadCatalog } from '../../src/catalog-file.js';
 import type { AuditEvent } from '../../src/http/schemas/audit.js';
 import type { Entitlement, ProductRequest } from '../../src/http/schemas/entitlement.js';
 import type { Tenant } from '../../src/http/schemas/tenant.js';

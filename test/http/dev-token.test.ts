@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../../src/app.js';
 import { authenticationFor } from '../../src/auth/setup.js';
-import { loadCatalog } from '../../src/catalog.js';
+import { loadCatalog } from '../../src/catalog-file.js';
 import { loadConfig } from '../../src/config.js';
 import { startKeyVerification, type KeyVerification } from '../../src/keys/setup.js';
 import { MockAdapter } from '../../src/keycloak/mock-adapter.js';

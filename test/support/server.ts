@@ -6,7 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import type { JWTPayload } from 'jose';
 import { buildApp, type AppDeps } from '../../src/app.js';
 import { discoveredKeys } from '../../src/auth/discovery.js';
-import { loadCatalog } from '../../src/catalog.js';
+import { loadCatalog } from '../../src/catalog-file.js';
 import { startKeyVerification, type KeyVerification } from '../../src/keys/setup.js';
 import { MockAdapter } from '../../src/keycloak/mock-adapter.js';
 import { createTokenVerifier } from '../../src/auth/verifier.js';

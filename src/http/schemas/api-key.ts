@@ -4,7 +4,7 @@ import Type, { type Static } from 'typebox';
 import { VERIFY_CODES, type VerifyAnswer } from '../../domain/key-verdict.js';
 import { TENANT_STATUSES } from '../../domain/lifecycle.js';
 import { ProductCode } from './entitlement.js';
-import { Nullable, Text, Timestamp, Uuid } from './common.js';
+import { Nullable, Text, Timestamp, Uuid } from './parts.js';
 
 const Scope = Type.String({ pattern: '^[a-z0-9][a-z0-9:._-]{0,63}$', description: 'e.g. documents:read' });
 

@@ -1,9 +1,9 @@
 // Shapes of audit events (Retraced-compatible) as published, stored, listed and exported.
 import Type, { type Static } from 'typebox';
-import { Nullable, Text, Timestamp, Uuid } from './common.js';
+import { Nullable, Text, Timestamp, Uuid } from './parts.js';
 import { ACTION_FILTER_PATTERN, ACTION_PATTERN, CRUD_LETTERS } from '../../domain/audit.js';
 import { CHAIN_BREAKS } from '../../domain/audit-chain.js';
-import { PRODUCT_CODE_PATTERN } from '../../domain/catalog.js';
+import { PRODUCT_CODE_PATTERN } from '../../domain/products.js';
 
 // WorkOS's limits for the same maps: enough for real context, too small to smuggle documents.
 const MAP_MAX_KEYS = 50;

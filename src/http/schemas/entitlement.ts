@@ -1,8 +1,8 @@
 // Shapes of entitlements, the catalog as the portal reads it, and sales requests.
 import Type, { type Static } from 'typebox';
-import { PRODUCT_CODE_PATTERN } from '../../domain/catalog.js';
+import { PRODUCT_CODE_PATTERN } from '../../domain/products.js';
 import { CATALOG_STATES, ENTITLEMENT_SOURCES, ENTITLEMENT_STATUSES, REQUEST_STATUSES } from '../../domain/entitlements.js';
-import { Nullable, Timestamp, Uuid } from './common.js';
+import { Nullable, Timestamp, Uuid } from './parts.js';
 
 export const ProductCode = Type.String({ pattern: PRODUCT_CODE_PATTERN, description: 'a product code from the catalog' });
 

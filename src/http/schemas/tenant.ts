@@ -3,7 +3,7 @@ import { PROVISIONING_STATES } from '../../domain/provisioning.js';
 import Type, { type Static } from 'typebox';
 import { TENANT_KINDS, TENANT_STATUSES } from '../../domain/lifecycle.js';
 import { SLUG_MAX_LENGTH, SLUG_MIN_LENGTH, SLUG_PATTERN } from '../../domain/slug.js';
-import { Nullable, RefTo, Text, Timestamp, Uuid } from './common.js';
+import { Nullable, RefTo, Text, Timestamp, Uuid } from './parts.js';
 
 export const Slug = Type.String({
   pattern: SLUG_PATTERN,
@@ -52,7 +52,6 @@ export const CreateTenantBody = Type.Object(
   },
   { additionalProperties: false },
 );
-export type CreateTenantInput = Static<typeof CreateTenantBody>;
 
 export const CreatedTenantSchema = Type.Object(
   {

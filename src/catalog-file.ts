@@ -5,7 +5,7 @@ import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import Type from 'typebox';
 import Value from 'typebox/value';
-import { PRODUCT_CODE_PATTERN, type Catalog } from './domain/catalog.js';
+import { PRODUCT_CODE_PATTERN, type Catalog } from './domain/products.js';
 
 export const DEFAULT_CATALOG_PATH = fileURLToPath(new URL('../catalog/products.json', import.meta.url));
 
