@@ -13,7 +13,24 @@ $(NPM_INSTALLED): package.json package-lock.json
 dev: $(NPM_INSTALLED)
 	APP_ENV=$${APP_ENV:-dev} npm run --silent dev
 
-## test: typecheck, lint, then every test on both drivers (embedded and real PostgreSQL)
+## keycloak: a real Keycloak on :8180 with the project's realm (keycloak/realm.json); downloads it once
+.PHONY: keycloak dev-keycloak
+keycloak:
+	scripts/keycloak run
+
+## dev-keycloak: the service on :8090 against `make keycloak` (tokens and provisioning from the real server)
+dev-keycloak: $(NPM_INSTALLED)
+	APP_ENV=dev \
+	KEYCLOAK_ISSUER=http://127.0.0.1:$${KEYCLOAK_PORT:-8180}/realms/tenant-registry \
+	KEYCLOAK_AUDIENCE=tenant-registry \
+	KEYCLOAK_ADMIN_URL=http://127.0.0.1:$${KEYCLOAK_PORT:-8180} \
+	KEYCLOAK_REALM=tenant-registry \
+	KEYCLOAK_CLIENT_ID=tenant-registry \
+	KEYCLOAK_CLIENT_SECRET=dev-only-registry-secret \
+	npm run --silent dev
+
+## test: typecheck, lint, then every test on both drivers (embedded and real PostgreSQL), and the
+## real-Keycloak suites beside a Keycloak started for the run (scripts/with-keycloak)
 test: $(NPM_INSTALLED)
 	npm test
 

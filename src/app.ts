@@ -31,6 +31,7 @@ import { RequestLog } from './http/request-log.js';
 import { tenantRoutes } from './http/tenants.js';
 import { validatorCompiler } from './http/validation.js';
 import type { Database } from './store/database.js';
+import { findTenantStanding } from './store/tenants.js';
 import { SERVICE_VERSION } from './version.js';
 
 export interface AppDeps {
@@ -124,7 +125,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   registerDeclaredProblems(app, { check: deps.checkProblems ?? false });
   registerNotFoundHandler(app);
   registerJsonParser(app);
-  registerAccessControl(app, deps.auth.verifier);
+  registerAccessControl(app, deps.auth.verifier, (tenantId, subject) => findTenantStanding(deps.db, tenantId, subject));
   registerRateLimits(app, deps.rateLimits ?? null, deps.auth.verifier);
   registerHeavyReads(app, deps.heavyReads ?? DEFAULT_HEAVY_READS);
   registerIdempotency(app, deps.db, deps.clock ?? (() => new Date()));

@@ -63,6 +63,13 @@ const EnvSchema = Type.Object(
       default: '',
       description: 'empty (catalog/products.json of this build) or the path of a catalog file',
     }),
+    KEYCLOAK_RECONCILE_MINUTES: Type.String({
+      // Changes reach Keycloak within seconds by themselves; the reconcile only catches edits
+      // made in Keycloak by hand, at one organization read per tenant per round.
+      default: '60',
+      pattern: '^[0-9]{1,5}$',
+      description: 'whole minutes between checks of every organization, 0 to check none',
+    }),
     TRIAL_EXPIRY_INTERVAL_SECONDS: Type.String({
       // Trials expire at read time; this only paces the audit events about it. A minute keeps
       // the events timely at the cost of one indexed query per minute.
@@ -263,6 +270,8 @@ export interface Config {
   catalogPath: string | null;
   /** 0: the trial expiry job does not run in this process. */
   trialExpiryIntervalMs: number;
+  /** Between reconciles of every Keycloak organization; 0: none. */
+  keycloakReconcileMs: number;
   logLevel: Env['LOG_LEVEL'];
   bodyLimitBytes: number;
   requestTimeoutMs: number;
@@ -454,6 +463,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     apiKeyPepper: env.API_KEY_PEPPER === '' ? null : env.API_KEY_PEPPER,
     catalogPath: env.CATALOG_PATH === '' ? null : env.CATALOG_PATH,
     trialExpiryIntervalMs: Number(env.TRIAL_EXPIRY_INTERVAL_SECONDS) * 1000,
+    keycloakReconcileMs: Number(env.KEYCLOAK_RECONCILE_MINUTES) * 60_000,
     logLevel: env.LOG_LEVEL,
     bodyLimitBytes: Number(env.BODY_LIMIT_BYTES),
     requestTimeoutMs: Number(env.REQUEST_TIMEOUT_SECONDS) * 1000,

@@ -8,6 +8,7 @@ import { authenticationFor } from './auth/setup.js';
 import { loadCatalog } from './catalog-file.js';
 import { startHousekeeping } from './jobs/housekeeping.js';
 import { startTrialExpiryJob } from './jobs/trial-expiry.js';
+import { startKeycloakSyncJob } from './jobs/keycloak-sync.js';
 import { startKeyVerification } from './keys/setup.js';
 import { keycloakAdapterFor } from './keycloak/setup.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
@@ -82,6 +83,19 @@ async function start(config: Config): Promise<void> {
         })
       : null;
 
+  // Organizations follow their tenants in Keycloak; with provisioning off there is none to follow.
+  const keycloakSync =
+    keycloak.adapter.kind === 'disabled'
+      ? null
+      : startKeycloakSyncJob({
+          db,
+          keycloak: keycloak.adapter,
+          clock: () => new Date(),
+          reconcileIntervalMs: config.keycloakReconcileMs,
+          onDrift: (tenantId, changed) => logger.warn({ tenant_id: tenantId, changed }, 'Keycloak organization was out of step; put back'),
+          onError: (error) => logger.error({ err: error }, 'Keycloak sync round failed; retrying next round'),
+        });
+
   const housekeeping = startHousekeeping(db, {
     clock: () => new Date(),
     onError: (error) => logger.warn({ err: error }, 'housekeeping failed; retrying next round'),
@@ -105,6 +119,7 @@ async function start(config: Config): Promise<void> {
     deadline.unref();
     await app.close();
     await trialExpiry?.stop();
+    await keycloakSync?.stop();
     await housekeeping.stop();
     await rateLimits.counter.close();
     await metricsServer?.close();

@@ -41,6 +41,7 @@ describe('loadConfig', () => {
       apiKeyPepper: null,
       catalogPath: null,
       trialExpiryIntervalMs: 60_000,
+      keycloakReconcileMs: 3_600_000,
       logLevel: 'info',
       bodyLimitBytes: 262144,
       requestTimeoutMs: 30_000,

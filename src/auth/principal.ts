@@ -1,6 +1,11 @@
 // Who is calling, as read from a verified token. Keycloak puts realm roles in
-// realm_access.roles and client roles in resource_access.<client>.roles; the tenant a user
-// belongs to comes from a tenant_id claim (a protocol mapper of the realm adds it).
+// realm_access.roles and client roles in resource_access.<client>.roles. The tenants a user
+// belongs to come from either of two shapes (keycloak/README.md shows the mappers):
+//   organization  Keycloak's organization membership mapper with "add organization id":
+//                 {"<alias>": {"id": "<organization id>", ...}}; each id is matched to a tenant's
+//                 keycloak_org_id, and the registry's own list says whether the user administers it
+//   tenant_id     a user-attribute mapper naming one tenant; with the realm role IT_ADMIN the
+//                 user administers it (the older shape, kept for realms set up that way)
 import { isUuid } from '../domain/ids.js';
 
 export interface RoleNames {
@@ -23,7 +28,10 @@ export interface Principal {
   kind: 'user' | 'service';
   /** The OAuth client the token was issued to (azp, else client_id), where it names one. */
   client: string | null;
+  /** The tenant of the legacy tenant_id claim, when it names one. */
   tenantId: string | null;
+  /** Keycloak organization ids from the organization claim (at most MAX_ORGANIZATIONS). */
+  organizations: readonly string[];
   isPlatformAdmin: boolean;
   isItAdmin: boolean;
   isService: boolean;
@@ -40,6 +48,12 @@ export interface Principal {
 export const SUBJECT_MAX_LENGTH = 255;
 /** Display names are cut here; Keycloak's own usernames are at most 255 characters too. */
 export const NAME_MAX_LENGTH = 255;
+/**
+ * Organizations read from one token; the rest are ignored. Access checks look an id up in this
+ * list per request, and a token is remembered per connection, so its size is bounded.
+ */
+export const MAX_ORGANIZATIONS = 100;
+const ORGANIZATION_ID_MAX_LENGTH = 255;
 
 // Control characters and unpaired surrogates: PostgreSQL cannot store U+0000, and the others
 // would be written to logs and hashed audit events as something other than what was received.
@@ -74,6 +88,27 @@ function displayName(value: unknown): string | undefined {
   return name.length <= NAME_MAX_LENGTH ? name : Array.from(name).slice(0, NAME_MAX_LENGTH).join('');
 }
 
+/**
+ * The organization ids of Keycloak's organization claim. Only entries with an id count: the
+ * mapper's plain form (an array of aliases) names organizations by alias, which the registry does
+ * not match. Several mappers writing one claim make Keycloak emit an array of their values, so
+ * objects inside an array are read too.
+ */
+export function organizationIdsOf(claim: unknown): string[] {
+  const ids: string[] = [];
+  for (const part of Array.isArray(claim) ? claim : [claim]) {
+    if (typeof part !== 'object' || part === null || Array.isArray(part)) continue;
+    for (const entry of Object.values(part as Record<string, unknown>)) {
+      if (ids.length >= MAX_ORGANIZATIONS) return ids;
+      const id = (entry as { id?: unknown } | null)?.id;
+      if (typeof id === 'string' && id !== '' && id.length <= ORGANIZATION_ID_MAX_LENGTH && !UNPRINTABLE.test(id)) {
+        ids.push(id.toLowerCase());
+      }
+    }
+  }
+  return ids;
+}
+
 function rolesOf(claims: Record<string, unknown>, client: string): Set<string> {
   const realm = (claims.realm_access as { roles?: unknown } | undefined)?.roles;
   const clients = claims.resource_access as Record<string, { roles?: unknown }> | undefined;
@@ -103,6 +138,7 @@ export function principalFromClaims(claims: Record<string, unknown>, settings: P
     client: text(claims.azp) ?? clientId ?? null,
     // A malformed tenant claim grants nothing rather than matching some tenant by accident.
     tenantId: tenant !== undefined && isUuid(tenant) ? tenant.toLowerCase() : null,
+    organizations: organizationIdsOf(claims.organization),
     isPlatformAdmin: roles.has(settings.roles.platformAdmin),
     isItAdmin: roles.has(settings.roles.itAdmin),
     isService,

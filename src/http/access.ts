@@ -9,10 +9,20 @@
 // A missing or bad token is 401 with WWW-Authenticate; a principal whose roles do not allow the
 // route is 403; a tenant-scoped principal asking about another tenant gets 404, exactly what a
 // tenant that does not exist would get, so existence is not leaked.
+//
+// A user belongs to a tenant through its token (the legacy tenant_id claim, or an organization
+// id matching the tenant's keycloak_org_id) and administers it by the realm role IT_ADMIN with
+// the legacy claim, or by the registry's own list of each tenant's admins (tenant_admins): a
+// member of A who administers B gets B's admin routes and A's member routes, nothing more.
 import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction, preParsingHookHandler } from 'fastify';
 import type { Principal } from '../auth/principal.js';
 import { InvalidTokenError, IssuerUnavailableError, type TokenVerifier } from '../auth/verifier.js';
+import { isUuid } from '../domain/ids.js';
 import { AppError, notFound } from '../problems.js';
+import type { TenantStanding } from '../store/tenants.js';
+
+/** The standing of a subject in a tenant (store/tenants.ts findTenantStanding); undefined: no such tenant. */
+export type StandingOf = (tenantId: string, subject: string) => Promise<TenantStanding | undefined>;
 
 /**
  * platform_admin: operators. service: registry_service accounts (any tenant). it_admin: the
@@ -102,8 +112,10 @@ async function verifyBearer(request: FastifyRequest, verifier: TokenVerifier): P
 function grantOf(principal: Principal, allow: readonly Grant[]): 'any' | 'own' | 'none' {
   if (allow.includes('platform_admin') && principal.isPlatformAdmin) return 'any';
   if (allow.includes('service') && principal.isService) return 'any';
-  const own = principal.tenantId !== null && ((allow.includes('it_admin') && principal.isItAdmin) || allow.includes('member'));
-  return own ? 'own' : 'none';
+  const legacy = principal.tenantId !== null && ((allow.includes('it_admin') && principal.isItAdmin) || allow.includes('member'));
+  // Whether an organization member administers the tenant is known only once it is looked up.
+  const organizations = principal.organizations.length > 0 && (allow.includes('it_admin') || allow.includes('member'));
+  return legacy || organizations ? 'own' : 'none';
 }
 
 const refusedByRoles = () => forbidden('your roles do not allow this');
@@ -113,23 +125,34 @@ const refusedByRoles = () => forbidden('your roles do not allow this');
  * concerns must be looked up first; throws when refused. Most calls (operators, services) never
  * need the promise.
  */
-function authorize(request: FastifyRequest, principal: Principal, access: Rule): Promise<void> | undefined {
+function authorize(request: FastifyRequest, principal: Principal, access: Rule, standingOf: StandingOf): Promise<void> | undefined {
   const grant = grantOf(principal, access.allow);
   if (grant === 'any') return undefined;
   if (grant === 'none') throw refusedByRoles();
-  return checkTenant(request, principal, access);
+  return checkTenant(request, principal, access, standingOf);
 }
 
-async function checkTenant(request: FastifyRequest, principal: Principal, access: Rule): Promise<void> {
-  const tenant = access.tenant ? await access.tenant(request) : undefined;
-  if (tenant === undefined) {
+async function checkTenant(request: FastifyRequest, principal: Principal, access: Rule, standingOf: StandingOf): Promise<void> {
+  const named = access.tenant ? await access.tenant(request) : undefined;
+  if (named === undefined) {
     if (access.tenantOptional) return;
     throw forbidden('name your tenant (tenant_id) to use this');
   }
-  if (tenant === null || tenant.toLowerCase() !== principal.tenantId) throw notFound('tenant');
+  if (named === null) throw notFound('tenant');
+  const tenant = named.toLowerCase();
+  const member = access.allow.includes('member');
+  const itAdmin = access.allow.includes('it_admin');
+  if (tenant === principal.tenantId && (member || (itAdmin && principal.isItAdmin))) return;
+  if (principal.organizations.length === 0 || !isUuid(tenant)) throw notFound('tenant');
+  const standing = await standingOf(tenant, principal.sub);
+  const organization = standing?.organizationId?.toLowerCase();
+  // Not a member: the same 404 as a tenant that does not exist.
+  if (organization === undefined || !principal.organizations.includes(organization)) throw notFound('tenant');
+  if (member || (itAdmin && standing!.admin)) return;
+  throw forbidden('you are a member of this tenant, not one of its IT admins');
 }
 
-export function registerAccessControl(app: FastifyInstance, verifier: TokenVerifier): void {
+export function registerAccessControl(app: FastifyInstance, verifier: TokenVerifier, standingOf: StandingOf): void {
   app.decorateRequest('principal', null);
 
   // The hooks are attached to each route that needs them, with its rule in their closure: public
@@ -158,7 +181,7 @@ export function registerAccessControl(app: FastifyInstance, verifier: TokenVerif
     const authorizeHook = (request: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction) => {
       let pending: Promise<void> | undefined;
       try {
-        pending = authorize(request, request.principal!, access);
+        pending = authorize(request, request.principal!, access, standingOf);
       } catch (error) {
         return done(error as Error);
       }

@@ -17,6 +17,10 @@ export class DisabledAdapter implements KeycloakAdapter {
     );
   }
 
+  async syncOrganization(): Promise<{ changed: string[] }> {
+    throw new KeycloakError('disabled', 'sync', 'Keycloak provisioning is turned off in this deployment (KEYCLOAK_PROVISIONING=off)');
+  }
+
   async health() {
     return 'disabled' as const;
   }

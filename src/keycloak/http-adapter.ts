@@ -6,7 +6,9 @@ import { keycloakCalls } from '../observability/metrics.js';
 import {
   KeycloakError,
   namesTenant,
+  organizationChanges,
   TENANT_ATTRIBUTE,
+  type OrganizationState,
   type KeycloakAdapter,
   type KeycloakErrorType,
   type ProvisionRequest,
@@ -186,9 +188,10 @@ export class HttpAdapter implements KeycloakAdapter {
     return users.find((user) => user.email?.toLowerCase() === email.toLowerCase())?.id;
   }
 
-  private async userId(request: ProvisionRequest, signal: AbortSignal): Promise<string> {
+  /** The admin's user: found by email, or created naming this tenant in its tenant_id attribute. */
+  private async userId(request: ProvisionRequest, signal: AbortSignal): Promise<{ id: string; created: boolean }> {
     const existing = await this.findUser(request.adminEmail, signal);
-    if (existing) return existing;
+    if (existing) return { id: existing, created: false };
     const [firstName, ...rest] = (request.adminName ?? '').trim().split(/\s+/);
     const created = await this.call('user', 'POST', '/users', signal, {
       json: {
@@ -198,36 +201,83 @@ export class HttpAdapter implements KeycloakAdapter {
         lastName: rest.join(' ') || undefined,
         enabled: true,
         emailVerified: false,
+        attributes: { [TENANT_ATTRIBUTE]: [request.tenantId] },
       },
       accept: [409],
     });
-    if (created.status !== 409) return idFromLocation(created, 'user');
+    if (created.status !== 409) return { id: idFromLocation(created, 'user'), created: true };
     await created.body?.cancel();
     // Created meanwhile, or the username is taken by a user with another email.
     const raced = await this.findUser(request.adminEmail, signal);
     if (!raced) throw new KeycloakError('conflict', 'user', 'a user with this username exists with another email', 409);
-    return raced;
+    return { id: raced, created: false };
+  }
+
+  /**
+   * The tenant of the user's tenant_id attribute (the legacy token shape), set to this tenant when
+   * it names none. A user who belongs to another tenant keeps it: the attribute holds one tenant,
+   * and rights over this one come from the organization and the registry's admin list instead.
+   */
+  private async attributeTenant(userPath: string, tenantId: string, signal: AbortSignal): Promise<string | undefined> {
+    const user = await this.json<{ attributes?: Record<string, unknown> } & Record<string, unknown>>(
+      'user',
+      await this.call('user', 'GET', userPath, signal),
+    );
+    const named = user.attributes?.[TENANT_ATTRIBUTE];
+    if (Array.isArray(named) && typeof named[0] === 'string' && named[0] !== '') return named[0].toLowerCase();
+    // Keycloak replaces the whole representation on PUT: send back what it answered, plus the attribute.
+    const attributes = { ...(user.attributes ?? {}), [TENANT_ATTRIBUTE]: [tenantId] };
+    await (await this.call('user', 'PUT', userPath, signal, { json: { ...user, attributes } })).body?.cancel();
+    return tenantId.toLowerCase();
+  }
+
+  private async hasCredentials(userPath: string, signal: AbortSignal): Promise<boolean> {
+    const credentials = await this.json<unknown>('invite', await this.call('invite', 'GET', `${userPath}/credentials`, signal));
+    return Array.isArray(credentials) && credentials.length > 0;
   }
 
   async provision(request: ProvisionRequest, signal: AbortSignal) {
     const organizationId = await this.organizationId(request, signal);
-    const userId = await this.userId(request, signal);
+    const user = await this.userId(request, signal);
     const org = `/organizations/${encodeURIComponent(organizationId)}`;
     // Already a member answers 409, which is what a re-run wants.
-    await (await this.call('membership', 'POST', `${org}/members`, signal, { json: userId, accept: [409] })).body?.cancel();
-    const role = await this.json<{ id: string; name: string }>(
-      'role',
-      await this.call('role', 'GET', `/roles/${encodeURIComponent(this.options.itAdminRole)}`, signal),
+    await (await this.call('membership', 'POST', `${org}/members`, signal, { json: user.id, accept: [409] })).body?.cancel();
+    const userPath = `/users/${encodeURIComponent(user.id)}`;
+    // The realm role IT_ADMIN means "admin of the tenant in my tenant_id attribute": granted only
+    // when that attribute names this tenant, or a member of tenant A invited to administer B
+    // would become an admin of A.
+    if ((await this.attributeTenant(userPath, request.tenantId, signal)) === request.tenantId.toLowerCase()) {
+      const role = await this.json<{ id: string; name: string }>(
+        'role',
+        await this.call('role', 'GET', `/roles/${encodeURIComponent(this.options.itAdminRole)}`, signal),
+      );
+      await (await this.call('role', 'POST', `${userPath}/role-mappings/realm`, signal, { json: [{ id: role.id, name: role.name }] })).body?.cancel();
+    }
+    // A user who can already sign in needs no password; one who cannot is sent the link that
+    // verifies the address and sets one (again, when an earlier mail was lost).
+    if (user.created || !(await this.hasCredentials(userPath, signal))) {
+      await (
+        await this.call('invite', 'PUT', `${userPath}/execute-actions-email`, signal, {
+          query: { lifespan: String(this.options.inviteLifespanSeconds) },
+          json: ['VERIFY_EMAIL', 'UPDATE_PASSWORD'],
+        })
+      ).body?.cancel();
+    }
+    return { organizationId, userId: user.id, inviteUrl: null };
+  }
+
+  async syncOrganization(organizationId: string, desired: OrganizationState, signal: AbortSignal) {
+    const path = `/organizations/${encodeURIComponent(organizationId)}`;
+    const current = await this.json<Record<string, unknown> & { name?: unknown; enabled?: unknown; attributes?: unknown }>(
+      'sync',
+      await this.call('sync', 'GET', path, signal),
     );
-    const user = `/users/${encodeURIComponent(userId)}`;
-    await (await this.call('role', 'POST', `${user}/role-mappings/realm`, signal, { json: [{ id: role.id, name: role.name }] })).body?.cancel();
-    await (
-      await this.call('invite', 'PUT', `${user}/execute-actions-email`, signal, {
-        query: { lifespan: String(this.options.inviteLifespanSeconds) },
-        json: ['VERIFY_EMAIL', 'UPDATE_PASSWORD'],
-      })
-    ).body?.cancel();
-    return { organizationId, userId, inviteUrl: null };
+    const changes = organizationChanges(current, desired);
+    if (changes.changed.length > 0) {
+      // PUT replaces the organization: send back what Keycloak answered, with the owned parts set.
+      await (await this.call('sync', 'PUT', path, signal, { json: { ...current, ...changes.next } })).body?.cancel();
+    }
+    return { changed: changes.changed };
   }
 
   async health() {

@@ -3,7 +3,15 @@
 // the HTTP adapter, it adopts an organization it already made only for the tenant it was made
 // for: another tenant asking for the same alias is a conflict at the organization step.
 import { createHash } from 'node:crypto';
-import { KeycloakError, TENANT_ATTRIBUTE, type KeycloakAdapter, type ProvisionRequest, type ProvisionResult } from './adapter.js';
+import {
+  KeycloakError,
+  organizationChanges,
+  TENANT_ATTRIBUTE,
+  type KeycloakAdapter,
+  type OrganizationState,
+  type ProvisionRequest,
+  type ProvisionResult,
+} from './adapter.js';
 
 /** A UUID-shaped id from a name, stable across runs (like a v5 UUID, without the namespace fuss). */
 function stableId(kind: string, name: string): string {
@@ -34,6 +42,15 @@ export class MockAdapter implements KeycloakAdapter {
       userId,
       inviteUrl: `${this.realmUrl}/login-actions/action-token?mock=${userId}`,
     };
+  }
+
+  /** The organizations' state as synchronisation left it, by organization id. */
+  readonly states = new Map<string, { name: string; enabled: boolean; attributes: Record<string, unknown> }>();
+
+  async syncOrganization(organizationId: string, desired: OrganizationState) {
+    const { changed, next } = organizationChanges(this.states.get(organizationId) ?? {}, desired);
+    this.states.set(organizationId, next);
+    return { changed };
   }
 
   async health() {

@@ -65,6 +65,11 @@ export const keycloakCalls = new Counter({
   labelNames: ['step', 'outcome'] as const,
 });
 
+export const keycloakDrift = new Counter({
+  name: 'tenant_registry_keycloak_drift_total',
+  help: 'Organizations the periodic reconcile found out of step with the registry (and put back)',
+});
+
 export const auditAppends = new Counter({
   name: 'tenant_registry_audit_appends_total',
   help: 'Audit events written (counted at the write; a transaction rolled back later still counts; replays of an external_id do not)',

@@ -4,6 +4,7 @@
 // or the service's own scheduled work (SYSTEM_ORIGIN).
 import type { AuditActor, AuditEventInput, AuditTarget, Crud, StringMap } from '../domain/audit.js';
 import { appendEvent } from '../store/audit.js';
+import { requestSync } from '../store/keycloak-sync.js';
 import type { Queryable } from '../store/database.js';
 import { SERVICE_VERSION } from '../version.js';
 
@@ -45,7 +46,24 @@ export function changeEvent(origin: Origin, change: Change): AuditEventInput {
   };
 }
 
-/** Appends the event of a change in the transaction that made it. */
+/**
+ * Appends the event of a change in the transaction that made it. A change of what the tenant's
+ * Keycloak organization carries also queues its synchronisation there, in the same transaction:
+ * every change passes here, so none can be forgotten (services/organization-sync.ts).
+ */
 export async function recordChange(tx: Queryable, origin: Origin, change: Change, now: Date): Promise<void> {
   await appendEvent(tx, changeEvent(origin, change), now);
+  if (ORGANIZATION_ACTIONS.has(change.action)) await requestSync(tx, change.tenant.id, 'change', now);
 }
+
+/** The changes that alter a tenant's organization in Keycloak: its enabled flag, name or attributes. */
+export const ORGANIZATION_ACTIONS: ReadonlySet<string> = new Set([
+  'tenant.activated',
+  'tenant.cancelled',
+  'entitlement.granted',
+  'entitlement.revoked',
+  'entitlement.trial_started',
+  'entitlement.trial_expired',
+  // The organization exists from here on: it gets the tenant's state at once.
+  'keycloak.invite_sent',
+]);

@@ -4,7 +4,7 @@
 // Tenant creation and the retry route call it; Keycloak synchronisation will too.
 import { KeycloakError, type KeycloakAdapter, type ProvisionResult } from '../keycloak/adapter.js';
 import type { Database } from '../store/database.js';
-import { recordProvisioning, type TenantRow } from '../store/tenants.js';
+import { recordProvisioning, recordTenantAdmin, type TenantRow } from '../store/tenants.js';
 import { recordChange, type Origin } from './audit-trail.js';
 
 export interface ProvisionOutcome {
@@ -59,6 +59,8 @@ export async function provisionTenant(
       adminEmail: admin.email,
       adminName: admin.name,
     });
+    // The invited user administers this tenant, whatever else it belongs to (http/access.ts).
+    if (result) await recordTenantAdmin(tx, row.id, result.userId);
     await recordChange(
       tx,
       origin,

@@ -130,3 +130,25 @@ export async function recordProvisioning(
   );
   return row!;
 }
+
+/** Records `subject` as an IT admin of the tenant; recording it again changes nothing. */
+export async function recordTenantAdmin(tx: Queryable, tenantId: string, subject: string): Promise<void> {
+  await tx.query(`INSERT INTO tenant_admins (tenant_id, subject) VALUES ($1, $2) ON CONFLICT DO NOTHING`, [tenantId, subject]);
+}
+
+/** What a token's subject is to a tenant: its organization (to match the token's) and whether it administers it. */
+export interface TenantStanding {
+  organizationId: string | null;
+  admin: boolean;
+}
+
+/** The standing of `subject` in the tenant; undefined when the tenant does not exist. */
+export async function findTenantStanding(db: Queryable, tenantId: string, subject: string): Promise<TenantStanding | undefined> {
+  const [row] = await db.query<{ keycloak_org_id: string | null; admin: boolean }>(
+    `SELECT t.keycloak_org_id,
+            EXISTS (SELECT 1 FROM tenant_admins a WHERE a.tenant_id = t.id AND a.subject = $2) AS admin
+     FROM tenants t WHERE t.id = $1`,
+    [tenantId, subject],
+  );
+  return row && { organizationId: row.keycloak_org_id, admin: row.admin };
+}

@@ -1,7 +1,9 @@
 // principalFromClaims: what a verified token's claims grant. No server, no keys: claims in,
 // principal out.
 import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
 import {
+  MAX_ORGANIZATIONS,
   NAME_MAX_LENGTH,
   principalFromClaims,
   SUBJECT_MAX_LENGTH,
@@ -132,6 +134,52 @@ describe('tenant', () => {
   });
 });
 
+describe('organizations', () => {
+  const ORG_A = '0f4c2c7e-5b1d-4a57-9d55-2a3b8c4d5e6f';
+  const ORG_B = '9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d';
+
+  it("reads the ids of Keycloak's organization claim (mapper with organization id and attributes)", () => {
+    const claim = { acme: { id: ORG_A, tenant_id: [TENANT] }, globex: { id: ORG_B.toUpperCase() } };
+    expect(principal({ organization: claim }).organizations).toEqual([ORG_A, ORG_B]);
+  });
+
+  it('reads the objects of the array Keycloak emits when several mappers write the claim', () => {
+    expect(principal({ organization: ['acme', { acme: { id: ORG_A } }] }).organizations).toEqual([ORG_A]);
+  });
+
+  it.each<[string, unknown]>([
+    ['missing', undefined],
+    ['aliases only (the mapper without ids)', ['acme', 'globex']],
+    ['an alias string', 'acme'],
+    ['an entry without an id', { acme: {} }],
+    ['a numeric id', { acme: { id: 42 } }],
+    ['an empty id', { acme: { id: '' } }],
+    ['an id with a control character', { acme: { id: `${ORG_A}\n` } }],
+    ['an id over 255 characters', { acme: { id: 'x'.repeat(256) } }],
+    ['null', null],
+    ['null entries', { acme: null }],
+  ])('names no organization for a claim that is %s', (_case, claim) => {
+    expect(principal({ organization: claim }).organizations).toEqual([]);
+  });
+
+  it(`keeps at most ${MAX_ORGANIZATIONS} organizations of a huge claim`, () => {
+    const claim = Object.fromEntries(Array.from({ length: 10_000 }, (_, i) => [`org${i}`, { id: `id-${i}` }]));
+    const { organizations } = principal({ organization: claim });
+    expect(organizations).toHaveLength(MAX_ORGANIZATIONS);
+    expect(organizations[0]).toBe('id-0');
+  });
+
+  it('never throws and yields only bounded strings, whatever the claim holds', () => {
+    fc.assert(
+      fc.property(fc.jsonValue(), (claim) => {
+        const { organizations } = principal({ organization: claim });
+        expect(organizations.length).toBeLessThanOrEqual(MAX_ORGANIZATIONS);
+        for (const id of organizations) expect(typeof id === 'string' && id.length > 0 && id.length <= 255).toBe(true);
+      }),
+    );
+  });
+});
+
 describe('kind', () => {
   it('is user for an ordinary user token', () => {
     expect(principal({ preferred_username: 'mia.member', azp: 'portal', tenant_id: TENANT }).kind).toBe('user');
@@ -250,6 +298,7 @@ it('builds the whole principal of a Keycloak service-account token', () => {
     kind: 'service',
     client: 'portal',
     tenantId: null,
+    organizations: [],
     isPlatformAdmin: false,
     isItAdmin: false,
     isService: true,

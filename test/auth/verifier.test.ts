@@ -197,6 +197,7 @@ describe('a valid token', () => {
       kind: 'user',
       client: null,
       tenantId: null,
+      organizations: [],
       isPlatformAdmin: true,
       isItAdmin: false,
       isService: false,

@@ -113,6 +113,8 @@ eachDriver('Keycloak provisioning', (driver) => {
       'GET ~/users',
       'POST ~/users',
       `POST ~/organizations/${organization.id}/members`,
+      `GET ~/users/${user.id}`,
+      `PUT ~/users/${user.id}`,
       'GET ~/roles/IT_ADMIN',
       `POST ~/users/${user.id}/role-mappings/realm`,
       `PUT ~/users/${user.id}/execute-actions-email`,

@@ -17,7 +17,8 @@ const TOKEN_PATH = '/realms/breakpilot-dev/protocol/openid-connect/token';
 let stub: KeycloakStub;
 
 beforeEach(async () => {
-  stub = await startKeycloakStub({ clientSecret: SECRET });
+  // The user profile declares tenant_id, as keycloak/realm.json does.
+  stub = await startKeycloakStub({ clientSecret: SECRET, userProfileAttributes: ['tenant_id'] });
 });
 afterEach(() => stub.close());
 
@@ -111,11 +112,12 @@ describe('HttpAdapter: a fresh provisioning', () => {
       'GET ~/users',
       'POST ~/users',
       `POST ~/organizations/${organization.id}/members`,
+      `GET ~/users/${user.id}`,
       'GET ~/roles/IT_ADMIN',
       `POST ~/users/${user.id}/role-mappings/realm`,
       `PUT ~/users/${user.id}/execute-actions-email`,
     ]);
-    const [token, createOrg, findUser, createUser, addMember, getRole, mapRole, mail] = stub.requests;
+    const [token, createOrg, findUser, createUser, addMember, , getRole, mapRole, mail] = stub.requests;
     expect(token!.authorization).toBeNull();
     expect(Object.fromEntries(new URLSearchParams(token!.body))).toEqual({
       grant_type: 'client_credentials',
@@ -138,14 +140,16 @@ describe('HttpAdapter: a fresh provisioning', () => {
       lastName: 'King Lovelace',
       enabled: true,
       emailVerified: false,
+      attributes: { tenant_id: [request.tenantId] },
     });
+    expect(user.attributes).toEqual({ tenant_id: [request.tenantId] });
     expect(JSON.parse(addMember!.body)).toBe(user.id);
     expect(getRole!.method).toBe('GET');
     const role = stub.state.roles.find((r) => r.name === 'IT_ADMIN')!;
     expect(JSON.parse(mapRole!.body)).toEqual([{ id: role.id, name: 'IT_ADMIN' }]);
     expect(mail!.query).toEqual({ lifespan: String(LIFESPAN_SECONDS) });
     expect(JSON.parse(mail!.body)).toEqual(['VERIFY_EMAIL', 'UPDATE_PASSWORD']);
-    expect(stub.requests.map((r) => r.status)).toEqual([200, 201, 200, 201, 201, 200, 204, 204]);
+    expect(stub.requests.map((r) => r.status)).toEqual([200, 201, 200, 201, 201, 200, 200, 204, 204]);
 
     expectProvisionedOnce(request, result);
     expect(user).toMatchObject({ firstName: 'Ada', lastName: 'King Lovelace', emailVerified: false });
@@ -163,6 +167,7 @@ describe('HttpAdapter: a fresh provisioning', () => {
       email: request.adminEmail,
       enabled: true,
       emailVerified: false,
+      attributes: { tenant_id: [request.tenantId] },
     });
   });
 });

@@ -647,6 +647,23 @@ export async function startKeycloakStub(options: KeycloakStubOptions = {}): Prom
     send(x, 201, undefined, { location: location('users', created.id), 'content-length': '0' });
   };
 
+  // PUT replaces what the representation names; attributes are replaced as a whole, and those
+  // the user profile does not declare are dropped, as on create.
+  const updateUser = (x: Exchange, user: StubUser) => {
+    const body = jsonBody(x);
+    if (body === undefined) return;
+    if (!isRecord(body)) return send(x, 400, UNPARSABLE);
+    if (body.attributes !== undefined) {
+      const attributes = readAttributes(body.attributes);
+      for (const key of Object.keys(attributes)) if (!declaredAttributes.has(key)) delete attributes[key];
+      user.attributes = attributes;
+    }
+    if (typeof body.enabled === 'boolean') user.enabled = body.enabled;
+    if (typeof body.firstName === 'string') user.firstName = body.firstName;
+    if (typeof body.lastName === 'string') user.lastName = body.lastName;
+    send(x, 204);
+  };
+
   const searchUsers = (x: Exchange) => {
     const query = x.url.searchParams;
     const exact = query.get('exact') === 'true';
@@ -734,6 +751,7 @@ export async function startKeycloakStub(options: KeycloakStubOptions = {}): Prom
     if (sub === undefined) {
       return byMethod(x, {
         GET: () => send(x, 200, userView(user, false)),
+        PUT: () => updateUser(x, user),
         DELETE: () => {
           state.users.splice(state.users.indexOf(user), 1);
           delete state.roleMappings[user.id];
@@ -744,6 +762,8 @@ export async function startKeycloakStub(options: KeycloakStubOptions = {}): Prom
         },
       });
     }
+    // Stub users never have a password: no call sets one.
+    if (sub === 'credentials' && tail.length === 0) return byMethod(x, { GET: () => send(x, 200, []) });
     if (sub === 'execute-actions-email' && tail.length === 0) return byMethod(x, { PUT: () => executeActionsEmail(x, user) });
     if (sub === 'role-mappings' && tail.length === 1 && tail[0] === 'realm') {
       return byMethod(x, {

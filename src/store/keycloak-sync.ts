@@ -1,0 +1,84 @@
+// The queue of tenants whose Keycloak organization must be brought in step (migration 0012).
+// Rows are written in the transaction of the change that needs them, leased by the sync job
+// without holding a transaction across the Keycloak calls, and deleted once synced.
+import type { Queryable } from './database.js';
+
+export type SyncReason = 'change' | 'reconcile';
+
+export interface SyncRequest {
+  tenant_id: string;
+  reason: SyncReason;
+  requested_at: Date;
+  attempts: number;
+}
+
+/**
+ * Asks for the tenant's organization to be synced, when it has one. A pending request is moved to
+ * now (its reason becomes 'change': a reconcile that finds a change already pending reports no
+ * drift for it).
+ */
+export async function requestSync(tx: Queryable, tenantId: string, reason: SyncReason, now: Date): Promise<void> {
+  await tx.query(
+    `INSERT INTO keycloak_sync (tenant_id, reason, requested_at, next_attempt_at)
+     SELECT id, $2, $3, $3 FROM tenants WHERE id = $1 AND keycloak_org_id IS NOT NULL
+     ON CONFLICT (tenant_id) DO UPDATE
+       SET reason = CASE WHEN $2 = 'change' THEN 'change' ELSE keycloak_sync.reason END,
+           requested_at = GREATEST(keycloak_sync.requested_at, EXCLUDED.requested_at),
+           next_attempt_at = LEAST(keycloak_sync.next_attempt_at, EXCLUDED.next_attempt_at)`,
+    [tenantId, reason, now],
+  );
+}
+
+/** Asks for a sync of every tenant that has an organization (the periodic reconcile); returns how many. */
+export async function requestSyncOfAll(db: Queryable, now: Date): Promise<number> {
+  const rows = await db.query<{ tenant_id: string }>(
+    `INSERT INTO keycloak_sync (tenant_id, reason, requested_at, next_attempt_at)
+     SELECT id, 'reconcile', $1, $1 FROM tenants WHERE keycloak_org_id IS NOT NULL
+     ON CONFLICT (tenant_id) DO NOTHING RETURNING tenant_id`,
+    [now],
+  );
+  return rows.length;
+}
+
+/**
+ * Leases up to `limit` due requests until `leaseUntil`: another replica skips them meanwhile, and
+ * one whose worker died is due again when the lease runs out.
+ */
+export async function leaseDueSyncs(db: Queryable, now: Date, leaseUntil: Date, limit: number): Promise<SyncRequest[]> {
+  return db.query<SyncRequest>(
+    `UPDATE keycloak_sync SET next_attempt_at = $2
+     WHERE tenant_id IN (SELECT tenant_id FROM keycloak_sync WHERE next_attempt_at <= $1
+                         ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED)
+     RETURNING tenant_id, reason, requested_at, attempts`,
+    [now, leaseUntil, limit],
+  );
+}
+
+/**
+ * Ends a request that was synced. A change requested after the lease (requested_at moved) keeps
+ * the row, due at once, so that change is synced too. Returns whether the row was deleted.
+ */
+export async function completeSync(tx: Queryable, request: SyncRequest, now: Date): Promise<boolean> {
+  const deleted = await tx.query(`DELETE FROM keycloak_sync WHERE tenant_id = $1 AND requested_at = $2 RETURNING tenant_id`, [
+    request.tenant_id,
+    request.requested_at,
+  ]);
+  if (deleted.length === 0) {
+    await tx.query(`UPDATE keycloak_sync SET next_attempt_at = $2, attempts = 0, last_error = NULL WHERE tenant_id = $1`, [request.tenant_id, now]);
+  }
+  return deleted.length > 0;
+}
+
+/** Records a failed attempt and when to try again. */
+export async function failSync(db: Queryable, tenantId: string, error: string, retryAt: Date): Promise<void> {
+  await db.query(`UPDATE keycloak_sync SET attempts = attempts + 1, last_error = $2, next_attempt_at = $3 WHERE tenant_id = $1`, [
+    tenantId,
+    error.slice(0, 500),
+    retryAt,
+  ]);
+}
+
+/** The requests still waiting, oldest first (for tests and operators). */
+export async function pendingSyncs(db: Queryable): Promise<Array<SyncRequest & { last_error: string | null; next_attempt_at: Date }>> {
+  return db.query(`SELECT tenant_id, reason, requested_at, attempts, last_error, next_attempt_at FROM keycloak_sync ORDER BY requested_at`);
+}
