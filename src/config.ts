@@ -21,14 +21,14 @@ const EnvSchema = Type.Object(
       // http://localhost:8080/realms/breakpilot-dev. Taken exactly as written: tokens' iss and
       // the discovery document's issuer must be this string, a trailing slash included.
       default: '',
-      description: 'an http(s) URL without query or fragment, the OIDC issuer exactly as tokens carry it in iss (required outside dev)',
+      description: 'an http(s) URL without credentials, query or fragment, the OIDC issuer exactly as tokens carry it in iss (required outside dev)',
     }),
     KEYCLOAK_DISCOVERY_URL: Type.String({
       // An internal address of the issuer (http://keycloak:8080/realms/x) for a replica that cannot
       // reach, or should not go through, the public hostname its tokens name.
       default: '',
       description:
-        "empty (discover at KEYCLOAK_ISSUER) or the http(s) URL the issuer's discovery document is fetched from: a base URL, or one ending in /.well-known/openid-configuration",
+        "empty (discover at KEYCLOAK_ISSUER) or the http(s) URL without credentials the issuer's discovery document is fetched from: a base URL, or one ending in /.well-known/openid-configuration",
     }),
     KEYCLOAK_AUDIENCE: Type.String({
       default: '',
@@ -305,9 +305,15 @@ function isHttpUrl(value: string): boolean {
   return url !== null && (url.protocol === 'http:' || url.protocol === 'https:') && url.hostname !== '';
 }
 
-function isIssuerUrl(value: string): boolean {
+/** An http(s) URL fetch() can be pointed at: no user or password in it (fetch refuses those). */
+function isFetchableUrl(value: string): boolean {
   const url = URL.parse(value);
-  return isHttpUrl(value) && url !== null && url.search === '' && url.hash === '' && !value.includes('?') && !value.includes('#');
+  return isHttpUrl(value) && url !== null && url.username === '' && url.password === '';
+}
+
+/** An OIDC issuer: an http(s) URL without query or fragment (OpenID Connect Discovery 1.0, section 2). */
+function isIssuerUrl(value: string): boolean {
+  return isFetchableUrl(value) && !value.includes('?') && !value.includes('#');
 }
 
 function isPostgresUrl(value: string): boolean {
@@ -408,12 +414,11 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     problems.add('METRICS_ADDR', hintFor('METRICS_ADDR'));
   }
   // Kept exactly as written: tokens must name the issuer exactly, and some issuers end in a slash
-  // (Auth0's https://tenant.auth0.com/) while Keycloak's never do. OIDC issuers have no query or
-  // fragment (OpenID Connect Discovery 1.0, section 2).
+  // (Auth0's https://tenant.auth0.com/) while Keycloak's never do.
   if (env.KEYCLOAK_ISSUER !== '' && !isIssuerUrl(env.KEYCLOAK_ISSUER)) {
     problems.add('KEYCLOAK_ISSUER', hintFor('KEYCLOAK_ISSUER'));
   }
-  if (env.KEYCLOAK_DISCOVERY_URL !== '' && !isHttpUrl(env.KEYCLOAK_DISCOVERY_URL)) {
+  if (env.KEYCLOAK_DISCOVERY_URL !== '' && !isFetchableUrl(env.KEYCLOAK_DISCOVERY_URL)) {
     problems.add('KEYCLOAK_DISCOVERY_URL', hintFor('KEYCLOAK_DISCOVERY_URL'));
   }
   // Without an issuer there is nothing to discover (the development issuer has its own keys).

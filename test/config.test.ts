@@ -146,6 +146,8 @@ describe('loadConfig', () => {
     ['KEYCLOAK_ISSUER', { KEYCLOAK_ISSUER: 'https://id.example.com/realms/prod#' }],
     ['KEYCLOAK_DISCOVERY_URL', { KEYCLOAK_ISSUER: 'https://id.example.com/realms/prod', KEYCLOAK_DISCOVERY_URL: 'keycloak:8080' }],
     ['KEYCLOAK_DISCOVERY_URL', { KEYCLOAK_DISCOVERY_URL: 'http://keycloak.internal:8080/realms/prod' }],
+    ['KEYCLOAK_DISCOVERY_URL', { KEYCLOAK_ISSUER: 'https://id.example.com/realms/prod', KEYCLOAK_DISCOVERY_URL: 'http://kc:pw@keycloak:8080/realms/prod' }],
+    ['KEYCLOAK_ISSUER', { KEYCLOAK_ISSUER: 'https://user@id.example.com/realms/prod' }],
     ['KEYCLOAK_ADMIN_URL', { KEYCLOAK_ADMIN_URL: 'id.example.com' }],
     ['KEYCLOAK_REALM', { KEYCLOAK_REALM: 'a/b' }],
     ['LOG_LEVEL', { LOG_LEVEL: 'verbose' }],
