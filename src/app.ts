@@ -132,7 +132,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await registerOpenApi(app, SERVICE_VERSION);
 
   if (deps.metricsOnMainPort ?? true) await app.register(metricsRoutes);
-  await app.register(healthRoutes, { db: deps.db, keycloak: deps.keycloak.adapter, shutdown: deps.shutdown ?? { draining: false } });
+  await app.register(healthRoutes, {
+    db: deps.db,
+    keycloak: deps.keycloak.adapter,
+    shutdown: deps.shutdown ?? { draining: false },
+    issuer: deps.auth.devIssuer ? 'dev' : (deps.auth.issuer ?? null),
+  });
   const clock = deps.clock ?? (() => new Date());
   // Routes that change what the caches hold write through `writer`, so this replica's caches
   // forget a change the moment it commits (other replicas hear of it through NOTIFY).

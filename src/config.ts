@@ -18,9 +18,17 @@ const EnvSchema = Type.Object(
     }),
     KEYCLOAK_ISSUER: Type.String({
       // Empty in dev runs the embedded development issuer; the dev stack's Keycloak is
-      // http://localhost:8080/realms/breakpilot-dev.
+      // http://localhost:8080/realms/breakpilot-dev. Taken exactly as written: tokens' iss and
+      // the discovery document's issuer must be this string, a trailing slash included.
       default: '',
-      description: 'an http(s) URL, the OIDC issuer of the realm (required outside dev)',
+      description: 'an http(s) URL without credentials, query or fragment, the OIDC issuer exactly as tokens carry it in iss (required outside dev)',
+    }),
+    KEYCLOAK_DISCOVERY_URL: Type.String({
+      // An internal address of the issuer (http://keycloak:8080/realms/x) for a replica that cannot
+      // reach, or should not go through, the public hostname its tokens name.
+      default: '',
+      description:
+        "empty (discover at KEYCLOAK_ISSUER) or the http(s) URL without credentials the issuer's discovery document is fetched from: a base URL, or one ending in /.well-known/openid-configuration",
     }),
     KEYCLOAK_AUDIENCE: Type.String({
       default: '',
@@ -245,8 +253,10 @@ export interface Config {
   appEnv: Env['APP_ENV'];
   listen: { host: string; port: number };
   auth: {
-    /** null: the embedded development issuer (dev only). */
+    /** null: the embedded development issuer (dev only). Exactly as configured: tokens' iss must equal it. */
     issuer: string | null;
+    /** null: the discovery document is fetched from the issuer; else from this base or document URL. */
+    discoveryUrl: string | null;
     audience: string | null;
     rolesClient: string;
     roles: { platformAdmin: string; itAdmin: string; service: string };
@@ -302,6 +312,17 @@ function hintFor(name: VariableName): string {
 function isHttpUrl(value: string): boolean {
   const url = URL.parse(value);
   return url !== null && (url.protocol === 'http:' || url.protocol === 'https:') && url.hostname !== '';
+}
+
+/** An http(s) URL fetch() can be pointed at: no user or password in it (fetch refuses those). */
+function isFetchableUrl(value: string): boolean {
+  const url = URL.parse(value);
+  return isHttpUrl(value) && url !== null && url.username === '' && url.password === '';
+}
+
+/** An OIDC issuer: an http(s) URL without query or fragment (OpenID Connect Discovery 1.0, section 2). */
+function isIssuerUrl(value: string): boolean {
+  return isFetchableUrl(value) && !value.includes('?') && !value.includes('#');
 }
 
 function isPostgresUrl(value: string): boolean {
@@ -401,10 +422,17 @@ export function loadConfig(source: Record<string, string | undefined> = process.
   if (!problems.has('METRICS_ADDR') && env.METRICS_ADDR !== '' && !hasValidPort(env.METRICS_ADDR)) {
     problems.add('METRICS_ADDR', hintFor('METRICS_ADDR'));
   }
-  // Keycloak's issuer never ends in a slash, and tokens must name it exactly.
-  env.KEYCLOAK_ISSUER = env.KEYCLOAK_ISSUER.replace(/\/+$/, '');
-  if (env.KEYCLOAK_ISSUER !== '' && !isHttpUrl(env.KEYCLOAK_ISSUER)) {
+  // Kept exactly as written: tokens must name the issuer exactly, and some issuers end in a slash
+  // (Auth0's https://tenant.auth0.com/) while Keycloak's never do.
+  if (env.KEYCLOAK_ISSUER !== '' && !isIssuerUrl(env.KEYCLOAK_ISSUER)) {
     problems.add('KEYCLOAK_ISSUER', hintFor('KEYCLOAK_ISSUER'));
+  }
+  if (env.KEYCLOAK_DISCOVERY_URL !== '' && !isFetchableUrl(env.KEYCLOAK_DISCOVERY_URL)) {
+    problems.add('KEYCLOAK_DISCOVERY_URL', hintFor('KEYCLOAK_DISCOVERY_URL'));
+  }
+  // Without an issuer there is nothing to discover (the development issuer has its own keys).
+  if (env.KEYCLOAK_DISCOVERY_URL !== '' && env.KEYCLOAK_ISSUER === '') {
+    problems.add('KEYCLOAK_DISCOVERY_URL', 'to be empty when KEYCLOAK_ISSUER is empty');
   }
   if (env.KEYCLOAK_ADMIN_URL !== '' && !isHttpUrl(env.KEYCLOAK_ADMIN_URL)) {
     problems.add('KEYCLOAK_ADMIN_URL', hintFor('KEYCLOAK_ADMIN_URL'));
@@ -442,6 +470,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     listen: parseListen(env.ADDR),
     auth: {
       issuer: env.KEYCLOAK_ISSUER === '' ? null : env.KEYCLOAK_ISSUER,
+      discoveryUrl: env.KEYCLOAK_DISCOVERY_URL === '' ? null : env.KEYCLOAK_DISCOVERY_URL,
       audience: env.KEYCLOAK_AUDIENCE === '' ? null : env.KEYCLOAK_AUDIENCE,
       rolesClient: env.AUTH_ROLES_CLIENT,
       roles: {

@@ -50,7 +50,10 @@ async function start(config: Config): Promise<void> {
   }
   const catalog = await loadCatalog(config.catalogPath ?? undefined);
   const db = await openDatabase(config.database, config.pool);
-  const auth = await authenticationFor(config);
+  const auth = await authenticationFor(config, { log: logger });
+  // Discovered once in the background, not awaited: the service starts while the issuer is down,
+  // and an issuer that is unreachable or names another issuer is logged now, not at first use.
+  void auth.issuer?.check();
   const keys = await startKeyVerification(db, {
     pepper: config.apiKeyPepper,
     clock: () => new Date(),

@@ -31,6 +31,7 @@ describe('loadConfig', () => {
       listen: { host: '0.0.0.0', port: 8090 },
       auth: {
         issuer: null,
+        discoveryUrl: null,
         audience: null,
         rolesClient: 'tenant-registry',
         roles: { platformAdmin: 'platform_admin', itAdmin: 'IT_ADMIN', service: 'registry_service' },
@@ -91,6 +92,7 @@ describe('loadConfig', () => {
     });
     expect(config.auth).toEqual({
       issuer: 'https://id.example.com/realms/prod',
+      discoveryUrl: null,
       audience: 'tenant-registry',
       rolesClient: 'registry-api',
       roles: { platformAdmin: 'ops', itAdmin: 'tenant-admin', service: 'svc' },
@@ -107,8 +109,22 @@ describe('loadConfig', () => {
     expect(loadConfig({ APP_ENV: '', ADDR: '' }).listen.port).toBe(8090);
   });
 
-  it('drops a trailing slash from KEYCLOAK_ISSUER, which tokens never carry', () => {
-    expect(loadConfig({ KEYCLOAK_ISSUER: 'https://id.example.com/realms/prod/' }).auth.issuer).toBe('https://id.example.com/realms/prod');
+  // Tokens must carry the issuer exactly; Auth0's issuers end in a slash, Keycloak's do not.
+  it('keeps KEYCLOAK_ISSUER exactly as written, a trailing slash included', () => {
+    expect(loadConfig({ KEYCLOAK_ISSUER: 'https://tenant.eu.auth0.com/' }).auth.issuer).toBe('https://tenant.eu.auth0.com/');
+    expect(loadConfig({ KEYCLOAK_ISSUER: 'https://id.example.com/realms/prod/' }).auth.issuer).toBe('https://id.example.com/realms/prod/');
+    expect(loadConfig({ KEYCLOAK_ISSUER: 'https://id.example.com/realms/prod' }).auth.issuer).toBe('https://id.example.com/realms/prod');
+  });
+
+  it('reads KEYCLOAK_DISCOVERY_URL as written, beside the issuer it discovers', () => {
+    const config = loadConfig({
+      KEYCLOAK_ISSUER: 'https://login.example.com/realms/prod',
+      KEYCLOAK_DISCOVERY_URL: 'http://keycloak.internal:8080/realms/prod',
+    });
+    expect(config.auth).toMatchObject({
+      issuer: 'https://login.example.com/realms/prod',
+      discoveryUrl: 'http://keycloak.internal:8080/realms/prod',
+    });
   });
 
   it('takes an IPv6 listen address in brackets', () => {
@@ -127,6 +143,12 @@ describe('loadConfig', () => {
     ['DATABASE_URL', { DATABASE_URL: 'not a url' }],
     ['DATABASE_URL', { DATABASE_URL: 'mysql://db/registry' }],
     ['KEYCLOAK_ISSUER', { KEYCLOAK_ISSUER: 'ftp://id.example.com' }],
+    ['KEYCLOAK_ISSUER', { KEYCLOAK_ISSUER: 'https://id.example.com/realms/prod?x=1' }],
+    ['KEYCLOAK_ISSUER', { KEYCLOAK_ISSUER: 'https://id.example.com/realms/prod#' }],
+    ['KEYCLOAK_DISCOVERY_URL', { KEYCLOAK_ISSUER: 'https://id.example.com/realms/prod', KEYCLOAK_DISCOVERY_URL: 'keycloak:8080' }],
+    ['KEYCLOAK_DISCOVERY_URL', { KEYCLOAK_DISCOVERY_URL: 'http://keycloak.internal:8080/realms/prod' }],
+    ['KEYCLOAK_DISCOVERY_URL', { KEYCLOAK_ISSUER: 'https://id.example.com/realms/prod', KEYCLOAK_DISCOVERY_URL: 'http://kc:pw@keycloak:8080/realms/prod' }],
+    ['KEYCLOAK_ISSUER', { KEYCLOAK_ISSUER: 'https://user@id.example.com/realms/prod' }],
     ['KEYCLOAK_ADMIN_URL', { KEYCLOAK_ADMIN_URL: 'id.example.com' }],
     ['KEYCLOAK_REALM', { KEYCLOAK_REALM: 'a/b' }],
     ['LOG_LEVEL', { LOG_LEVEL: 'verbose' }],

@@ -3,9 +3,12 @@
 // issuer's *public* key as an HMAC secret is refused. Verified tokens are remembered until they
 // expire, so the hot paths (by-slug, verify, claims) pay one map lookup instead of a signature.
 import { errors, jwtVerify, type JWTVerifyGetKey } from 'jose';
+import { AppError } from '../problems.js';
 import { principalFromClaims, UnusableClaimsError, type Principal, type PrincipalSettings } from './principal.js';
 
-export const ALLOWED_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'];
+// Ed25519 is the fully-specified name (RFC 9864) of what EdDSA means with an Ed25519 key; issuers
+// that follow the newer RFC (oidc-provider among them) sign with it.
+export const ALLOWED_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'];
 
 // Clocks of Keycloak and of this service drift a little; 30 s forgives that, not a stale token.
 const CLOCK_TOLERANCE_SECONDS = 30;
@@ -21,9 +24,23 @@ export class InvalidTokenError extends Error {
 
 /** The issuer's keys could not be fetched: nobody can be authenticated right now. */
 export class IssuerUnavailableError extends Error {
-  constructor(cause: unknown) {
-    super('the token issuer is unavailable', { cause });
+  /** @param reason what failed, in a few words without addresses (it may reach the request log) */
+  constructor(cause: unknown, reason?: string) {
+    super(reason === undefined ? 'the token issuer is unavailable' : `the token issuer is unavailable: ${reason}`, { cause });
     this.name = 'IssuerUnavailableError';
+  }
+}
+
+/**
+ * The issuer answers, but not as the issuer configured (its discovery document names another):
+ * nobody can be authenticated until the configuration or the issuer is fixed. It is a 503 that
+ * names the mismatch, since "unreachable" would send the operator looking in the wrong place.
+ * The mismatch is logged once where it is found (auth/discovery.ts), not with every request.
+ */
+export class IssuerMisconfiguredError extends AppError {
+  constructor(readonly reason: string) {
+    super('unavailable', { detail: `tokens cannot be verified: ${reason}`, headers: { 'retry-after': '5' } });
+    this.name = 'IssuerMisconfiguredError';
   }
 }
 
@@ -81,6 +98,7 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
           currentDate: new Date(now()),
         }));
       } catch (error) {
+        if (error instanceof IssuerMisconfiguredError) throw error;
         if (isKeyFetchFailure(error)) throw error instanceof IssuerUnavailableError ? error : new IssuerUnavailableError(error);
         // jose's messages name the failed check (expired, signature, issuer); they carry no token.
         throw new InvalidTokenError(error instanceof Error ? error.message : 'invalid token');

@@ -2,7 +2,15 @@
 // a database outage never gets healthy replicas restarted. Readiness says this replica can serve
 // traffic right now, which needs the database; Keycloak is reported but does not decide it, since
 // only provisioning needs Keycloak and provisioning failures are recorded and retried.
+//
+// The token issuer is reported and does not decide readiness either. It is one for every
+// replica: down or misconfigured, it is so for all of them at once, and taking them all out of
+// the load balancer would turn a 503 that names the reason (and /readyz saying it) into a
+// connection nobody answers, and stall the very rollout that fixes the configuration. API key
+// verification and the probes need no token and keep working meanwhile.
+import { setTimeout as delay } from 'node:timers/promises';
 import { KEYCLOAK_HEALTH } from '../keycloak/adapter.js';
+import type { IssuerDiscovery, IssuerStatus } from '../auth/discovery.js';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import Type from 'typebox';
 import type { KeycloakAdapter, KeycloakHealth } from '../keycloak/adapter.js';
@@ -12,6 +20,12 @@ import { AppError } from '../problems.js';
 
 // Probes come every few seconds from every orchestrator node; Keycloak is asked at most this often.
 const KEYCLOAK_CHECK_INTERVAL_MS = 10_000;
+// A probe waits this long at most for a discovery of the issuer that is due (its own timeout is
+// longer); past it the status known so far is reported. Kubernetes gives a probe 1 s by default.
+const ISSUER_CHECK_WAIT_MS = 500;
+
+export const ISSUER_HEALTH = ['up', 'down', 'mismatch', 'dev'] as const;
+export type IssuerHealth = (typeof ISSUER_HEALTH)[number];
 
 const Liveness = Type.Object({ status: Type.Literal('ok') }, { additionalProperties: false, description: 'The process is alive' });
 const Readiness = Type.Object(
@@ -23,8 +37,23 @@ const Readiness = Type.Object(
         keycloak: Type.Enum(KEYCLOAK_HEALTH, {
           description: 'down degrades provisioning only; mock: the dev stand-in; disabled: provisioning is turned off (KEYCLOAK_PROVISIONING=off)',
         }),
+        issuer: Type.Optional(
+          Type.Enum(ISSUER_HEALTH, {
+            description:
+              'The token issuer (KEYCLOAK_ISSUER): up, its discovery document and keys were fetched; down, they could not be ' +
+              '(details.issuer says why); mismatch, its discovery document names another issuer than the one configured ' +
+              '(details.issuer names both); dev, the embedded development issuer. Neither down nor mismatch makes the replica ' +
+              'unready; meanwhile requests with a token not verified before answer 503',
+          }),
+        ),
       },
       { additionalProperties: false },
+    ),
+    details: Type.Optional(
+      Type.Object(
+        { issuer: Type.Optional(Type.String({ description: 'Why the issuer is down or mismatched' })) },
+        { additionalProperties: false, description: 'What a check that is not up has to say, by check' },
+      ),
     ),
   },
   { additionalProperties: false, description: 'The database answered' },
@@ -34,9 +63,38 @@ export interface HealthOptions {
   db: Database;
   keycloak: KeycloakAdapter;
   shutdown: { draining: boolean };
+  /** The token issuer to report: its discovery, 'dev' for the development issuer, null for none to report. */
+  issuer: IssuerDiscovery | 'dev' | null;
 }
 
-export const healthRoutes: FastifyPluginAsyncTypebox<HealthOptions> = async (app, { db, keycloak, shutdown }) => {
+/** The issuer's status for readiness, waiting a moment for a discovery that is due. */
+async function issuerStatus(issuer: IssuerDiscovery): Promise<IssuerStatus> {
+  const abort = new AbortController();
+  const waited = delay(ISSUER_CHECK_WAIT_MS, undefined, { signal: abort.signal }).catch(() => undefined);
+  await Promise.race([issuer.check(), waited]);
+  abort.abort();
+  return issuer.status();
+}
+
+interface IssuerReport {
+  check: IssuerHealth;
+  detail?: string;
+}
+
+const DEV_ISSUER_REPORT: IssuerReport = { check: 'dev' };
+
+function issuerReport(status: IssuerStatus): IssuerReport {
+  switch (status.state) {
+    case 'up':
+      return { check: 'up' };
+    case 'unknown':
+      return { check: 'down', detail: 'the first discovery of the issuer has not finished yet' };
+    default:
+      return { check: status.state, detail: status.reason };
+  }
+}
+
+export const healthRoutes: FastifyPluginAsyncTypebox<HealthOptions> = async (app, { db, keycloak, shutdown, issuer }) => {
   let keycloakHealth: { value: KeycloakHealth; checkedAt: number } | undefined;
   let checking: Promise<KeycloakHealth> | undefined;
   const keycloakStatus = async (): Promise<KeycloakHealth> => {
@@ -68,7 +126,7 @@ export const healthRoutes: FastifyPluginAsyncTypebox<HealthOptions> = async (app
       schema: {
         operationId: 'readiness',
         tags: ['health'],
-        summary: 'Readiness: the database answers a query; Keycloak is reported, not required',
+        summary: 'Readiness: the database answers a query; Keycloak and the token issuer are reported, not required',
         response: { 200: Readiness },
       },
     },
@@ -84,7 +142,15 @@ export const healthRoutes: FastifyPluginAsyncTypebox<HealthOptions> = async (app
           ? error
           : new AppError('unavailable', { detail: 'the database is unavailable', cause: error });
       }
-      return { status: 'ready' as const, checks: { database: 'up' as const, keycloak: await keycloakStatus() } };
+      const [keycloakCheck, issuerCheck] = await Promise.all([
+        keycloakStatus(),
+        issuer === null ? undefined : issuer === 'dev' ? DEV_ISSUER_REPORT : issuerStatus(issuer).then(issuerReport),
+      ]);
+      return {
+        status: 'ready' as const,
+        checks: { database: 'up' as const, keycloak: keycloakCheck, ...(issuerCheck ? { issuer: issuerCheck.check } : {}) },
+        ...(issuerCheck?.detail ? { details: { issuer: issuerCheck.detail } } : {}),
+      };
     },
   );
 };

@@ -17,8 +17,14 @@ import {
   type JWTVerifyGetKey,
 } from 'jose';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { discoveredKeys, type DiscoveryOptions } from '../../src/auth/discovery.js';
-import { createTokenVerifier, InvalidTokenError, IssuerUnavailableError, type TokenVerifier } from '../../src/auth/verifier.js';
+import { discoveredKeys, issuerDiscovery, type DiscoveryOptions, type IssuerChange } from '../../src/auth/discovery.js';
+import {
+  createTokenVerifier,
+  InvalidTokenError,
+  IssuerMisconfiguredError,
+  IssuerUnavailableError,
+  type TokenVerifier,
+} from '../../src/auth/verifier.js';
 import type { Database } from '../../src/store/database.js';
 import { client, problemOf } from '../support/http.js';
 import { identities, ROLE_NAMES } from '../support/identities.js';
@@ -539,12 +545,47 @@ describe('an unavailable issuer', () => {
     expect(stub.jwksFetches).toBe(1);
   });
 
-  it('refuses a discovery document that names another issuer, without fetching its keys', async () => {
+  it('refuses a discovery document that names another issuer, naming both, without fetching its keys', async () => {
     const stub = await stubIssuer();
     stub.discoveryMode = 'other-issuer';
-    await unavailable(verifierFor(stub.url).verify(await stub.mint(identities.platformAdmin())));
+    const error = await verifierFor(stub.url)
+      .verify(await stub.mint(identities.platformAdmin()))
+      .then(() => undefined, (reason: unknown) => reason);
+    expect(error).toBeInstanceOf(IssuerMisconfiguredError);
+    expect((error as IssuerMisconfiguredError).reason).toBe(
+      `the issuer's discovery document names issuer "http://127.0.0.1:9/realms/evil", expected "${stub.url}"`,
+    );
     expect(stub.discoveryFetches).toBe(1);
     expect(stub.jwksFetches).toBe(0);
+  });
+
+  it('reports each change of its status once, with the reason: down, then up again', async () => {
+    const stub = await stubIssuer();
+    stub.discoveryMode = 'error';
+    const changes: IssuerChange[] = [];
+    const discovery = issuerDiscovery(stub.url, { cooldownMs: 0, retryAfterFailureMs: 0, onChange: (change) => changes.push(change) });
+    const documentDown = { state: 'down', reason: "the issuer's discovery document could not be fetched: it answered HTTP 503" };
+    expect(await discovery.check()).toEqual(documentDown);
+    expect(await discovery.check()).toEqual(documentDown);
+    stub.discoveryMode = 'ok';
+    stub.jwksMode = 'error';
+    expect(await discovery.check()).toEqual({ state: 'down', reason: "the issuer's keys (jwks_uri) could not be fetched: it did not answer 200 OK" });
+    stub.jwksMode = 'ok';
+    expect(await discovery.check()).toEqual({ state: 'up', jwksUrl: `${stub.url}/certs` });
+    expect(await discovery.check()).toEqual({ state: 'up', jwksUrl: `${stub.url}/certs` });
+    expect(changes.map((change) => change.status.state)).toEqual(['down', 'down', 'up']);
+    expect(changes[0]!.cause).toBeInstanceOf(Error);
+    expect(stub.discoveryFetches).toBe(4);
+    // The reason travels with the error requests meet (and the request log's line), without addresses.
+    stub.jwksMode = 'error';
+    const error = await Promise.resolve()
+      .then(() => discoveredKeys(stub.url)({ alg: 'RS256' }, { payload: '', signature: '' }))
+      .then(
+      () => undefined,
+      (reason: unknown) => reason,
+    );
+    expect(error).toBeInstanceOf(IssuerUnavailableError);
+    expect((error as Error).message).toBe("the token issuer is unavailable: the issuer's keys (jwks_uri) could not be fetched: it did not answer 200 OK");
   });
 
   it('makes the service answer 503 unavailable, while token-less requests stay 401 and probes 200', async () => {

@@ -151,7 +151,7 @@ describe.runIf(DRIVERS.includes('pg'))('real PostgreSQL', () => {
     const api = client(service.baseUrl, await devToken(service.baseUrl));
     const ready = await api.get('/readyz');
     expect(ready.status).toBe(200);
-    expect(ready.body).toEqual({ status: 'ready', checks: { database: 'up', keycloak: 'mock' } });
+    expect(ready.body).toEqual({ status: 'ready', checks: { database: 'up', keycloak: 'mock', issuer: 'dev' } });
 
     const acme = await api.get('/v1/tenants/by-slug/acme');
     expect(acme.status).toBe(404);

@@ -137,7 +137,7 @@ describe.runIf(DRIVERS.includes('pg'))('prod on a real PostgreSQL, provisioning 
   it("/readyz reports Keycloak 'disabled', not fine", async () => {
     const ready = await api.get('/readyz');
     expect(ready.status).toBe(200);
-    expect(ready.body).toEqual({ status: 'ready', checks: { database: 'up', keycloak: 'disabled' } });
+    expect(ready.body).toEqual({ status: 'ready', checks: { database: 'up', keycloak: 'disabled', issuer: 'up' } });
   });
 
   it('does not serve /metrics on the public listener', async () => {
