@@ -99,7 +99,8 @@ async function verifyBearer(request: FastifyRequest, verifier: TokenVerifier): P
     if (error instanceof InvalidTokenError) throw unauthorized(`the token was refused: ${error.reason}`, true);
     if (error instanceof IssuerUnavailableError) {
       throw new AppError('unavailable', {
-        detail: 'tokens cannot be verified right now: the issuer is unreachable',
+        // The message names what failed (a timeout, a status) without addresses or secrets.
+        detail: `tokens cannot be verified right now: ${error.message}`,
         headers: { 'retry-after': '5' },
         cause: error,
       });

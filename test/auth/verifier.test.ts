@@ -600,6 +600,9 @@ describe('an unavailable issuer', () => {
     const answer = await client(server.url, token).get('/v1/tenants/by-slug/acme');
     expect(answer.status).toBe(503);
     expect(problemOf(answer).code).toBe('unavailable');
+    // The detail says what failed, not only that something did; it names no address.
+    expect(problemOf(answer).detail).toMatch(/^tokens cannot be verified right now: the token issuer is unavailable: .*could not connect/);
+    expect(problemOf(answer).detail).not.toContain('127.0.0.1');
     expect(answer.headers.get('retry-after')).toBe('5');
 
     const anonymous = await server.as(null);
