@@ -8,6 +8,7 @@ import { authenticationFor } from './auth/setup.js';
 import { loadCatalog } from './catalog-file.js';
 import { startHousekeeping } from './jobs/housekeeping.js';
 import { startTrialExpiryJob } from './jobs/trial-expiry.js';
+import { startCaching } from './caching/setup.js';
 import { startKeyVerification } from './keys/setup.js';
 import { keycloakAdapterFor } from './keycloak/setup.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
@@ -50,7 +51,8 @@ async function start(config: Config): Promise<void> {
   const catalog = await loadCatalog(config.catalogPath ?? undefined);
   const db = await openDatabase(config.database, config.pool);
   const auth = await authenticationFor(config);
-  const keys = await startKeyVerification(db, {
+  const caching = await startCaching(db);
+  const keys = startKeyVerification(db, caching.keyCache, {
     pepper: config.apiKeyPepper,
     clock: () => new Date(),
     onError: (error) => logger.warn({ err: error }, 'recording API key use failed; retrying next round'),
@@ -59,7 +61,7 @@ async function start(config: Config): Promise<void> {
   const shutdown = { draining: false };
   const rateLimits = { counter: rateLimitCounter(config.redisUrl, logger), limits: config.rateLimits };
   const app = await buildApp({
-    db,
+    caching,
     auth,
     catalog,
     keys,
@@ -70,7 +72,7 @@ async function start(config: Config): Promise<void> {
     rateLimits,
     metricsOnMainPort: config.metricsOnMainListener,
   });
-  observeKeyCache(keys.verifier.cache);
+  observeKeyCache(caching.keyCache);
   if (db.poolState) observePool(db.poolState());
   const metricsServer = config.metricsListen ? await startMetricsServer(config.metricsListen) : null;
   const trialExpiry =
@@ -109,6 +111,7 @@ async function start(config: Config): Promise<void> {
     await rateLimits.counter.close();
     await metricsServer?.close();
     await keys.stop();
+    await caching.stop();
     await db.close();
     // The spans of the last requests are still in the batch: send them (bounded, never throws).
     await shutdownTracing();
