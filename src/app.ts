@@ -1,5 +1,6 @@
 // buildApp(deps): the whole HTTP service around the dependencies it is handed. It opens nothing
-// itself (main.ts and the tests own the database), so tests build as many apps as they like.
+// itself (main.ts and the tests own the database and start its caching), so tests build as many
+// apps as they like.
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Authentication } from './auth/setup.js';
@@ -9,6 +10,7 @@ import { apiKeyRoutes } from './http/api-keys.js';
 import { keyVerifyRoutes } from './http/key-verify.js';
 import { claimsRoutes } from './http/claims.js';
 import { answerClientError } from './http/client-errors.js';
+import type { Caching } from './caching/setup.js';
 import type { KeyVerification } from './keys/setup.js';
 import type { KeycloakAdapter } from './keycloak/adapter.js';
 import { registerAccessControl } from './http/access.js';
@@ -30,14 +32,18 @@ import { REQUEST_ID_HEADER, requestIdFor } from './http/request-id.js';
 import { RequestLog } from './http/request-log.js';
 import { tenantRoutes } from './http/tenants.js';
 import { validatorCompiler } from './http/validation.js';
-import type { Database } from './store/database.js';
 import { findTenantStanding } from './store/tenants.js';
 import { SERVICE_VERSION } from './version.js';
 
 export interface AppDeps {
-  db: Database;
+  /**
+   * The caches and the database as the app uses it (caching/setup.ts). There is no other
+   * database handle here on purpose: see where buildApp binds `db`.
+   */
+  caching: Caching;
   auth: Authentication;
   catalog: Catalog;
+  /** Key verification over caching.keyCache (keys/setup.ts). */
   keys: KeyVerification;
   /** The Keycloak adapter and how long tenant creation may wait for it. */
   keycloak: { adapter: KeycloakAdapter; budgetMs: number };
@@ -70,6 +76,14 @@ export const DEFAULT_HEAVY_READS: HeavyReadLimits = {
 };
 
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  // The one database handle of the app, and the contract: every route, hook and plugin below gets
+  // this one and no other. Its write transactions evict what they changed from this replica's
+  // caches as they commit, so the request after a change (a revoke, a cancel, a revoked product)
+  // never answers from the old entry; other replicas hear of it through NOTIFY a moment later.
+  // A route handed the bare database would answer stale here until that NOTIFY arrived, and
+  // whether a route's writes touch cached data is not something to decide route by route.
+  // Transactions that change nothing cached pay one indexed read of the invalidation log.
+  const db = deps.caching.db;
   const app = Fastify({
     loggerInstance: deps.logger,
     genReqId: requestIdFor,
@@ -125,37 +139,35 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   registerDeclaredProblems(app, { check: deps.checkProblems ?? false });
   registerNotFoundHandler(app);
   registerJsonParser(app);
-  registerAccessControl(app, deps.auth.verifier, (tenantId, subject) => findTenantStanding(deps.db, tenantId, subject));
+  registerAccessControl(app, deps.auth.verifier, (tenantId, subject) => findTenantStanding(db, tenantId, subject));
   registerRateLimits(app, deps.rateLimits ?? null, deps.auth.verifier);
   registerHeavyReads(app, deps.heavyReads ?? DEFAULT_HEAVY_READS);
-  registerIdempotency(app, deps.db, deps.clock ?? (() => new Date()));
+  registerIdempotency(app, db, deps.clock ?? (() => new Date()));
   await registerOpenApi(app, SERVICE_VERSION);
 
   if (deps.metricsOnMainPort ?? true) await app.register(metricsRoutes);
   await app.register(healthRoutes, {
-    db: deps.db,
+    db,
     keycloak: deps.keycloak.adapter,
     shutdown: deps.shutdown ?? { draining: false },
     issuer: deps.auth.devIssuer ? 'dev' : (deps.auth.issuer ?? null),
   });
   const clock = deps.clock ?? (() => new Date());
-  // Routes that change what the caches hold write through `writer`, so this replica's caches
-  // forget a change the moment it commits (other replicas hear of it through NOTIFY).
-  const writer = deps.keys.writer;
+  const tenants = deps.caching.tenantCache;
   await app.register(tenantRoutes, {
-    db: writer,
+    db,
     clock,
-    tenants: deps.keys.tenants,
+    tenants,
     keycloak: deps.keycloak.adapter,
     provisionBudgetMs: deps.keycloak.budgetMs,
     appEnv: deps.config.appEnv,
   });
-  await app.register(auditRoutes, { db: deps.db, clock });
-  await app.register(catalogRoutes, { db: writer, catalog: deps.catalog, clock });
-  await app.register(entitlementRoutes, { db: writer, tenants: deps.keys.tenants, catalog: deps.catalog, clock });
-  await app.register(apiKeyRoutes, { db: writer, catalog: deps.catalog, pepper: deps.keys.pepper, clock });
+  await app.register(auditRoutes, { db, clock });
+  await app.register(catalogRoutes, { db, catalog: deps.catalog, clock });
+  await app.register(entitlementRoutes, { db, tenants, catalog: deps.catalog, clock });
+  await app.register(apiKeyRoutes, { db, catalog: deps.catalog, pepper: deps.keys.pepper, clock });
   await app.register(keyVerifyRoutes, { verifier: deps.keys.verifier });
-  await app.register(claimsRoutes, { tenants: deps.keys.tenants, clock });
+  await app.register(claimsRoutes, { tenants, clock });
   if (deps.auth.devIssuer) {
     if (deps.config.appEnv !== 'dev') throw new Error('the development issuer runs only with APP_ENV=dev');
     await app.register(devTokenRoutes, { issuer: deps.auth.devIssuer });

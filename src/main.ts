@@ -9,6 +9,7 @@ import { loadCatalog } from './catalog-file.js';
 import { startHousekeeping } from './jobs/housekeeping.js';
 import { startTrialExpiryJob } from './jobs/trial-expiry.js';
 import { startKeycloakSyncJob } from './jobs/keycloak-sync.js';
+import { startCaching } from './caching/setup.js';
 import { startKeyVerification } from './keys/setup.js';
 import { keycloakAdapterFor } from './keycloak/setup.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
@@ -54,7 +55,8 @@ async function start(config: Config): Promise<void> {
   // Discovered once in the background, not awaited: the service starts while the issuer is down,
   // and an issuer that is unreachable or names another issuer is logged now, not at first use.
   void auth.issuer?.check();
-  const keys = await startKeyVerification(db, {
+  const caching = await startCaching(db);
+  const keys = startKeyVerification(db, caching.keyCache, {
     pepper: config.apiKeyPepper,
     clock: () => new Date(),
     onError: (error) => logger.warn({ err: error }, 'recording API key use failed; retrying next round'),
@@ -63,7 +65,7 @@ async function start(config: Config): Promise<void> {
   const shutdown = { draining: false };
   const rateLimits = { counter: rateLimitCounter(config.redisUrl, logger), limits: config.rateLimits };
   const app = await buildApp({
-    db,
+    caching,
     auth,
     catalog,
     keys,
@@ -74,12 +76,13 @@ async function start(config: Config): Promise<void> {
     rateLimits,
     metricsOnMainPort: config.metricsOnMainListener,
   });
-  observeKeyCache(keys.verifier.cache);
+  observeKeyCache(caching.keyCache);
   if (db.poolState) observePool(db.poolState());
   const metricsServer = config.metricsListen ? await startMetricsServer(config.metricsListen) : null;
   const trialExpiry =
     config.trialExpiryIntervalMs > 0
-      ? startTrialExpiryJob(db, {
+      ? // Jobs write through the evicting handle too: this replica's caches forget at commit.
+        startTrialExpiryJob(caching.db, {
           intervalMs: config.trialExpiryIntervalMs,
           clock: () => new Date(),
           onError: (error) => logger.error({ err: error }, 'trial expiry round failed; retrying next round'),
@@ -91,7 +94,7 @@ async function start(config: Config): Promise<void> {
     keycloak.adapter.kind === 'disabled'
       ? null
       : startKeycloakSyncJob({
-          db,
+          db: caching.db,
           keycloak: keycloak.adapter,
           clock: () => new Date(),
           reconcileIntervalMs: config.keycloakReconcileMs,
@@ -127,6 +130,7 @@ async function start(config: Config): Promise<void> {
     await rateLimits.counter.close();
     await metricsServer?.close();
     await keys.stop();
+    await caching.stop();
     await db.close();
     // The spans of the last requests are still in the batch: send them (bounded, never throws).
     await shutdownTracing();

@@ -1,14 +1,16 @@
 // Keeps a cache honest across replicas. Database triggers write every change that can alter a
 // verify answer to cache_invalidations and NOTIFY it (migration 0004). This feed hands each
-// scope ("key:<hash hex>", "tenant:<id>") to the cache as it arrives. While notifications may be
-// missed (the listening connection dropped), it tells the cache to forget everything once and
-// then polls the log for recent rows until listening resumes.
+// scope, parsed (scope.ts), to the cache as it arrives. While notifications may be missed (the
+// listening connection dropped), it tells the cache to forget everything once and then polls the
+// log for recent rows until listening resumes.
 import type { Database } from '../store/database.js';
+import { parseNotification, parseScope, type InvalidationScope } from './scope.js';
 
 export const INVALIDATION_CHANNEL = 'registry_cache';
 
 export interface InvalidationTarget {
-  invalidate(scope: string): void;
+  /** A change named by the database; 'unrecognized' ones must evict everything. */
+  invalidate(scope: InvalidationScope): void;
   invalidateAll(): void;
   /** The log was read successfully after a loss of track: every change since is known again. */
   resumed?(): void;
@@ -56,7 +58,7 @@ export async function startInvalidationFeed(
     // Moved on only once read: a poll that fails (the database is away) leaves the window where
     // it was, so the first poll that succeeds reads everything since the loss of track.
     readSince = startedAt;
-    for (const row of rows) target.invalidate(row.scope);
+    for (const row of rows) target.invalidate(parseScope(row.scope));
     target.resumed?.();
   };
 
@@ -77,11 +79,7 @@ export async function startInvalidationFeed(
     pollTimer.unref();
   };
 
-  const onMessage = (payload: string) => {
-    const space = payload.indexOf(' ');
-    if (space > 0) target.invalidate(payload.slice(space + 1));
-  };
-
+  const onMessage = (payload: string) => target.invalidate(parseNotification(payload));
   const unlisten = await db.listen(INVALIDATION_CHANNEL, onMessage, onState);
   const cleanup = setInterval(() => {
     void db.query('DELETE FROM cache_invalidations WHERE created_at < $1', [new Date(Date.now() - retainMs)]).catch(() => {});

@@ -6,6 +6,7 @@
 // the caches once the commit is done.
 import type { Database } from '../store/database.js';
 import type { InvalidationTarget } from './invalidation-feed.js';
+import { parseScope } from './scope.js';
 
 export function invalidatingOwnWrites(db: Database, target: InvalidationTarget): Database {
   return {
@@ -20,7 +21,7 @@ export function invalidatingOwnWrites(db: Database, target: InvalidationTarget):
         scopes = rows.map((row) => row.scope);
         return value;
       });
-      for (const scope of scopes) target.invalidate(scope);
+      for (const scope of scopes) target.invalidate(parseScope(scope));
       return result;
     },
   };

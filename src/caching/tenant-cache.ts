@@ -1,9 +1,12 @@
 // Tenants as the hot read paths need them (the portal's by-slug lookup on every request, Keycloak's
 // claims at every token): their rows and entitlements, by id and by slug. Entries are dropped when
-// the invalidation feed names their tenant; misses for one tenant share one query. Unknown slugs
-// are not remembered: a tenant created a moment later must be found at once.
+// the invalidation feed names their tenant; misses share one query and a query an invalidation
+// overtook is not kept (guarded-loader.ts). Unknown slugs are not remembered: a tenant created a
+// moment later must be found at once.
 import type { Database } from '../store/database.js';
 import { loadTenantFacts, type TenantFacts } from '../store/tenant-facts.js';
+import { GuardedLoader } from './guarded-loader.js';
+import type { InvalidationScope } from './scope.js';
 
 export interface TenantCacheOptions {
   maxEntries?: number;
@@ -13,8 +16,8 @@ export interface TenantCacheOptions {
 export class TenantCache {
   private readonly byId = new Map<string, { facts: TenantFacts; expiresAt: number }>();
   private readonly idBySlug = new Map<string, string>();
-  private readonly loading = new Map<string, Promise<TenantFacts | undefined>>();
-  private generation = 0;
+  /** Misses in flight, by 'id:<id>' or 'slug:<slug>'; every invalidation starts a new generation. */
+  private readonly loads = new GuardedLoader<string, TenantFacts | undefined>();
   private readonly maxEntries: number;
   private readonly ttlMs: number;
 
@@ -32,19 +35,14 @@ export class TenantCache {
     const id = 'id' in by ? by.id.toLowerCase() : this.idBySlug.get(by.slug);
     const entry = id === undefined ? undefined : this.byId.get(id);
     if (entry && entry.expiresAt > Date.now()) return entry.facts;
-    // Shared within one generation only: a read after an invalidation (this replica's own
-    // write) must not join a load that began before the write committed.
-    const key = `${this.generation}:${'id' in by ? `id:${by.id.toLowerCase()}` : `slug:${by.slug}`}`;
-    let pending = this.loading.get(key);
-    if (!pending) {
-      const snapshot = this.generation;
-      pending = loadTenantFacts(this.db, by).finally(() => this.loading.delete(key));
-      this.loading.set(key, pending);
-      const facts = await pending;
-      if (facts && snapshot === this.generation) this.remember(facts);
-      return facts;
-    }
-    return pending;
+    const key = 'id' in by ? `id:${by.id.toLowerCase()}` : `slug:${by.slug}`;
+    return this.loads.load(
+      key,
+      () => loadTenantFacts(this.db, by),
+      (facts) => {
+        if (facts) this.remember(facts);
+      },
+    );
   }
 
   private remember(facts: TenantFacts): void {
@@ -62,14 +60,24 @@ export class TenantCache {
     if (entry) this.idBySlug.delete(entry.facts.tenant.slug);
   }
 
-  invalidate(scope: string): void {
-    if (!scope.startsWith('tenant:')) return;
-    this.generation += 1;
-    this.forget(scope.slice('tenant:'.length));
+  invalidate(scope: InvalidationScope): void {
+    switch (scope.kind) {
+      case 'key':
+        // A key's own row is no part of a tenant's facts.
+        return;
+      case 'tenant':
+        this.loads.invalidate();
+        this.forget(scope.tenantId);
+        return;
+      case 'unrecognized':
+        // Some change this build cannot place: it may have been to any tenant.
+        this.invalidateAll();
+        return;
+    }
   }
 
   invalidateAll(): void {
-    this.generation += 1;
+    this.loads.invalidate();
     this.byId.clear();
     this.idBySlug.clear();
   }

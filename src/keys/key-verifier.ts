@@ -2,12 +2,12 @@
 // checked first (no hashing, no lookup for a malformed key), then the facts come from the cache
 // or, on a miss, from one query; the answer is computed from them at the moment of the request.
 import { hashApiKey, isWellFormedApiKey } from '../domain/api-key.js';
+import type { KeyCache } from '../caching/key-cache.js';
 import { verdictFor, type VerifyAnswer, type VerifyCode, type VerifyQuestion } from '../domain/key-verdict.js';
 import { countVerification } from '../observability/metrics.js';
 import { loadKeyFacts, type KeyFacts } from '../store/api-keys.js';
 import type { Database } from '../store/database.js';
 import { isUnreachable } from '../store/errors.js';
-import { KeyCache } from './key-cache.js';
 import type { UsageRecorder } from './usage-recorder.js';
 
 export interface KeyVerifier {
@@ -40,11 +40,10 @@ export function createKeyVerifier(options: {
   pepper: string | null;
   clock: () => Date;
   usage: UsageRecorder | null;
-  cache?: KeyCache;
+  /** The cache the invalidation feed keeps honest (caching/setup.ts); a private one would never be. */
+  cache: KeyCache;
 }): KeyVerifier {
-  const cache = options.cache ?? new KeyCache();
-  // Concurrent misses for one hash share one query.
-  const loading = new Map<string, Promise<KeyFacts | undefined>>();
+  const { cache } = options;
 
   // The hash of each key seen to exist, so a hot key skips the checksum and the HMAC. Bounded,
   // and only keys that exist get in: a flood of invented keys cannot fill it.
@@ -55,40 +54,20 @@ export function createKeyVerifier(options: {
     knownHashes.set(key, hashed);
   };
 
-  const load = async (hash: Buffer, hex: string): Promise<KeyFacts | undefined> => {
-    const snapshot = cache.snapshot();
-    try {
-      const facts = await loadKeyFacts(options.db, hash);
-      cache.set(hex, facts, snapshot);
-      return facts;
-    } catch (error) {
+  /** A cache miss: one query per hash however many verifies wait for it (KeyCache.load). */
+  const factsFor = ({ hash, hex }: { hash: Buffer; hex: string }): Promise<KeyFacts | undefined> =>
+    cache.load(hex, () => loadKeyFacts(options.db, hash)).catch((error: unknown) => {
       // The database is away (a restart, a failover): keys that were verified just before keep
       // their last known facts for a while rather than every product's every call failing. The
       // invalidation feed emptied the cache because it could no longer hear of changes, which
       // an unreachable database cannot make anyway. Not when it is merely busy (pool wait,
       // too many connections): it is there, and its answer is the one to wait for. Unknown
-      // keys still answer 503.
+      // keys still answer 503. Applied per waiter, outside the shared read, so last known facts
+      // answer but are never kept as if freshly read.
       const lastKnown = isUnreachable(error) ? cache.lastKnown(hex) : undefined;
       if (lastKnown) return lastKnown;
       throw error;
-    }
-  };
-
-  /**
-   * A cache miss: one load per hash however many verifies wait for it, within one generation of
-   * the cache. A verify that comes after an invalidation (this replica's own revoke, say) never
-   * joins a load that started before it and may have read the old row.
-   */
-  const factsFor = ({ hash, hex }: { hash: Buffer; hex: string }): Promise<KeyFacts | undefined> => {
-    const key = `${cache.snapshot()}:${hex}`;
-    let pending = loading.get(key);
-    if (!pending) {
-      // Concurrent misses share the load, its fallback included.
-      pending = load(hash, hex).finally(() => loading.delete(key));
-      loading.set(key, pending);
-    }
-    return pending;
-  };
+    });
 
   const decide = (facts: KeyFacts | undefined, key: string, hashed: { hash: Buffer; hex: string }, question: VerifyQuestion): VerifyAnswer => {
     if (facts && !knownHashes.has(key)) remember(key, hashed);

@@ -159,7 +159,7 @@ const NO_DATABASE: Database = {
   query: noDatabase,
   exec: noDatabase,
   transaction: noDatabase,
-  // Key verification listens for cache invalidations at start; here nothing ever arrives.
+  // Caching listens for invalidations at start; here nothing ever arrives.
   listen: () => Promise.resolve(() => Promise.resolve()),
   ping: noDatabase,
   close: () => Promise.resolve(),

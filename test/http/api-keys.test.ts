@@ -9,7 +9,7 @@ import type { ApiKey } from '../../src/http/schemas/api-key.js';
 import type { AuditEvent } from '../../src/http/schemas/audit.js';
 import type { Tenant } from '../../src/http/schemas/tenant.js';
 import type { VerifyAnswer } from '../../src/domain/key-verdict.js';
-import { startKeyVerification, type KeyVerification } from '../../src/keys/setup.js';
+import type { KeyVerification } from '../../src/keys/setup.js';
 import type { Database } from '../../src/store/database.js';
 import { eachDriver, openMigratedDatabase, type TestDatabase } from '../support/drivers.js';
 import { createTenant } from '../support/factories.js';
@@ -67,14 +67,14 @@ eachDriver('API keys', (driver) => {
     database = await openMigratedDatabase(driver);
     const probe = recorded(database.db);
     queries = probe.queries;
-    keys = await startKeyVerification(probe.db, { pepper: TEST_PEPPER, clock: () => now, onError: () => {} });
-    server = await startServerOn(database.db, { keys, clock: () => now });
+    // The whole app on the recording database: the usage recorder's writes are among its queries.
+    server = await startServerOn(probe.db, { clock: () => now });
+    keys = server.keys;
     api = server.api;
     service = await server.as(identities.service());
   });
   afterAll(async () => {
     await server.close();
-    await keys.stop();
     await database.close();
   });
   beforeEach(() => setClock(START));

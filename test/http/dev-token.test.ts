@@ -5,6 +5,7 @@ import { buildApp } from '../../src/app.js';
 import { authenticationFor } from '../../src/auth/setup.js';
 import { loadCatalog } from '../../src/catalog-file.js';
 import { loadConfig } from '../../src/config.js';
+import { startCaching, type Caching } from '../../src/caching/setup.js';
 import { startKeyVerification, type KeyVerification } from '../../src/keys/setup.js';
 import { MockAdapter } from '../../src/keycloak/mock-adapter.js';
 import { openMigratedDatabase, type TestDatabase } from '../support/drivers.js';
@@ -12,13 +13,15 @@ import { openMigratedDatabase, type TestDatabase } from '../support/drivers.js';
 describe('the development issuer routes', () => {
   let database: TestDatabase;
   let app: FastifyInstance;
+  let caching: Caching;
   let keys: KeyVerification;
   beforeAll(async () => {
     database = await openMigratedDatabase('pglite');
     const config = loadConfig({});
-    keys = await startKeyVerification(database.db, { pepper: null, clock: () => new Date(), onError: () => {} });
+    caching = await startCaching(database.db);
+    keys = startKeyVerification(database.db, caching.keyCache, { pepper: null, clock: () => new Date(), onError: () => {} });
     app = await buildApp({
-      db: database.db,
+      caching,
       auth: await authenticationFor(config),
       catalog: await loadCatalog(),
       keys,
@@ -30,6 +33,7 @@ describe('the development issuer routes', () => {
   afterAll(async () => {
     await app.close();
     await keys.stop();
+    await caching.stop();
     await database.close();
   });
 

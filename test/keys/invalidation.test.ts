@@ -1,11 +1,13 @@
 // Changes reach verify caches: on the server that made them (the very next verify), on another
 // replica of the same PostgreSQL (within a second), and through a dropped listening connection
 // (the fallback poll, then notifications again once it is back).
+import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApiKey } from '../../src/http/schemas/api-key.js';
 import type { Tenant } from '../../src/http/schemas/tenant.js';
 import { startInvalidationFeed, type InvalidationFeed, type InvalidationTarget } from '../../src/caching/invalidation-feed.js';
+import type { InvalidationScope } from '../../src/caching/scope.js';
 import type { VerifyAnswer } from '../../src/domain/key-verdict.js';
 import type { Database } from '../../src/store/database.js';
 import { openPg } from '../../src/store/pg-driver.js';
@@ -232,11 +234,14 @@ eachDriver('the verify cache of the server that made a change, with notification
   });
 });
 
-/** Records what the feed tells its cache, in order: a scope, or '*' for everything. */
+/**
+ * Records what the feed tells its cache, in order: a scope as the database writes it, '?' for
+ * one it could not read, '*' for everything.
+ */
 class Recorder implements InvalidationTarget {
   readonly heard: string[] = [];
-  invalidate(scope: string): void {
-    this.heard.push(scope);
+  invalidate(scope: InvalidationScope): void {
+    this.heard.push(scope.kind === 'key' ? `key:${scope.keyHashHex}` : scope.kind === 'tenant' ? `tenant:${scope.tenantId}` : '?');
   }
   invalidateAll(): void {
     this.heard.push('*');
@@ -258,6 +263,8 @@ eachDriver('the invalidation feed', (driver) => {
   });
 
   const publish = (scope: string) => database.db.query('SELECT publish_invalidation($1::text)', [scope]);
+  /** The scope of a key change, as the trigger writes it; the label only tells the tests' keys apart. */
+  const keyScope = (label: string) => `key:${createHash('sha256').update(label).digest('hex')}`;
 
   /** A feed on the real database whose listening state (and reachability) the test drives by hand. */
   const steeredFeed = async (pollMs?: number, overlapMs?: number) => {
@@ -291,27 +298,29 @@ eachDriver('the invalidation feed', (driver) => {
   it('hands the scope of every notification of the real database to its target', async () => {
     const target = new Recorder();
     feeds.push(await startInvalidationFeed(database.db, target));
-    await publish('key:00ff');
+    await publish(keyScope('notified'));
     await publish('tenant:6c0c1d3e-9a59-4c47-8f7e-4d1c0b2a3e55');
     const scopes = () => target.heard.filter((scope) => scope !== '*' && scope !== 'resumed');
     await waitFor(() => scopes().length >= 2, 1_000, 'two notifications');
-    expect(scopes()).toEqual(['key:00ff', 'tenant:6c0c1d3e-9a59-4c47-8f7e-4d1c0b2a3e55']);
+    expect(scopes()).toEqual([keyScope('notified'), 'tenant:6c0c1d3e-9a59-4c47-8f7e-4d1c0b2a3e55']);
   });
 
-  it('reads the scope after the sequence number of a payload', async () => {
+  it('reads the scope after the sequence number of a payload, and passes on what it cannot read as such', async () => {
     const feed = await steeredFeed();
-    feed.notify('41 key:abcdef');
-    feed.notify('42 tenant:x');
+    feed.notify(`41 ${keyScope('payload')}`);
+    feed.notify('42 tenant:6c0c1d3e-9a59-4c47-8f7e-4d1c0b2a3e55');
+    // Not dropped: the cache is told that something it cannot place changed (and forgets everything).
     feed.notify('garbage');
-    expect(feed.target.heard).toEqual(['key:abcdef', 'tenant:x']);
+    feed.notify('43 tenant:x');
+    expect(feed.target.heard).toEqual([keyScope('payload'), 'tenant:6c0c1d3e-9a59-4c47-8f7e-4d1c0b2a3e55', '?', '?']);
   });
 
   it('while not listening, forgets everything once and then polls the log', async () => {
     const feed = await steeredFeed(20);
     feed.setListening(false);
     expect(feed.target.heard).toEqual(['*']);
-    await publish('key:polled');
-    await waitFor(() => feed.target.heard.includes('key:polled'), 1_000, 'the polled scope');
+    await publish(keyScope('polled'));
+    await waitFor(() => feed.target.heard.includes(keyScope('polled')), 1_000, 'the polled scope');
     feed.setListening(true);
   });
 
@@ -319,16 +328,16 @@ eachDriver('the invalidation feed', (driver) => {
     // An overlap of 50 ms against 400 ms of failing polls: a window moved by the failures would
     // start after the change and never read it.
     const feed = await steeredFeed(20, 50);
-    await publish('key:just-before-the-outage');
+    await publish(keyScope('just before the outage'));
     feed.setListening(false);
     feed.setUnreachable(true);
     await sleep(400);
     expect(feed.target.heard.filter((scope) => scope !== '*')).toEqual([]);
     feed.setUnreachable(false);
-    await waitFor(() => feed.target.heard.includes('key:just-before-the-outage'), 1_000, 'the change made before the outage');
+    await waitFor(() => feed.target.heard.includes(keyScope('just before the outage')), 1_000, 'the change made before the outage');
     // Caught up: told so, after the scopes it read.
     await waitFor(() => feed.target.heard.includes('resumed'), 1_000, 'resumed');
-    expect(feed.target.heard.indexOf('resumed')).toBeGreaterThan(feed.target.heard.indexOf('key:just-before-the-outage'));
+    expect(feed.target.heard.indexOf('resumed')).toBeGreaterThan(feed.target.heard.indexOf(keyScope('just before the outage')));
     feed.setListening(true);
   });
 
@@ -338,9 +347,9 @@ eachDriver('the invalidation feed', (driver) => {
     await sleep(60);
     feed.setListening(true);
     await sleep(30);
-    await publish('key:after-listening');
+    await publish(keyScope('after listening'));
     await sleep(150);
-    expect(feed.target.heard).not.toContain('key:after-listening');
+    expect(feed.target.heard).not.toContain(keyScope('after listening'));
   });
 
   it('misses no change committed while not listening, even when listening resumes before the first poll', async () => {
@@ -349,11 +358,11 @@ eachDriver('the invalidation feed', (driver) => {
     const feed = await steeredFeed();
     feed.setListening(false);
     expect(feed.target.heard).toEqual(['*']);
-    await publish('key:during-the-blip');
+    await publish(keyScope('during the blip'));
     feed.setListening(true);
     await sleep(400);
     const after = feed.target.heard.slice(1);
-    expect(after.includes('key:during-the-blip') || after.includes('*'), `heard after the blip: ${JSON.stringify(after)}`).toBe(true);
+    expect(after.includes(keyScope('during the blip')) || after.includes('*'), `heard after the blip: ${JSON.stringify(after)}`).toBe(true);
   });
 });
 

@@ -1,8 +1,9 @@
 // The verify cache on its own (TTL, size bound, invalidation scopes, the generation guard), and
 // the verifier's use of it against a scripted database, so every query it makes is counted.
 import { describe, expect, it } from 'vitest';
+import { KeyCache } from '../../src/caching/key-cache.js';
+import type { InvalidationScope } from '../../src/caching/scope.js';
 import { generateApiKey, hashApiKey } from '../../src/domain/api-key.js';
-import { KeyCache } from '../../src/keys/key-cache.js';
 import type { VerifyAnswer } from '../../src/domain/key-verdict.js';
 import { createKeyVerifier } from '../../src/keys/key-verifier.js';
 import type { UsageRecorder } from '../../src/keys/usage-recorder.js';
@@ -26,33 +27,39 @@ function facts(id: string, tenantId = TENANT_A, overrides: Partial<KeyFacts> = {
   };
 }
 
+/** Fills the cache the one way it is filled: a load whose read answers `found`. */
+const put = (cache: KeyCache, hashHex: string, found: KeyFacts | undefined) => cache.load(hashHex, () => Promise.resolve(found));
+const keyScope = (keyHashHex: string): InvalidationScope => ({ kind: 'key', keyHashHex });
+const tenantScope = (tenantId: string): InvalidationScope => ({ kind: 'tenant', tenantId });
+const UNRECOGNIZED: InvalidationScope = { kind: 'unrecognized' };
+
 describe('KeyCache', () => {
-  it('answers null for what it does not hold, and the facts for what it does', () => {
+  it('answers null for what it does not hold, and the facts for what it does', async () => {
     const cache = new KeyCache();
     expect(cache.get('aa')).toBeNull();
     const stored = facts('k1');
-    cache.set('aa', stored, cache.snapshot());
+    await put(cache, 'aa', stored);
     expect(cache.get('aa')?.facts).toBe(stored);
     expect(cache.size).toBe(1);
     expect({ hits: cache.hits, misses: cache.misses }).toEqual({ hits: 1, misses: 1 });
   });
 
-  it('holds "no such key" too, as an entry with undefined facts rather than a miss', () => {
+  it('holds "no such key" too, as an entry with undefined facts rather than a miss', async () => {
     const cache = new KeyCache();
-    cache.set('unknown', undefined, cache.snapshot());
+    await put(cache, 'unknown', undefined);
     const entry = cache.get('unknown');
     expect(entry).not.toBeNull();
     expect(entry?.facts).toBeUndefined();
     expect(cache.hits).toBe(1);
   });
 
-  it('keeps what invalidateAll() dropped as last known, until its deadline or until the feed names it', () => {
+  it('keeps what invalidateAll() dropped as last known, until its deadline or until the feed names it', async () => {
     let now = 1_000;
     const cache = new KeyCache({ lastKnownMs: 500, now: () => now });
     const a = facts('k1', TENANT_A);
     const b = facts('k2', TENANT_B);
-    cache.set('aa', a, cache.snapshot());
-    cache.set('bb', b, cache.snapshot());
+    await put(cache, 'aa', a);
+    await put(cache, 'bb', b);
     expect(cache.lastKnown('aa')).toBeUndefined();
 
     cache.invalidateAll();
@@ -63,126 +70,138 @@ describe('KeyCache', () => {
     // A second loss of track (the feed repeats it while polls fail) does not extend the deadline.
     now += 300;
     cache.invalidateAll();
-    cache.invalidate(`tenant:${TENANT_B}`);
+    cache.invalidate(tenantScope(TENANT_B));
     expect(cache.lastKnown('bb')).toBeUndefined();
     now += 250;
     expect(cache.lastKnown('aa')).toBeUndefined();
   });
 
-  it('forgets the last known facts when the feed catches up, or names a scope it does not know', () => {
+  it('forgets the last known facts when the feed catches up, or names a scope it does not know', async () => {
     const cache = new KeyCache();
-    cache.set('aa', facts('k1'), cache.snapshot());
+    await put(cache, 'aa', facts('k1'));
     cache.invalidateAll();
     cache.resumed();
     expect(cache.lastKnown('aa')).toBeUndefined();
-    cache.set('aa', facts('k1'), cache.snapshot());
+    await put(cache, 'aa', facts('k1'));
     cache.invalidateAll();
-    cache.invalidate('something-new:42');
+    cache.invalidate(UNRECOGNIZED);
     expect(cache.lastKnown('aa')).toBeUndefined();
   });
 
-  it('replaces the last known facts with a fresh load', () => {
+  it('replaces the last known facts with a fresh load', async () => {
     const cache = new KeyCache();
-    cache.set('aa', facts('k1'), cache.snapshot());
+    await put(cache, 'aa', facts('k1'));
     cache.invalidateAll();
-    cache.set('aa', undefined, cache.snapshot());
+    await put(cache, 'aa', undefined);
     expect(cache.lastKnown('aa')).toBeUndefined();
   });
 
-  it('forgets an entry once its TTL has passed, not before', () => {
+  it('forgets an entry once its TTL has passed, not before', async () => {
     let now = 1_000;
     const cache = new KeyCache({ ttlMs: 500, now: () => now });
-    cache.set('aa', facts('k1'), cache.snapshot());
+    await put(cache, 'aa', facts('k1'));
     now = 1_499;
     expect(cache.get('aa')).not.toBeNull();
     now = 1_500;
     expect(cache.get('aa')).toBeNull();
     expect(cache.size).toBe(0);
     // Set again, the TTL counts from the new set.
-    cache.set('aa', facts('k1'), cache.snapshot());
+    await put(cache, 'aa', facts('k1'));
     now = 1_999;
     expect(cache.get('aa')).not.toBeNull();
   });
 
-  it('keeps at most maxEntries, dropping the oldest first', () => {
+  it('keeps at most maxEntries, dropping the oldest first', async () => {
     const cache = new KeyCache({ maxEntries: 3 });
-    for (const hash of ['h1', 'h2', 'h3', 'h4']) cache.set(hash, facts(hash), cache.snapshot());
+    for (const hash of ['h1', 'h2', 'h3', 'h4']) await put(cache, hash, facts(hash));
     expect(cache.size).toBe(3);
     expect(cache.get('h1')).toBeNull();
     for (const hash of ['h2', 'h3', 'h4']) expect(cache.get(hash)).not.toBeNull();
   });
 
-  it('keeps unknown hashes apart, so a flood of made-up keys cannot push real keys out', () => {
+  it('keeps unknown hashes apart, so a flood of made-up keys cannot push real keys out', async () => {
     const cache = new KeyCache({ maxEntries: 3, maxUnknown: 2 });
-    for (const hash of ['h1', 'h2', 'h3']) cache.set(hash, facts(hash), cache.snapshot());
-    for (let i = 0; i < 1000; i += 1) cache.set(`made-up-${i}`, undefined, cache.snapshot());
+    for (const hash of ['h1', 'h2', 'h3']) await put(cache, hash, facts(hash));
+    for (let i = 0; i < 1000; i += 1) await put(cache, `made-up-${i}`, undefined);
     for (const hash of ['h1', 'h2', 'h3']) expect(cache.get(hash)?.facts?.id).toBe(hash);
     expect(cache.size).toBe(5);
     expect(cache.get('made-up-999')).toEqual({ facts: undefined });
     expect(cache.get('made-up-0')).toBeNull();
   });
 
-  it('drops one key for key:<hash>, and leaves the others', () => {
+  it('drops one key for key:<hash>, and leaves the others', async () => {
     const cache = new KeyCache();
-    cache.set('h1', facts('k1'), cache.snapshot());
-    cache.set('h2', facts('k2'), cache.snapshot());
-    cache.set('h3', undefined, cache.snapshot());
-    cache.invalidate('key:h1');
-    cache.invalidate('key:h3');
+    await put(cache, 'h1', facts('k1'));
+    await put(cache, 'h2', facts('k2'));
+    await put(cache, 'h3', undefined);
+    cache.invalidate(keyScope('h1'));
+    cache.invalidate(keyScope('h3'));
     expect(cache.get('h1')).toBeNull();
     expect(cache.get('h3')).toBeNull();
     expect(cache.get('h2')).not.toBeNull();
   });
 
-  it("drops every key of a tenant for tenant:<id>, and leaves other tenants' and unknown hashes", () => {
+  it("drops every key of a tenant for tenant:<id>, and leaves other tenants' and unknown hashes", async () => {
     const cache = new KeyCache();
-    cache.set('a1', facts('k1', TENANT_A), cache.snapshot());
-    cache.set('a2', facts('k2', TENANT_A), cache.snapshot());
-    cache.set('b1', facts('k3', TENANT_B), cache.snapshot());
-    cache.set('none', undefined, cache.snapshot());
-    cache.invalidate(`tenant:${TENANT_A}`);
+    await put(cache, 'a1', facts('k1', TENANT_A));
+    await put(cache, 'a2', facts('k2', TENANT_A));
+    await put(cache, 'b1', facts('k3', TENANT_B));
+    await put(cache, 'none', undefined);
+    cache.invalidate(tenantScope(TENANT_A));
     expect(cache.get('a1')).toBeNull();
     expect(cache.get('a2')).toBeNull();
     expect(cache.get('b1')).not.toBeNull();
     expect(cache.get('none')).not.toBeNull();
     expect(cache.size).toBe(2);
     // The tenant's index was emptied with it: a key of the tenant cached later is found again.
-    cache.set('a3', facts('k4', TENANT_A), cache.snapshot());
-    cache.invalidate(`tenant:${TENANT_A}`);
+    await put(cache, 'a3', facts('k4', TENANT_A));
+    cache.invalidate(tenantScope(TENANT_A));
     expect(cache.get('a3')).toBeNull();
   });
 
-  it('drops everything for invalidateAll and for a scope it does not know', () => {
+  it('drops everything for invalidateAll and for a scope it does not know', async () => {
     const cache = new KeyCache();
-    const fill = () => {
-      cache.set('a1', facts('k1', TENANT_A), cache.snapshot());
-      cache.set('b1', facts('k2', TENANT_B), cache.snapshot());
-      cache.set('none', undefined, cache.snapshot());
+    const fill = async () => {
+      await put(cache, 'a1', facts('k1', TENANT_A));
+      await put(cache, 'b1', facts('k2', TENANT_B));
+      await put(cache, 'none', undefined);
+      expect(cache.size).toBe(3);
     };
-    fill();
+    await fill();
     cache.invalidateAll();
     expect(cache.size).toBe(0);
-    fill();
-    cache.invalidate('product:api');
+    await fill();
+    cache.invalidate(UNRECOGNIZED);
     expect(cache.size).toBe(0);
   });
 
-  it('does not store facts loaded before an invalidation that came in meanwhile', () => {
+  it('does not store facts loaded before an invalidation that came in meanwhile', async () => {
     const cache = new KeyCache();
-    const before = cache.snapshot();
-    cache.invalidate(`tenant:${TENANT_B}`);
-    cache.set('a1', facts('k1'), before);
+    /** A load whose read answers `found` only once the returned function is called. */
+    const held = (hashHex: string, found: KeyFacts | undefined) => {
+      let answer = () => {};
+      const loading = cache.load(hashHex, () => new Promise((resolve) => (answer = () => resolve(found))));
+      return { loading, answer: () => answer() };
+    };
+
+    const first = held('a1', facts('k1'));
+    cache.invalidate(tenantScope(TENANT_B));
+    first.answer();
+    // Its caller asked before the change and gets what was read; nobody after it does.
+    expect((await first.loading)?.id).toBe('k1');
     expect(cache.get('a1')).toBeNull();
-    cache.set('a1', facts('k1'), cache.snapshot());
+    await put(cache, 'a1', facts('k1'));
     expect(cache.get('a1')).not.toBeNull();
 
-    const again = cache.snapshot();
+    const second = held('a2', undefined);
     cache.invalidateAll();
-    cache.set('a2', undefined, again);
+    second.answer();
+    await second.loading;
     expect(cache.get('a2')).toBeNull();
-    // A snapshot taken with nothing in between is still good.
-    const quiet = cache.snapshot();
-    cache.set('a3', facts('k3'), quiet);
+    // A load with nothing in between is kept.
+    const quiet = held('a3', facts('k3'));
+    quiet.answer();
+    await quiet.loading;
     expect(cache.get('a3')).not.toBeNull();
   });
 });
@@ -293,7 +312,7 @@ describe('the verifier with its cache', () => {
     const release = scripted.hold();
     const first = verifier.verify(key, {});
     // The key is revoked while its facts are on their way from the database.
-    cache.invalidate(`key:${hex}`);
+    cache.invalidate(keyScope(hex));
     known.set(hex, facts('key-1', TENANT_A, { revokedAt: NOW }));
     release();
     expect((await first).code).toBe('VALID');
@@ -332,7 +351,7 @@ describe('the verifier with its cache', () => {
     const { verifier, scripted, key, hex, cache } = setup();
     expect((await verifier.verify(key, {})).code).toBe('VALID');
     cache.invalidateAll();
-    cache.invalidate(`key:${hex}`);
+    cache.invalidate(keyScope(hex));
     scripted.fail(true);
     await expect(verifier.verify(key, {})).rejects.toThrow(/ECONNREFUSED/);
   });

@@ -7,6 +7,7 @@ import type { JWTPayload } from 'jose';
 import { buildApp, type AppDeps } from '../../src/app.js';
 import { discoveredKeys } from '../../src/auth/discovery.js';
 import { loadCatalog } from '../../src/catalog-file.js';
+import { startCaching, type Caching } from '../../src/caching/setup.js';
 import { startKeyVerification, type KeyVerification } from '../../src/keys/setup.js';
 import { MockAdapter } from '../../src/keycloak/mock-adapter.js';
 import { createTokenVerifier } from '../../src/auth/verifier.js';
@@ -27,7 +28,9 @@ export interface StartedApp {
   api: Client;
   /** A client calling with a token of the given claims (or none). */
   as(claims: JWTPayload | null): Promise<Client>;
-  /** The key verification the app serves with (its caches, its usage recorder). */
+  /** The caches the app serves from, and the database its routes write through. */
+  caching: Caching;
+  /** The key verification the app serves with (its verifier, its usage recorder). */
   keys: KeyVerification;
   close(): Promise<void>;
 }
@@ -36,6 +39,7 @@ export interface TestServer extends StartedApp {
   db: Database;
 }
 
+/** An app on `db`: its caches, key verification and routes all use it (wrap it to count or delay queries). */
 export async function startServerOn(db: Database, overrides: Partial<AppDeps> = {}): Promise<StartedApp> {
   const issuer = await startTestIssuer();
   const verifier = createTokenVerifier({
@@ -46,9 +50,10 @@ export async function startServerOn(db: Database, overrides: Partial<AppDeps> = 
     // No cooldown: tests rotate keys and expect the new kid to be fetched at once.
     keys: discoveredKeys(issuer.url, { cooldownMs: 0 }),
   });
-  const keys = await startKeyVerification(db, { pepper: TEST_PEPPER, clock: overrides.clock ?? (() => new Date()), onError: () => {} });
+  const caching = await startCaching(db);
+  const keys = startKeyVerification(db, caching.keyCache, { pepper: TEST_PEPPER, clock: overrides.clock ?? (() => new Date()), onError: () => {} });
   const app = await buildApp({
-    db,
+    caching,
     auth: { verifier, devIssuer: null },
     catalog: await loadCatalog(),
     keys,
@@ -67,10 +72,12 @@ export async function startServerOn(db: Database, overrides: Partial<AppDeps> = 
     issuer,
     api: await as(identities.platformAdmin()),
     as,
+    caching: overrides.caching ?? caching,
     keys: overrides.keys ?? keys,
     async close() {
       await app.close();
       await keys.stop();
+      await caching.stop();
       await issuer.close();
     },
   };

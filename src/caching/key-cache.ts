@@ -1,9 +1,13 @@
 // The verify cache: key facts by hash, so a hot verify does no database work. Unknown hashes are
-// cached too (a client retrying a wrong key must not cost a query per try). Entries are dropped
-// when the invalidation feed names their key or their tenant, and after a TTL as a last resort.
-// invalidateAll() (the feed may have missed changes) keeps the facts aside as last known, for the
-// verifier to answer from while the database cannot be reached (see lastKnown()).
+// cached too (a client retrying a wrong key must not cost a query per try). A miss is filled
+// through load(), which shares one read among concurrent misses and keeps nothing a concurrent
+// invalidation overtook (guarded-loader.ts). Entries are dropped when the invalidation feed names
+// their key or their tenant, and after a TTL as a last resort. invalidateAll() (the feed may have
+// missed changes) keeps the facts aside as last known, for the verifier to answer from while the
+// database cannot be reached (see lastKnown()).
 import type { KeyFacts } from '../store/api-keys.js';
+import { GuardedLoader } from './guarded-loader.js';
+import type { InvalidationScope } from './scope.js';
 
 interface Entry {
   facts: KeyFacts;
@@ -44,8 +48,8 @@ export class KeyCache {
   private readonly maxEntries: number;
   private readonly ttlMs: number;
   private readonly now: () => number;
-  /** Bumped by every invalidation, so a load that raced one is not cached. */
-  private generation = 0;
+  /** Misses in flight; every invalidation starts a new generation of them. */
+  private readonly loads = new GuardedLoader<string, KeyFacts | undefined>();
   hits = 0;
   misses = 0;
 
@@ -88,9 +92,14 @@ export class KeyCache {
     return entry;
   }
 
-  /** A token to pass to set(): facts loaded after a later invalidation are not stored. */
-  snapshot(): number {
-    return this.generation;
+  /**
+   * A miss: the facts `read` finds for the hash (undefined: no such key), one read per hash
+   * however many verifies wait for it. They are kept unless an invalidation came in while
+   * `read` ran; a verify after an invalidation (this replica's own revoke, say) never joins a
+   * read that began before it and may have seen the old row.
+   */
+  load(hashHex: string, read: () => Promise<KeyFacts | undefined>): Promise<KeyFacts | undefined> {
+    return this.loads.load(hashHex, read, (facts) => this.store(hashHex, facts));
   }
 
   /**
@@ -116,8 +125,7 @@ export class KeyCache {
     return false;
   }
 
-  set(hashHex: string, facts: KeyFacts | undefined, snapshot: number): void {
-    if (snapshot !== this.generation) return;
+  private store(hashHex: string, facts: KeyFacts | undefined): void {
     this.lastKnownFacts.delete(hashHex);
     if (!facts) {
       if (this.unknown.size >= this.maxUnknown) {
@@ -137,27 +145,32 @@ export class KeyCache {
     hashes.add(hashHex);
   }
 
-  invalidate(scope: string): void {
-    this.generation += 1;
-    if (scope.startsWith('key:')) {
-      this.drop(scope.slice(4));
-    } else if (scope.startsWith('tenant:')) {
-      const tenantId = scope.slice(7);
-      for (const hash of this.byTenant.get(tenantId) ?? []) this.entries.delete(hash);
-      this.byTenant.delete(tenantId);
-      // A scan, but only between a loss of track and the feed catching up (or the deadline).
-      if (this.lastKnownLive()) {
-        for (const [hash, facts] of this.lastKnownFacts) if (facts.tenantId === tenantId) this.lastKnownFacts.delete(hash);
+  invalidate(scope: InvalidationScope): void {
+    this.loads.invalidate();
+    switch (scope.kind) {
+      case 'key':
+        this.drop(scope.keyHashHex);
+        return;
+      case 'tenant': {
+        const { tenantId } = scope;
+        for (const hash of this.byTenant.get(tenantId) ?? []) this.entries.delete(hash);
+        this.byTenant.delete(tenantId);
+        // A scan, but only between a loss of track and the feed catching up (or the deadline).
+        if (this.lastKnownLive()) {
+          for (const [hash, facts] of this.lastKnownFacts) if (facts.tenantId === tenantId) this.lastKnownFacts.delete(hash);
+        }
+        return;
       }
-    } else {
-      // A scope this build does not know: nothing can be trusted, the kept facts included.
-      this.invalidateAll();
-      this.lastKnownFacts.clear();
+      case 'unrecognized':
+        // Some change this build cannot place: nothing can be trusted, the kept facts included.
+        this.invalidateAll();
+        this.lastKnownFacts.clear();
+        return;
     }
   }
 
   invalidateAll(): void {
-    this.generation += 1;
+    this.loads.invalidate();
     const now = this.now();
     // The deadline starts at the first loss of track and is not extended by the next ones (the
     // feed repeats this while its polls fail); facts loaded in between replace older ones.
