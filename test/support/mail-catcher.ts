@@ -18,7 +18,8 @@ export interface MailCatcher {
   close(): Promise<void>;
 }
 
-export async function startMailCatcher(): Promise<MailCatcher> {
+/** `port` 0 (the default) takes a free one; `onMail` hears of each mail as it is caught. */
+export async function startMailCatcher(options: { port?: number; onMail?: (mail: CaughtMail) => void } = {}): Promise<MailCatcher> {
   const mails: CaughtMail[] = [];
   const waiters: Array<() => void> = [];
   const server = new SMTPServer({
@@ -30,19 +31,21 @@ export async function startMailCatcher(): Promise<MailCatcher> {
     onData(stream, session, callback) {
       simpleParser(stream)
         .then((parsed) => {
-          mails.push({
+          const mail = {
             to: session.envelope.rcptTo.map((recipient) => recipient.address.toLowerCase()),
             subject: parsed.subject ?? '',
             text: parsed.text ?? '',
             html: typeof parsed.html === 'string' ? parsed.html : '',
-          });
+          };
+          mails.push(mail);
+          options.onMail?.(mail);
           for (const wake of waiters.splice(0)) wake();
           callback();
         })
         .catch((error: Error) => callback(error));
     },
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => server.listen(options.port ?? 0, '127.0.0.1', resolve));
   const port = (server.server.address() as { port: number }).port;
   return {
     port,
