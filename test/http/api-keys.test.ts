@@ -16,11 +16,10 @@ import { createTenant } from '../support/factories.js';
 import { problemOf, type Answer, type Client } from '../support/http.js';
 import { identities } from '../support/identities.js';
 import { TEST_PEPPER, startServerOn, type StartedApp } from '../support/server.js';
+import { DAY_MS, iso, START, TestClock } from '../support/time.js';
 
 type CreatedKey = ApiKey & { key: string };
 
-const START = Date.parse('2026-11-27T10:00:00.000Z');
-const iso = (ms: number) => new Date(ms).toISOString();
 const NO_SUCH_TENANT = '7d7e3f0e-8f5c-4c1e-9a8e-2f3c1b0a9d11';
 const NO_SUCH_KEY = '2b1c7e55-0d7a-4f0e-8d7e-5a1f3c9b8e42';
 const API_KEY_FIELDS = [
@@ -58,17 +57,14 @@ eachDriver('API keys', (driver) => {
   let queries: Array<{ text: string; params: readonly unknown[] }>;
   let api: Client;
   let service: Client;
-  let now = new Date(START);
-  const setClock = (ms: number) => {
-    now = new Date(ms);
-  };
+  const clock = new TestClock();
 
   beforeAll(async () => {
     database = await openMigratedDatabase(driver);
     const probe = recorded(database.db);
     queries = probe.queries;
-    keys = await startKeyVerification(probe.db, { pepper: TEST_PEPPER, clock: () => now, onError: () => {} });
-    server = await startServerOn(database.db, { keys, clock: () => now });
+    keys = await startKeyVerification(probe.db, { pepper: TEST_PEPPER, clock: clock.now, onError: () => {} });
+    server = await startServerOn(database.db, { keys, clock: clock.now });
     api = server.api;
     service = await server.as(identities.service());
   });
@@ -77,7 +73,7 @@ eachDriver('API keys', (driver) => {
     await keys.stop();
     await database.close();
   });
-  beforeEach(() => setClock(START));
+  beforeEach(() => clock.reset());
 
   const create = (body: Record<string, unknown>) => api.post<CreatedKey>('/v1/api-keys', { body });
   const createKey = async (tenantId: string, body: Record<string, unknown> = {}) => {
@@ -122,8 +118,8 @@ eachDriver('API keys', (driver) => {
     });
 
     it('answers 201 with Location, the key object and its plaintext', async () => {
-      setClock(START + 5_000);
-      const expiresAt = iso(START + 30 * 86_400_000);
+      clock.set(START + 5_000);
+      const expiresAt = iso(START + 30 * DAY_MS);
       const answer = await create({
         tenant_id: tenant.id,
         name: '  Nightly export  ',
@@ -237,7 +233,7 @@ eachDriver('API keys', (driver) => {
       const other = await createTenant(api);
       const created: CreatedKey[] = [];
       for (let i = 0; i < 3; i += 1) {
-        setClock(START + i * 1_000);
+        clock.set(START + i * 1_000);
         created.push(await createKey(tenant.id, { name: `key ${i}` }));
       }
       await createKey(other.id);
@@ -252,9 +248,9 @@ eachDriver('API keys', (driver) => {
     it('lists revoked keys only with include_revoked=true', async () => {
       const tenant = await createTenant(api);
       const kept = await createKey(tenant.id);
-      setClock(START + 1_000);
+      clock.set(START + 1_000);
       const gone = await createKey(tenant.id);
-      setClock(START + 2_000);
+      clock.set(START + 2_000);
       expect((await revoke(gone.id)).status).toBe(204);
       expect((await listed(tenant.id)).map((item) => item.id)).toEqual([kept.id]);
       expect((await listed(tenant.id, '&include_revoked=false')).map((item) => item.id)).toEqual([kept.id]);
@@ -281,13 +277,13 @@ eachDriver('API keys', (driver) => {
       const writesBefore = writes().length;
 
       for (const offset of [1_000, 2_000, 3_000]) {
-        setClock(START + offset);
+        clock.set(START + offset);
         expect((await verify(first.key)).code).toBe('VALID');
       }
-      setClock(START + 4_000);
+      clock.set(START + 4_000);
       expect((await verify(second.key)).code).toBe('VALID');
       // Refused verdicts are no use of the key.
-      setClock(START + 5_000);
+      clock.set(START + 5_000);
       expect((await verify(first.key, { scope: 'a:write' })).code).toBe('INSUFFICIENT_SCOPE');
       expect((await verify(second.key, { product: 'risk' })).code).toBe('NOT_ENTITLED');
 
@@ -310,10 +306,10 @@ eachDriver('API keys', (driver) => {
     it('never moves backwards, and its write evicts no cached key', async () => {
       const tenant = await createTenant(api);
       const created = await createKey(tenant.id);
-      setClock(START + 10_000);
+      clock.set(START + 10_000);
       expect((await verify(created.key)).code).toBe('VALID');
       await keys.usage.flush();
-      setClock(START + 5_000);
+      clock.set(START + 5_000);
       expect((await verify(created.key)).code).toBe('VALID');
       await keys.usage.flush();
       expect((await listed(tenant.id))[0]!.last_used_at).toBe(iso(START + 10_000));
@@ -322,7 +318,7 @@ eachDriver('API keys', (driver) => {
       // key is cached, and a use is pending; then the use is written. Had the write published an
       // invalidation, it would have arrived 150 ms later and the next verify would be a miss.
       await sleep(150);
-      setClock(START + 20_000);
+      clock.set(START + 20_000);
       expect((await verify(created.key)).code).toBe('VALID');
       const misses = keys.verifier.cache.misses;
       await keys.usage.flush();
@@ -338,13 +334,13 @@ eachDriver('API keys', (driver) => {
       const tenant = await createTenant(api);
       const created = await createKey(tenant.id, { name: 'Doomed' });
 
-      setClock(START + 60_000);
+      clock.set(START + 60_000);
       const first = await revoke(created.id);
       expect(first.status).toBe(204);
       expect(first.text).toBe('');
       expect((await verify(created.key)).code).toBe('REVOKED');
 
-      setClock(START + 120_000);
+      clock.set(START + 120_000);
       expect((await revoke(created.id)).status).toBe(204);
       const revoked = await events(tenant.id, 'api_key.revoked');
       expect(revoked).toHaveLength(1);
@@ -368,7 +364,7 @@ eachDriver('API keys', (driver) => {
     it('answers 201 with a new key of the same name, scopes and products', async () => {
       const tenant = await createTenant(api);
       const old = await createKey(tenant.id, { name: 'Rolled', scopes: ['x:y'], products: ['api'] });
-      setClock(START + 1_000);
+      clock.set(START + 1_000);
       const answer = await rotate(old.id, { grace_seconds: 60 });
       expect(answer.status, answer.text).toBe(201);
       const fresh = answer.body;
@@ -415,9 +411,9 @@ eachDriver('API keys', (driver) => {
       const old = await createKey(tenant.id);
       expect((await rotate(old.id, { grace_seconds: 3600 })).status).toBe(201);
       expect((await verify(old.key)).code).toBe('VALID');
-      setClock(START + 3_599_999);
+      clock.set(START + 3_599_999);
       expect((await verify(old.key)).code).toBe('VALID');
-      setClock(START + 3_600_000);
+      clock.set(START + 3_600_000);
       const expired = await verify(old.key);
       expect(expired).toMatchObject({ valid: false, code: 'EXPIRED', expires_at: iso(START + 3_600_000) });
       const shown = (await listed(tenant.id)).find((item) => item.id === old.id);
@@ -429,9 +425,9 @@ eachDriver('API keys', (driver) => {
       const old = await createKey(tenant.id, { expires_at: iso(START + 600_000) });
       expect((await rotate(old.id, { grace_seconds: 3600 })).status).toBe(201);
       expect((await storedRow(old.id)).expires_at).toEqual(new Date(START + 600_000));
-      setClock(START + 599_999);
+      clock.set(START + 599_999);
       expect((await verify(old.key)).code).toBe('VALID');
-      setClock(START + 600_000);
+      clock.set(START + 600_000);
       expect((await verify(old.key)).code).toBe('EXPIRED');
     });
 
@@ -457,7 +453,7 @@ eachDriver('API keys', (driver) => {
       expect(problem.key).toBeUndefined();
 
       const expiring = await createKey(tenant.id, { expires_at: iso(START + 60_000) });
-      setClock(START + 60_000);
+      clock.set(START + 60_000);
       expectProblem(await rotate(expiring.id), 409, 'key_expired');
       expect((await listed(tenant.id)).map((item) => item.id)).toEqual([expiring.id]);
       expect(await events(tenant.id, 'api_key.rotated')).toEqual([]);
@@ -472,7 +468,7 @@ eachDriver('API keys', (driver) => {
       const keysBefore = await listed(tenant.id, '&include_revoked=true');
       const eventsBefore = await events(tenant.id, 'api_key.*');
 
-      setClock(START + 60_000);
+      clock.set(START + 60_000);
       for (const body of [{ grace_seconds: 3600 }, {}, { grace_seconds: 0 }]) {
         const problem = expectProblem(await rotate(old.id, body), 409, 'key_rotated');
         expect(problem.rotated_to).toBe(first.body.id);

@@ -6,6 +6,7 @@ import { eachDriver } from '../support/drivers.js';
 import { createTenant, randomSlug } from '../support/factories.js';
 import { problemOf, type Answer, type Client } from '../support/http.js';
 import { startServer, type TestServer } from '../support/server.js';
+import { iso, MINUTE_MS, START, TestClock } from '../support/time.js';
 
 interface Appended {
   id: string;
@@ -18,9 +19,6 @@ interface Page {
 type Query = Record<string, string | number | boolean>;
 type Body = Record<string, unknown>;
 
-const START = Date.parse('2026-11-27T10:00:00.000Z');
-const MINUTE_MS = 60_000;
-const iso = (ms: number) => new Date(ms).toISOString();
 const HEX64 = /^[0-9a-f]{64}$/;
 
 const queryString = (query: Query) =>
@@ -35,14 +33,11 @@ eachDriver('audit API', (driver) => {
   let server: TestServer;
   let api: Client;
   // Moved forward by tests that need events received at a known, distinct time.
-  let now = new Date(START);
-  const tick = (ms = 1_000) => {
-    now = new Date(now.getTime() + ms);
-    return now;
-  };
+  const clock = new TestClock();
+  const tick = (ms = 1_000) => clock.advance(ms);
 
   beforeAll(async () => {
-    server = await startServer(driver, { clock: () => now });
+    server = await startServer(driver, { clock: clock.now });
     api = server.api;
   });
   afterAll(() => server.close());
@@ -359,11 +354,11 @@ eachDriver('audit API', (driver) => {
     let other: Tenant;
     let model: Modeled[];
     beforeAll(async () => {
-      now = new Date(at(-30));
+      clock.set(Date.parse(at(-30)));
       tenant = await createTenant(api);
       other = await createTenant(api);
       // Received after every seeded `created` (a publisher may not date an event in the future).
-      now = new Date(at(8));
+      clock.set(Date.parse(at(8)));
       // Publish in an order unrelated to `created`, so the order of results can only come from it.
       await publishAll([...seeds].reverse().map((m) => bodyOf(tenant.id, m)));
       await publishAll(seeds.map((m) => bodyOf(other.id, m)));
@@ -379,7 +374,7 @@ eachDriver('audit API', (driver) => {
         created: at(-30),
       };
       model = [...seeds, created].sort((a, b) => (a.created < b.created ? 1 : -1));
-      now = new Date(START);
+      clock.reset();
     });
     const keysOf = (items: AuditEvent[]) => items.map((e) => e.external_id ?? 'auto');
 

@@ -9,6 +9,7 @@ import { createTenant } from '../support/factories.js';
 import { problemOf, type Answer, type Client } from '../support/http.js';
 import { identities } from '../support/identities.js';
 import { startServer, type TestServer } from '../support/server.js';
+import { DAY_MS, iso, START, TestClock } from '../support/time.js';
 
 interface CatalogItem {
   code: string;
@@ -25,9 +26,6 @@ type RequestPage = {
   next_cursor: string | null;
 };
 
-const START = Date.parse('2026-11-27T10:00:00.000Z');
-const DAY_MS = 86_400_000;
-const iso = (ms: number) => new Date(ms).toISOString();
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const NO_SUCH_TENANT = '7d7e3f0e-8f5c-4c1e-9a8e-2f3c1b0a9d11';
 const PRODUCT_KEYS = ['code', 'description', 'name', 'requestable', 'trial_days'];
@@ -39,17 +37,14 @@ const oldestFirst = (a: ProductRequest, b: ProductRequest) =>
 eachDriver('catalog', (driver) => {
   let server: TestServer;
   let api: Client;
-  let now = new Date(START);
-  const setClock = (ms: number) => {
-    now = new Date(ms);
-  };
+  const clock = new TestClock();
 
   beforeAll(async () => {
-    server = await startServer(driver, { clock: () => now });
+    server = await startServer(driver, { clock: clock.now });
     api = server.api;
   });
   afterAll(() => server.close());
-  beforeEach(() => setClock(START));
+  beforeEach(() => clock.reset());
 
   const catalogOf = (tenantId: string, caller = api) => caller.get<{ items: CatalogItem[] }>(`/v1/catalog?tenant_id=${tenantId}`);
   const stateOf = async (tenantId: string, code: string) => {
@@ -129,11 +124,11 @@ eachDriver('catalog', (driver) => {
     it("shows each product's state for the tenant: entitled, trial, expired, requested or none", async () => {
       const tenant = await createTenant(api);
       expect((await startTrial(tenant.id, 'compliance')).status).toBe(201);
-      setClock(START + 20 * DAY_MS);
+      clock.set(START + 20 * DAY_MS);
       expect((await startTrial(tenant.id, 'risk')).status).toBe(201);
       expect((await askSales(tenant.id, 'api')).status).toBe(202);
       await grant(tenant.id, 'portal');
-      setClock(START + 23 * DAY_MS);
+      clock.set(START + 23 * DAY_MS);
 
       const answer = await catalogOf(tenant.id);
       expect(answer.status).toBe(200);
@@ -159,7 +154,7 @@ eachDriver('catalog', (driver) => {
   describe('POST /v1/catalog/request', () => {
     it('opens a sales request (202) and shows the product as requested', async () => {
       const tenant = await createTenant(api);
-      setClock(START + 5_000);
+      clock.set(START + 5_000);
       const answer = await askSales(tenant.id, 'compliance', { message: 'Please call us about pricing' });
       expect(answer.status).toBe(202);
       expect(answer.body).toEqual({
@@ -207,7 +202,7 @@ eachDriver('catalog', (driver) => {
       const tenant = await createTenant(api);
       const first = await askSales(tenant.id, 'risk', { message: 'first' });
       expect(first.status).toBe(202);
-      setClock(START + DAY_MS);
+      clock.set(START + DAY_MS);
       const again = await askSales(tenant.id, 'risk', { message: 'second' });
       expect(again.status).toBe(202);
       expect(again.body).toEqual(first.body);
@@ -233,7 +228,7 @@ eachDriver('catalog', (driver) => {
 
       const other = await createTenant(api);
       expect((await startTrial(other.id, 'risk')).status).toBe(201);
-      setClock(START + 14 * DAY_MS);
+      clock.set(START + 14 * DAY_MS);
       expect((await askSales(other.id, 'risk')).status).toBe(202);
       expect(await entitlementOf(other.id, 'risk')).toMatchObject({ status: 'requested', source: 'sales_request' });
       expect(await stateOf(other.id, 'risk')).toMatchObject({ state: 'requested' });
@@ -306,11 +301,11 @@ eachDriver('catalog', (driver) => {
   describe('GET /v1/catalog/requests', () => {
     it('lists open requests oldest first, whatever order they were made in', async () => {
       const tenant = await createTenant(api);
-      setClock(START + 3_000);
+      clock.set(START + 3_000);
       const late = await askSales(tenant.id, 'risk');
-      setClock(START + 1_000);
+      clock.set(START + 1_000);
       const early = await askSales(tenant.id, 'training');
-      setClock(START + 2_000);
+      clock.set(START + 2_000);
       const middle = await askSales(tenant.id, 'api');
       const answer = await requests({ tenant_id: tenant.id });
       expect(answer.status).toBe(200);
@@ -322,7 +317,7 @@ eachDriver('catalog', (driver) => {
       const granted = await askSales(first.id, 'compliance');
       const waiting = await askSales(first.id, 'risk');
       const elsewhere = await askSales(second.id, 'compliance');
-      setClock(START + 60_000);
+      clock.set(START + 60_000);
       await grant(first.id, 'compliance');
 
       expect((await requests({ tenant_id: first.id })).body.items).toEqual([waiting.body]);
@@ -341,7 +336,7 @@ eachDriver('catalog', (driver) => {
       const made: string[] = [];
       // Several requests share a time, so a page boundary falls between equal created_at values.
       for (const [i, product] of ['compliance', 'risk', 'training', 'api'].entries()) {
-        setClock(START + (i % 2) * 1_000);
+        clock.set(START + (i % 2) * 1_000);
         for (const tenant of tenants) made.push((await askSales(tenant.id, product)).body.id);
       }
       const whole = (await requests({ limit: 200 })).body;
@@ -392,7 +387,7 @@ eachDriver('catalog', (driver) => {
       ['training', 30],
     ])('starts the %s trial for %i days from the clock (201)', async (product, days) => {
       const tenant = await createTenant(api);
-      setClock(START + 7_000);
+      clock.set(START + 7_000);
       const answer = await startTrial(tenant.id, product);
       expect(answer.status).toBe(201);
       const endsAt = iso(START + 7_000 + days * DAY_MS);
@@ -441,11 +436,11 @@ eachDriver('catalog', (driver) => {
 
     it.each([
       ['while the trial runs', async () => {}],
-      ['after the trial expired', async () => setClock(START + 14 * DAY_MS)],
-      ['long after the trial expired', async () => setClock(START + 400 * DAY_MS)],
+      ['after the trial expired', async () => clock.set(START + 14 * DAY_MS)],
+      ['long after the trial expired', async () => clock.set(START + 400 * DAY_MS)],
       ['after the trial was revoked', async (tenantId: string) => revoke(tenantId, 'risk')],
       ['after the expired trial became a sales request', async (tenantId: string) => {
-        setClock(START + 20 * DAY_MS);
+        clock.set(START + 20 * DAY_MS);
         expect((await askSales(tenantId, 'risk')).status).toBe(202);
       }],
       ['after the product was granted and revoked', async (tenantId: string) => {
