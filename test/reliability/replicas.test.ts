@@ -8,6 +8,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadMigrations } from '../../src/store/migration-files.js';
 import { devToken, runMigrate, startService, stopAll, type CommandResult, type ServiceProcess } from '../process/spawn.js';
+import { DRIVERS } from '../support/drivers.js';
 import { randomSlug } from '../support/factories.js';
 import { call, type Answer } from '../support/http.js';
 import { createTestPgDatabase, type TestPgDatabase } from '../support/postgres.js';
@@ -64,7 +65,8 @@ function tally(answers: Array<Answer<unknown>>): Record<string, number> {
   return counts;
 }
 
-describe('several replicas on one PostgreSQL database', () => {
+// PostgreSQL only: skipped under TEST_DRIVERS=pglite (make test-short), like every [pg] test.
+describe.runIf(DRIVERS.includes('pg'))('several replicas on one PostgreSQL database', () => {
   let database: TestPgDatabase;
   let sql: pg.Client;
   let a: Replica;

@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { freePort } from '../process/spawn.js';
+import { assertPgDriverSelected } from './postgres.js';
 
 const run = promisify(execFile);
 
@@ -60,6 +61,7 @@ function command(binary: string, args: string[]): [string, string[]] {
 
 /** initdb + pg_ctl start on a free port; resolves once the server accepts connections. */
 export async function startPgCluster(): Promise<PgCluster> {
+  assertPgDriverSelected('startPgCluster()');
   const bin = postgresBinDir();
   const dir = mkdtempSync(path.join(os.tmpdir(), 'tr-pg-'));
   const dataDir = path.join(dir, 'data');
