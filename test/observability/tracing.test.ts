@@ -11,7 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { REQUEST_ID_HEADER } from '../../src/http/request-id.js';
 import { SERVICE_VERSION } from '../../src/version.js';
-import { PROJECT_DIR, devToken, freePort, runMigrate } from '../process/spawn.js';
+import { PROCESS_WAIT_MS, PROJECT_DIR, devToken, freePort, runMigrate } from '../process/spawn.js';
 import { DRIVERS } from '../support/drivers.js';
 import { randomSlug } from '../support/factories.js';
 import { client } from '../support/http.js';
@@ -123,7 +123,7 @@ async function startReceiver(): Promise<Receiver> {
       exports
         .filter((e) => e.path === '/v1/traces' && e.contentType === 'application/json')
         .flatMap((e) => spansOf(JSON.parse(e.body.toString('utf8')) as OtlpJsonRequest)),
-    async waitForSpan(match, timeoutMs = 10_000) {
+    async waitForSpan(match, timeoutMs = PROCESS_WAIT_MS) {
       const deadline = performance.now() + timeoutMs;
       for (;;) {
         const found = receiver.spans().find(match);
@@ -201,7 +201,7 @@ async function startTraced(env: Record<string, string>): Promise<Service> {
   running.add(service);
   void exited.then(() => running.delete(service));
 
-  const deadline = performance.now() + 30_000;
+  const deadline = performance.now() + PROCESS_WAIT_MS;
   for (;;) {
     if (child.exitCode !== null || child.signalCode !== null) {
       await exited;
@@ -214,7 +214,7 @@ async function startTraced(env: Record<string, string>): Promise<Service> {
     } catch {
       // Not listening yet: poll again.
     }
-    if (performance.now() > deadline) throw new Error(`service not ready within 30 s:\n${err}`);
+    if (performance.now() > deadline) throw new Error(`service not ready within ${PROCESS_WAIT_MS} ms:\n${err}`);
     await sleep(50);
   }
 }
@@ -399,7 +399,7 @@ describe('tracing on, default protocol', () => {
       const service = await startTraced({ OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, OTEL_BSP_SCHEDULE_DELAY: '100' });
       const api = client(service.baseUrl, await devToken(service.baseUrl));
       expect((await api.get('/v1/tenants/by-slug/acme')).status).toBe(200);
-      const deadline = performance.now() + 10_000;
+      const deadline = performance.now() + PROCESS_WAIT_MS;
       const carries = (text: string) => receiver.exports.some((e) => e.body.includes(Buffer.from(text)));
       while (!carries('/v1/tenants/by-slug/:slug') && performance.now() < deadline) await sleep(50);
       expect(receiver.exports.length).toBeGreaterThan(0);

@@ -10,6 +10,17 @@ import { CONFIG_VARIABLES } from '../../src/config.js';
 
 export const PROJECT_DIR = fileURLToPath(new URL('../../', import.meta.url));
 
+/**
+ * How long a test waits for a spawned process to become ready, to print an expected line, or to
+ * exit when the test does not measure how soon: a wait, not a measurement. A busy machine (CI, or
+ * the parallel half of the suite beside it) can take tens of seconds to start `node --import tsx`;
+ * a generous wait only delays the report of a real failure, it never hides one.
+ */
+export const PROCESS_WAIT_MS = 120_000;
+
+/** The vitest timeout of a test or hook that spawns processes and waits for them: two waits in a row, and the test's own work. */
+export const PROCESS_TEST_TIMEOUT_MS = 2 * PROCESS_WAIT_MS + 60_000;
+
 // Every variable config.ts and the tracing preload read; the child gets none of them from the test
 // runner's environment, only what a test passes, so a developer's shell cannot change what a test sees.
 const CHILD_VARIABLES = [...CONFIG_VARIABLES, 'OTEL_EXPORTER_OTLP_ENDPOINT', 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', 'OTEL_SDK_DISABLED'];
@@ -108,7 +119,7 @@ export function spawnService(env: Record<string, string> = {}, port = 0): Servic
 }
 
 /** Polls GET /healthz until it answers 200; fails fast if the process ends, or at the deadline. */
-export async function waitUntilReady(service: ServiceProcess, timeoutMs = 30_000): Promise<void> {
+export async function waitUntilReady(service: ServiceProcess, timeoutMs = PROCESS_WAIT_MS): Promise<void> {
   const deadline = performance.now() + timeoutMs;
   for (;;) {
     if (!service.isRunning()) {
@@ -138,7 +149,7 @@ export async function startService(env: Record<string, string> = {}): Promise<Se
 export async function stopService(
   service: ServiceProcess,
   signal: NodeJS.Signals = 'SIGTERM',
-  timeoutMs = 10_000,
+  timeoutMs = PROCESS_WAIT_MS,
 ): Promise<Exit | null> {
   service.child.kill(signal);
   return service.waitForExit(timeoutMs);

@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import { devToken, runMigrate, startService, stopAll, type ServiceProcess } from '../process/spawn.js';
+import { devToken, PROCESS_TEST_TIMEOUT_MS, runMigrate, startService, stopAll, type ServiceProcess } from '../process/spawn.js';
 import { DRIVERS } from '../support/drivers.js';
 import { startPgCluster, type PgCluster } from '../support/pg-cluster.js';
 import { recordFigures } from './figures.js';
@@ -395,6 +395,6 @@ describe.runIf(DRIVERS.includes('pg'))('database outage [pg]', () => {
         ],
       );
     },
-    60_000,
+    PROCESS_TEST_TIMEOUT_MS,
   );
 });
