@@ -4,14 +4,16 @@ import { configDefaults, defineConfig } from 'vitest/config';
 //   parallel  most files, TEST_WORKERS of them at a time (2 by default): each file boots its own
 //             databases and servers on ports of its own, so files do not see each other.
 //   serial    the files whose assertions are about time (deadlines, budgets, windows, propagation
-//             within N ms), that spawn the service as a process, or that load the machine on
-//             purpose; they run one at a time once the parallel group is done, on a quiet machine.
-// A new file belongs to the parallel group unless it measures time or spawns the service.
+//             within N ms) and the ones that load the machine on purpose; they run one at a time
+//             once the parallel group is done, on a quiet machine.
+// A new file belongs to the parallel group unless it measures time.
 const SERIAL = [
-  // The service as a real process, and the reliability suite (faults, outages, replicas, load).
-  'test/process/**/*.test.ts',
+  // Shutdown timed to the drain and the grace period; the reliability suite (faults, outages,
+  // replicas, load). Spawning a process is no reason on its own: waiting for one is not timing it
+  // (PROCESS_WAIT_MS), and freePort() picks ports no client socket can take in the meantime.
+  'test/process/drain.test.ts',
+  'test/process/shutdown.test.ts',
   'test/reliability/**/*.test.ts',
-  'test/observability/tracing*.test.ts',
   // Rate limits count requests per minute window; limits.test.ts times 408s and statement timeouts.
   'test/http/rate-limit.test.ts',
   'test/http/rate-limit-budgets.test.ts',
@@ -41,7 +43,9 @@ export default defineConfig({
     pool: 'forks',
     // Each file boots its own databases (an embedded one takes ~2 s to start); generous hooks
     // keep a loaded machine from failing on setup time rather than behaviour.
-    hookTimeout: 120_000,
+    // A hook may start the service as a process: PROCESS_WAIT_MS (120 s) for it to be ready, twice
+    // over (PROCESS_TEST_TIMEOUT_MS, test/process/spawn.ts); tests that spawn say so themselves.
+    hookTimeout: 300_000,
     testTimeout: 60_000,
     projects: [
       {
@@ -61,9 +65,7 @@ export default defineConfig({
           include: SERIAL,
           maxWorkers: 1,
           sequence: { groupOrder: 1 },
-          // Spawning tests wait up to PROCESS_WAIT_MS (120 s, test/process/spawn.ts) for a
-          // process to be ready; PROCESS_TEST_TIMEOUT_MS (300 s) leaves room for two such waits.
-          hookTimeout: 300_000,
+          // The reliability tests start processes and load them for a while.
           testTimeout: 300_000,
         },
       },

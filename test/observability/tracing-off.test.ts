@@ -5,14 +5,14 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { PROJECT_DIR, devToken, freePort } from '../process/spawn.js';
+import { PROCESS_TEST_TIMEOUT_MS, PROJECT_DIR, devToken, freePort } from '../process/spawn.js';
 import { client } from '../support/http.js';
 import { PASSED_THROUGH, SERVICE_ARGS, jsonExport, killAll, startReceiver, startTraced, stop, type Receiver } from './traced-service.js';
 
 afterEach(killAll);
 afterAll(killAll);
 
-describe('tracing off', () => {
+describe('tracing off', { timeout: PROCESS_TEST_TIMEOUT_MS }, () => {
   it.each([
     ['OTEL_EXPORTER_OTLP_ENDPOINT unset', (_receiver: Receiver) => ({})],
     ['OTEL_EXPORTER_OTLP_ENDPOINT empty', (_receiver: Receiver) => ({ OTEL_EXPORTER_OTLP_ENDPOINT: '' })],
@@ -56,7 +56,7 @@ describe('tracing off', () => {
   });
 });
 
-describe('bad tracing variables stop the process at boot', () => {
+describe('bad tracing variables stop the process at boot', { timeout: PROCESS_TEST_TIMEOUT_MS }, () => {
   it.each([
     ['OTEL_EXPORTER_OTLP_ENDPOINT', { OTEL_EXPORTER_OTLP_ENDPOINT: 'collector:4318' }],
     ['OTEL_EXPORTER_OTLP_ENDPOINT', { OTEL_EXPORTER_OTLP_ENDPOINT: 'ftp://user:hunter2secret@collector' }],

@@ -8,7 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { REQUEST_ID_HEADER } from '../../src/http/request-id.js';
 import { SERVICE_VERSION } from '../../src/version.js';
-import { PROCESS_WAIT_MS, devToken, runMigrate } from '../process/spawn.js';
+import { PROCESS_TEST_TIMEOUT_MS, PROCESS_WAIT_MS, devToken, runMigrate } from '../process/spawn.js';
 import { DRIVERS } from '../support/drivers.js';
 import { randomSlug } from '../support/factories.js';
 import { client } from '../support/http.js';
@@ -18,7 +18,7 @@ import { FASTIFY_SCOPE, HTTP_SCOPE, PG_SCOPE, SERVER, descendantsOf, jsonExport,
 afterEach(killAll);
 afterAll(killAll);
 
-describe('tracing on, embedded database (OTLP/JSON)', () => {
+describe('tracing on, embedded database (OTLP/JSON)', { timeout: PROCESS_TEST_TIMEOUT_MS }, () => {
   let receiver: Receiver;
   let service: Service;
   let readRequestId: string;
@@ -96,7 +96,7 @@ describe('tracing on, embedded database (OTLP/JSON)', () => {
   });
 });
 
-describe.skipIf(!DRIVERS.includes('pg'))('tracing on, PostgreSQL (DATABASE_URL)', () => {
+describe.skipIf(!DRIVERS.includes('pg'))('tracing on, PostgreSQL (DATABASE_URL)', { timeout: PROCESS_TEST_TIMEOUT_MS }, () => {
   let receiver: Receiver;
   let database: TestPgDatabase;
   let service: Service;
@@ -144,7 +144,7 @@ describe.skipIf(!DRIVERS.includes('pg'))('tracing on, PostgreSQL (DATABASE_URL)'
   });
 });
 
-describe('tracing on, default protocol', () => {
+describe('tracing on, default protocol', { timeout: PROCESS_TEST_TIMEOUT_MS }, () => {
   it('sends OTLP/HTTP protobuf to <endpoint>/v1/traces', async () => {
     const receiver = await startReceiver();
     try {
@@ -167,7 +167,7 @@ describe('tracing on, default protocol', () => {
 });
 
 // Needs the integration in src/main.ts: `await shutdownTracing()` before process.exit(0).
-describe('graceful shutdown', () => {
+describe('graceful shutdown', { timeout: PROCESS_TEST_TIMEOUT_MS }, () => {
   it('flushes the spans still buffered before the process exits', async () => {
     const receiver = await startReceiver();
     try {
