@@ -1,14 +1,75 @@
-import { defineConfig } from 'vitest/config';
+import { configDefaults, defineConfig } from 'vitest/config';
+
+// The suite runs in two groups, one after the other:
+//   parallel  most files, TEST_WORKERS of them at a time (2 by default): each file boots its own
+//             databases and servers on ports of its own, so files do not see each other.
+//   serial    the files whose assertions are about time (deadlines, budgets, windows, propagation
+//             within N ms) and the ones that load the machine on purpose; they run one at a time
+//             once the parallel group is done, on a quiet machine.
+// A new file belongs to the parallel group unless it measures time.
+const SERIAL = [
+  // Shutdown timed to the drain and the grace period; the reliability suite (faults, outages,
+  // replicas, load). Spawning a process is no reason on its own: waiting for one is not timing it
+  // (PROCESS_WAIT_MS), and freePort() picks ports no client socket can take in the meantime.
+  'test/process/drain.test.ts',
+  'test/process/shutdown.test.ts',
+  'test/reliability/**/*.test.ts',
+  // Rate limits count requests per minute window; limits.test.ts times 408s and statement timeouts.
+  'test/http/rate-limit.test.ts',
+  'test/http/rate-limit-budgets.test.ts',
+  'test/http/limits.test.ts',
+  // Budgets, stalls and give-up times in ms.
+  'test/http/keycloak-provisioning.test.ts',
+  'test/http/audit-reads-bounded.test.ts',
+  'test/http/health.test.ts',
+  // Cache invalidation must arrive within 1 s; the LISTEN heartbeat notices a loss within 1 s;
+  // tests that let pending notifications arrive (150 ms) before they warm a cache and count misses.
+  'test/keys/invalidation.test.ts',
+  'test/store/pg-listener.test.ts',
+  'test/http/claims.test.ts',
+  'test/http/key-verify.test.ts',
+  'test/http/api-key-usage.test.ts',
+  // Per-call timeouts of a few hundred ms, checked to finish within 1.5-2 s.
+  'test/keycloak/http-adapter.test.ts',
+  'test/keycloak/stub.test.ts',
+  'test/auth/verifier-issuer.test.ts',
+];
+
+const workers = Number(process.env.TEST_WORKERS ?? 2);
 
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
-    // The real-Keycloak suites run with their own configuration (vitest.keycloak.config.ts).
-    exclude: ['test/keycloak-live/**', '**/node_modules/**'],
-    // Each file boots its own databases (an embedded one takes ~2 s to start); generous hooks
-    // keep a loaded CI machine from failing on setup time rather than behaviour.
-    hookTimeout: 60_000,
-    testTimeout: 30_000,
+    // No include here: a project that extends this config would add its own to it, not replace it.
     pool: 'forks',
+    // Each file boots its own databases (an embedded one takes ~2 s to start); generous hooks
+    // keep a loaded machine from failing on setup time rather than behaviour.
+    // A hook may start the service as a process: PROCESS_WAIT_MS (120 s) for it to be ready, twice
+    // over (PROCESS_TEST_TIMEOUT_MS, test/process/spawn.ts); tests that spawn say so themselves.
+    hookTimeout: 300_000,
+    testTimeout: 60_000,
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: 'parallel',
+          include: ['test/**/*.test.ts'],
+          // The real-Keycloak suites run with their own configuration (vitest.keycloak.config.ts).
+          exclude: [...configDefaults.exclude, ...SERIAL, 'test/keycloak-live/**'],
+          maxWorkers: workers,
+          sequence: { groupOrder: 0 },
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'serial',
+          include: SERIAL,
+          maxWorkers: 1,
+          sequence: { groupOrder: 1 },
+          // The reliability tests start processes and load them for a while.
+          testTimeout: 300_000,
+        },
+      },
+    ],
   },
 });

@@ -6,6 +6,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
+import { DAY_MS } from '../src/domain/time.js';
 import type { Database } from '../src/store/database.js';
 import { exitOnHelp, integerOption } from './support/options.js';
 import { commandLine, machine } from './support/run-info.js';
@@ -27,7 +28,6 @@ const USAGE = `usage: npm run bench:audit -- [options]
 const DEFAULT_ADMIN_URL = 'postgres://postgres@127.0.0.1:5432/postgres';
 /** The target the page queries are held to: a deep page costs at most this times the first. */
 const DEEP_PAGE_TARGET = 1.5;
-const DAY_MS = 86_400_000;
 
 interface Options {
   driver: DriverName;

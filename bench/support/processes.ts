@@ -122,13 +122,16 @@ export interface ServiceOptions {
   nodeArgs?: string[];
 }
 
+const READY_WAIT_MS = 120_000;
+
 /** Starts the service on a free loopback port and waits until GET /healthz answers 200. */
 export async function startService(options: ServiceOptions): Promise<Server> {
   const port = await freePort();
   const vars = { APP_ENV: 'dev', ...options.vars, ADDR: `127.0.0.1:${port}` };
   const child = startChild([...(options.nodeArgs ?? []), ...ENTRIES[options.runtime].service], vars, options.stdout ?? 'ignore');
   const service = { ...child, baseUrl: `http://127.0.0.1:${port}` };
-  const deadline = performance.now() + 60_000;
+  // A wait, not a measurement: a loaded machine (CI, the test suite) may take long to boot it.
+  const deadline = performance.now() + READY_WAIT_MS;
   for (;;) {
     if (!child.running()) throw new Error(`the service exited before it was ready:\n${child.stderr()}`);
     try {
@@ -140,7 +143,7 @@ export async function startService(options: ServiceOptions): Promise<Server> {
     }
     if (performance.now() > deadline) {
       await child.stop();
-      throw new Error(`the service was not ready within 60 s:\n${child.stderr()}`);
+      throw new Error(`the service was not ready within ${READY_WAIT_MS / 1000} s:\n${child.stderr()}`);
     }
     await sleep(50);
   }

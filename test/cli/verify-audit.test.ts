@@ -14,10 +14,10 @@ import { eachDriver } from '../support/drivers.js';
 import { createTenant } from '../support/factories.js';
 import { identities } from '../support/identities.js';
 import { startServer, type TestServer } from '../support/server.js';
+import { DAY_MS, MINUTE_MS, START, TestClock } from '../support/time.js';
 
 const PROJECT_DIR = fileURLToPath(new URL('../../', import.meta.url));
-const NOW = new Date('2026-11-27T10:00:00.000Z');
-const DAY_MS = 86_400_000;
+const NOW = new Date(START);
 
 interface Run {
   code: number | null;
@@ -76,8 +76,8 @@ eachDriver('verify-audit', (driver) => {
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'verify-audit-'));
-    let now = new Date(NOW);
-    const server: TestServer = await startServer(driver, { clock: () => now });
+    const clock = new TestClock();
+    const server: TestServer = await startServer(driver, { clock: clock.now });
     serverUrl = server.url;
     try {
       const api = server.api;
@@ -86,7 +86,7 @@ eachDriver('verify-audit', (driver) => {
       expect((await api.post(`/v1/tenants/${tenant.id}/activate`)).status).toBe(200);
       const service = await server.as(identities.service());
       for (let i = 0; i < 10; i += 1) {
-        now = new Date(NOW.getTime() + i * 60_000);
+        clock.set(START + i * MINUTE_MS);
         const answer = await (i % 2 === 0 ? api : service).post<{ id: string; hash: string }>('/v1/audit', {
           body: {
             action: i % 3 === 0 ? 'document.edited' : 'document.viewed',

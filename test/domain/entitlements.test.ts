@@ -11,10 +11,10 @@ import {
   type TrialHistory,
 } from '../../src/domain/entitlements.js';
 import { TENANT_STATUSES } from '../../src/domain/lifecycle.js';
+import { DAY_MS } from '../support/time.js';
 
 const NOW = new Date('2026-11-27T12:00:00.000Z');
 const at = (offsetMs: number) => new Date(NOW.getTime() + offsetMs);
-const DAY = 86_400_000;
 
 const trial = (endsAt: Date, product = 'risk'): EntitlementFacts => ({ product, status: 'trial', trial_ends_at: endsAt });
 const plain = (status: EntitlementFacts['status'], product = 'risk'): EntitlementFacts => ({ product, status, trial_ends_at: null });
@@ -31,9 +31,9 @@ describe('entitlement status at read time', () => {
   });
 
   it('counts whole days left, rounded up, only for a running trial', () => {
-    expect(daysLeft(trial(at(14 * DAY)), NOW)).toBe(14);
-    expect(daysLeft(trial(at(13 * DAY + 1)), NOW)).toBe(14);
-    expect(daysLeft(trial(at(3 * DAY)), NOW)).toBe(3);
+    expect(daysLeft(trial(at(14 * DAY_MS)), NOW)).toBe(14);
+    expect(daysLeft(trial(at(13 * DAY_MS + 1)), NOW)).toBe(14);
+    expect(daysLeft(trial(at(3 * DAY_MS)), NOW)).toBe(3);
     expect(daysLeft(trial(at(1)), NOW)).toBe(1);
     expect(daysLeft(trial(at(0)), NOW)).toBeNull();
     expect(daysLeft(plain('active'), NOW)).toBeNull();
@@ -47,8 +47,8 @@ describe('entitlement status at read time', () => {
 describe('what a tenant may use now', () => {
   const entitlements = [
     plain('active', 'compliance'),
-    trial(at(DAY), 'risk'),
-    trial(at(-DAY), 'training'),
+    trial(at(DAY_MS), 'risk'),
+    trial(at(-DAY_MS), 'training'),
     plain('requested', 'api'),
     plain('revoked', 'portal'),
   ];
@@ -70,8 +70,8 @@ describe('catalog state', () => {
   it('maps each entitlement to what the portal renders', () => {
     expect(catalogState(undefined, NOW)).toBeNull();
     expect(catalogState(plain('active'), NOW)).toBe('entitled');
-    expect(catalogState(trial(at(DAY)), NOW)).toBe('trial');
-    expect(catalogState(trial(at(-DAY)), NOW)).toBe('expired');
+    expect(catalogState(trial(at(DAY_MS)), NOW)).toBe('trial');
+    expect(catalogState(trial(at(-DAY_MS)), NOW)).toBe('expired');
     expect(catalogState(plain('requested'), NOW)).toBe('requested');
     expect(catalogState(plain('revoked'), NOW)).toBeNull();
   });
@@ -91,11 +91,11 @@ describe('whether a self-serve trial may start', () => {
     ['no history', undefined, null],
     ['an open sales request', history({}), null],
     ['an active grant', history({ status: 'active' }), 'already_entitled'],
-    ['a running trial', history({ status: 'trial', trial_started_at: at(-DAY), trial_ends_at: at(DAY) }), 'trial_used'],
-    ['an expired trial', history({ status: 'trial', trial_started_at: at(-20 * DAY), trial_ends_at: at(-DAY) }), 'trial_used'],
-    ['a revoked trial', history({ status: 'revoked', trial_started_at: at(-DAY), trial_ends_at: at(DAY), revoked_at: NOW }), 'trial_used'],
-    ['a revoked grant', history({ status: 'revoked', revoked_at: at(-DAY) }), 'product_revoked'],
-    ['a sales request made after a revocation', history({ status: 'requested', revoked_at: at(-DAY) }), 'product_revoked'],
+    ['a running trial', history({ status: 'trial', trial_started_at: at(-DAY_MS), trial_ends_at: at(DAY_MS) }), 'trial_used'],
+    ['an expired trial', history({ status: 'trial', trial_started_at: at(-20 * DAY_MS), trial_ends_at: at(-DAY_MS) }), 'trial_used'],
+    ['a revoked trial', history({ status: 'revoked', trial_started_at: at(-DAY_MS), trial_ends_at: at(DAY_MS), revoked_at: NOW }), 'trial_used'],
+    ['a revoked grant', history({ status: 'revoked', revoked_at: at(-DAY_MS) }), 'product_revoked'],
+    ['a sales request made after a revocation', history({ status: 'requested', revoked_at: at(-DAY_MS) }), 'product_revoked'],
     ['a grant after a revocation (which clears it)', history({ status: 'active', revoked_at: null }), 'already_entitled'],
   ])('%s', (_case, existing, refusal) => {
     expect(trialRefusal(existing, NOW)).toBe(refusal);

@@ -4,21 +4,18 @@
 //
 // The server checks an audience here (tokens must carry aud=tenant-registry), so that a token
 // for another client is one more caller of the matrix.
+// (access-principals.test.ts: what lies around the matrix, on the same server.)
 import { randomBytes, randomUUID } from 'node:crypto';
 import { SignJWT, exportSPKI, generateKeyPair, importJWK, type CryptoKey, type JWK, type JWTPayload } from 'jose';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { discoveredKeys } from '../../src/auth/discovery.js';
-import { createTokenVerifier, type TokenVerifier } from '../../src/auth/verifier.js';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { servedRoutes } from '../../src/http/not-found.js';
 import type { AuditEvent } from '../../src/http/schemas/audit.js';
 import type { Tenant } from '../../src/http/schemas/tenant.js';
 import { eachDriver } from '../support/drivers.js';
 import { createTenant, randomSlug } from '../support/factories.js';
-import { call, client, problemOf, type Answer, type Client } from '../support/http.js';
-import { identities, ROLE_NAMES } from '../support/identities.js';
-import { startServer, type TestServer } from '../support/server.js';
-
-const AUDIENCE = 'tenant-registry';
+import { problemOf, type Answer, type Client } from '../support/http.js';
+import { identities } from '../support/identities.js';
+import { audienceCheckedServer, AUDIENCE, eventsIn, expectOnlyEventsOf, send } from './access-harness.js';
 
 /**
  * The status each kind of caller gets. "own": a member or IT_ADMIN of tenant A asking about A;
@@ -77,13 +74,6 @@ const entitlementOf = async (admin: Client, tenantId: string, product: string) =
     (item) => item.product === product,
   );
 const statusOf = async (admin: Client, id: string) => (await admin.get<Tenant>(`/v1/tenants/${id}`)).body.status;
-const eventsIn = (answer: Answer) => (answer.body as unknown as { items: AuditEvent[] }).items;
-
-function expectOnlyEventsOf(events: Array<{ tenant_id: string | null }>, target: Tenant): void {
-  // Every tenant here has at least its tenant.created event.
-  expect(events.length).toBeGreaterThan(0);
-  expect(new Set(events.map((event) => event.tenant_id))).toEqual(new Set([target.id]));
-}
 
 const ROUTES: Row[] = [
   //                                                                            platform service  member        it_admin       no
@@ -255,30 +245,13 @@ interface Caller {
   token: (home: string) => Promise<string | undefined>;
 }
 
-/**
- * One request, as http.ts's call() makes it, except that only JSON documents are parsed: the
- * export answers NDJSON, which is read line by line.
- */
-async function send(baseUrl: string, method: string, path: string, token: string | undefined, body?: unknown): Promise<Answer> {
-  const headers: Record<string, string> = token === undefined ? {} : { authorization: `Bearer ${token}` };
-  if (body !== undefined) headers['content-type'] = 'application/json';
-  const response = await fetch(new URL(path, baseUrl), { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-  const text = await response.text();
-  const isJson = /^application\/(problem\+)?json\b/.test(response.headers.get('content-type') ?? '');
-  return { status: response.status, headers: response.headers, body: isJson && text !== '' ? (JSON.parse(text) as Record<string, unknown>) : {}, text };
-}
-
 const base64url = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
 
 eachDriver('access matrix', (driver) => {
-  let server: TestServer;
-  let admin: Client;
-  let tenantA: Tenant;
-  let tenantB: Tenant;
-  let verifier: TokenVerifier | undefined;
+  const h = audienceCheckedServer(driver);
+  const { mint } = h;
   const forged = new Map<string, string | undefined>();
 
-  const mint = (claims: JWTPayload) => server.issuer.mint(claims, { audience: AUDIENCE });
   const forgedToken = (name: string) => async () => forged.get(name);
   const NO_TENANT_USER: JWTPayload = { sub: 'drifter-1', preferred_username: 'dora.drifter', realm_access: { roles: ['offline_access'] } };
 
@@ -307,7 +280,7 @@ eachDriver('access matrix', (driver) => {
   ];
 
   async function forgeBadTokens(): Promise<void> {
-    const issuer = server.issuer;
+    const issuer = h.server.issuer;
     const claims = { ...identities.platformAdmin(), iss: issuer.url, aud: AUDIENCE };
     const now = Math.floor(Date.now() / 1000);
     const { privateKey } = await generateKeyPair('RS256');
@@ -335,30 +308,10 @@ eachDriver('access matrix', (driver) => {
     BAD_TOKENS.forEach((name, i) => forged.set(name, tokens[i]));
   }
 
-  beforeAll(async () => {
-    // The issuer is made by startServer, so the verifier that checks the audience is bound to
-    // it once the server is up; no request arrives before that.
-    server = await startServer(driver, {
-      auth: {
-        verifier: { verify: (token) => (verifier ? verifier.verify(token) : Promise.reject(new Error('verifier not set'))) },
-        devIssuer: null,
-      },
-    });
-    verifier = createTokenVerifier({
-      issuer: server.issuer.url,
-      audience: AUDIENCE,
-      roles: ROLE_NAMES,
-      rolesClient: 'tenant-registry',
-      keys: discoveredKeys(server.issuer.url, { cooldownMs: 0 }),
-    });
-    admin = client(server.url, await mint(identities.platformAdmin()));
-    [tenantA, tenantB] = await Promise.all([createTenant(admin), createTenant(admin)]);
-    await forgeBadTokens();
-  });
-  afterAll(() => server.close());
+  beforeAll(forgeBadTokens);
 
   it('has a row for every route the app serves, and none for a route it does not', () => {
-    const served = servedRoutes(server.app).map((route) => `${route.method} ${route.url}`);
+    const served = servedRoutes(h.server.app).map((route) => `${route.method} ${route.url}`);
     const tabled = ROWS.map((row) => `${row.method} ${row.path}`);
     expect(served.filter((route) => !tabled.includes(route)), 'served routes missing from the matrix').toEqual([]);
     expect(tabled.filter((route) => !served.includes(route)), 'matrix rows for routes not served').toEqual([]);
@@ -370,12 +323,12 @@ eachDriver('access matrix', (driver) => {
       for (const caller of CALLERS) {
         const expected = row.expect === 'public' ? 200 : caller.column === 'badToken' ? 401 : row.expect[caller.column];
         it(`${caller.name}: ${expected}`, async () => {
-          const target = row.freshTarget ? await createTenant(admin) : caller.side === 'own' ? tenantA : tenantB;
-          const home = caller.side === 'own' ? target : tenantA;
-          const prepared = (await row.prepare?.(target, admin)) ?? {};
-          const request = row.build(target, admin, prepared);
+          const target = row.freshTarget ? await createTenant(h.admin) : caller.side === 'own' ? h.tenantA : h.tenantB;
+          const home = caller.side === 'own' ? target : h.tenantA;
+          const prepared = (await row.prepare?.(target, h.admin)) ?? {};
+          const request = row.build(target, h.admin, prepared);
           const token = await caller.token(home.id);
-          const answer = await send(server.url, row.method, request.path, token, request.body);
+          const answer = await send(h.server.url, row.method, request.path, token, request.body);
 
           expect(answer.status, answer.text).toBe(expected);
           if (expected === 401) {
@@ -396,132 +349,4 @@ eachDriver('access matrix', (driver) => {
       }
     });
   }
-
-  describe('around the matrix', () => {
-    it("answers another tenant's resource exactly as one that does not exist", async () => {
-      const member = client(server.url, await mint(identities.member(tenantA.id)));
-      const itAdmin = client(server.url, await mint(identities.itAdmin(tenantA.id)));
-      const missing = randomUUID();
-      const pairs: Array<[Client, string, string]> = [
-        [member, `/v1/tenants/${tenantB.id}`, `/v1/tenants/${missing}`],
-        [member, `/v1/tenants/by-slug/${tenantB.slug}`, `/v1/tenants/by-slug/${randomSlug('missing')}`],
-        [itAdmin, `/v1/audit?tenant_id=${tenantB.id}`, `/v1/audit?tenant_id=${missing}`],
-        [itAdmin, `/v1/audit/verify?tenant_id=${tenantB.id}`, `/v1/audit/verify?tenant_id=${missing}`],
-      ];
-      for (const [caller, other, absent] of pairs) {
-        const [a, b] = await Promise.all([caller.get(other), caller.get(absent)]);
-        const { request_id: _a, ...otherProblem } = problemOf(a);
-        const { request_id: _b, ...absentProblem } = problemOf(b);
-        expect(a.status, other).toBe(404);
-        expect(otherProblem, other).toEqual(absentProblem);
-      }
-    });
-
-    it('makes an IT_ADMIN name the tenant to read the log, which a platform admin need not', async () => {
-      const itAdmin = client(server.url, await mint(identities.itAdmin(tenantA.id)));
-      for (const path of ['/v1/audit', '/v1/audit/export', '/v1/audit/verify']) {
-        const answer = await send(server.url, 'GET', path, itAdmin.token);
-        expect(answer.status, path).toBe(403);
-        expect(problemOf(answer).code).toBe('forbidden');
-        expect((await send(server.url, 'GET', path, admin.token)).status, path).toBe(200);
-      }
-    });
-
-    it('treats an upper-case tenant id, in the path or in the token, as the same tenant', async () => {
-      const upper = tenantA.id.toUpperCase();
-      const member = client(server.url, await mint(identities.member(tenantA.id)));
-      expect((await member.get<Tenant>(`/v1/tenants/${upper}`)).body.id).toBe(tenantA.id);
-      const itAdmin = client(server.url, await mint(identities.itAdmin(upper)));
-      const events = await itAdmin.get(`/v1/audit?tenant_id=${tenantA.id}`);
-      expect(events.status).toBe(200);
-      expectOnlyEventsOf(eventsIn(events), tenantA);
-      expect((await itAdmin.get(`/v1/audit?tenant_id=${tenantB.id}`)).status).toBe(404);
-    });
-
-    it('grants nothing tenant-scoped for a tenant_id that is not a UUID', async () => {
-      const itAdmin = client(server.url, await mint({ ...identities.itAdmin(tenantA.id), tenant_id: tenantA.slug }));
-      for (const path of [`/v1/tenants/${tenantA.id}`, `/v1/audit?tenant_id=${tenantA.id}`]) {
-        const answer = await itAdmin.get(path);
-        expect(answer.status, path).toBe(403);
-        expect(problemOf(answer).code).toBe('forbidden');
-      }
-    });
-
-    it.each<[string, (token: string) => string, number]>([
-      ['another scheme', (token: string) => `Basic ${token}`, 401],
-      ['the scheme alone', () => 'Bearer', 401],
-      ['two tokens', (token: string) => `Bearer ${token} ${token}`, 401],
-      ['a lower-case scheme', (token: string) => `bearer ${token}`, 200],
-      ['surrounding spaces', (token: string) => `  Bearer ${token}  `, 200],
-    ])('reads an Authorization header with %s: %i', async (_case, header, expected) => {
-      const token = await mint(identities.platformAdmin());
-      const answer = await call(server.url, 'GET', `/v1/tenants/${tenantA.id}`, { headers: { authorization: header(token) } });
-      expect(answer.status).toBe(expected);
-      if (expected === 401) {
-        expect(problemOf(answer).code).toBe('unauthorized');
-        expect(answer.headers.get('www-authenticate')).toBe('Bearer error="invalid_token"');
-      }
-    });
-
-    it('refuses a missing token before reading the body, whatever the body is', async () => {
-      const anonymous = client(server.url);
-      for (const options of [
-        { raw: '{not json', headers: { 'content-type': 'application/json' } },
-        { raw: 'x'.repeat(128 * 1024), headers: { 'content-type': 'application/json' } },
-        { raw: 'slug=x', headers: { 'content-type': 'application/x-www-form-urlencoded' } },
-      ]) {
-        const answer = await anonymous.post('/v1/tenants', options);
-        expect(answer.status).toBe(401);
-        expect(problemOf(answer).code).toBe('unauthorized');
-      }
-    });
-  });
-
-  describe('the audit actor of a tenant change is the principal', () => {
-    async function actorsOf(tenant: Tenant): Promise<Record<string, AuditEvent['actor']>> {
-      const events = eventsIn(await admin.get(`/v1/audit?tenant_id=${tenant.id}`));
-      return Object.fromEntries(events.map((event) => [event.action, event.actor]));
-    }
-
-    it('a platform admin (a user) creates and activates', async () => {
-      const tenant = await createTenant(admin);
-      expect((await admin.post(`/v1/tenants/${tenant.id}/activate`)).status).toBe(200);
-      const actor = { id: 'operator-1', name: 'olga.operator', href: null, fields: { kind: 'user' } };
-      expect(await actorsOf(tenant)).toEqual({ 'tenant.created': actor, 'tenant.activated': actor });
-    });
-
-    it('a service account holding the platform admin role is recorded as a service', async () => {
-      const automation = client(
-        server.url,
-        await mint({
-          sub: 'f3c1a2b4-service-ops',
-          preferred_username: 'service-account-ops-automation',
-          client_id: 'ops-automation',
-          realm_access: { roles: [ROLE_NAMES.platformAdmin] },
-        }),
-      );
-      const tenant = await createTenant(automation);
-      expect((await automation.post(`/v1/tenants/${tenant.id}/cancel`)).status).toBe(200);
-      const actor = { id: 'f3c1a2b4-service-ops', name: 'service-account-ops-automation', href: null, fields: { kind: 'service' } };
-      expect(await actorsOf(tenant)).toEqual({ 'tenant.created': actor, 'tenant.cancelled': actor });
-    });
-
-    it("a platform admin who belongs to a tenant is recorded with that tenant", async () => {
-      const operator = client(server.url, await mint({ ...identities.platformAdmin(), tenant_id: tenantA.id.toUpperCase() }));
-      const tenant = await createTenant(operator);
-      expect((await actorsOf(tenant))['tenant.created']).toEqual({
-        id: 'operator-1',
-        name: 'olga.operator',
-        href: null,
-        fields: { kind: 'user', tenant_id: tenantA.id },
-      });
-    });
-
-    it('a refused caller leaves no event', async () => {
-      const tenant = await createTenant(admin);
-      const itAdmin = client(server.url, await mint(identities.itAdmin(tenant.id)));
-      expect((await itAdmin.post(`/v1/tenants/${tenant.id}/activate`)).status).toBe(403);
-      expect(Object.keys(await actorsOf(tenant))).toEqual(['tenant.created']);
-    });
-  });
 });

@@ -9,8 +9,9 @@ import { createTenant } from '../support/factories.js';
 import { type Client } from '../support/http.js';
 import { startServer, type TestServer } from '../support/server.js';
 import { tamper } from '../support/tamper.js';
+import { START } from '../support/time.js';
 
-const NOW = new Date('2026-11-27T10:00:00.000Z');
+const NOW = new Date(START);
 /** Events published after tenant.created, so a seeded chain has EVENTS + 1 rows. */
 const EVENTS = 10;
 

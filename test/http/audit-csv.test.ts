@@ -10,6 +10,7 @@ import { eachDriver } from '../support/drivers.js';
 import { createTenant } from '../support/factories.js';
 import { ROLE_NAMES } from '../support/identities.js';
 import { startServer, type TestServer } from '../support/server.js';
+import { START } from '../support/time.js';
 
 /** What starts a formula, at a cell's start (after spaces) or after a ; or tab inside it. */
 const FORMULA = /^[ ]*[=+\-@\t\r\uFF1D\uFF0B\uFF0D\uFF20]/;
@@ -140,7 +141,7 @@ eachDriver('audit CSV export', (driver) => {
   ];
 
   beforeAll(async () => {
-    server = await startServer(driver, { clock: () => new Date('2026-11-27T10:00:00.000Z') });
+    server = await startServer(driver, { clock: () => new Date(START) });
     tenant = await createTenant(server.api);
     const hostile = await server.as(hostileOperator);
     for (const c of cases) {

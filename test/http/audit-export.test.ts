@@ -5,6 +5,7 @@ import { eachDriver } from '../support/drivers.js';
 import { createTenant, randomSlug } from '../support/factories.js';
 import { problemOf, type Answer, type Client } from '../support/http.js';
 import { startServer, type TestServer } from '../support/server.js';
+import { MINUTE_MS, START } from '../support/time.js';
 
 interface Appended {
   id: string;
@@ -17,8 +18,7 @@ interface Page {
 type Query = Record<string, string | number | boolean>;
 type Body = Record<string, unknown>;
 
-const NOW = new Date('2026-11-27T10:00:00.000Z');
-const MINUTE_MS = 60_000;
+const NOW = new Date(START);
 const at = (minutes: number) => new Date(NOW.getTime() - minutes * MINUTE_MS).toISOString();
 
 const queryString = (query: Query) =>

@@ -23,6 +23,7 @@ import { createTenant, randomSlug } from '../support/factories.js';
 import { problemOf, type Answer, type Client } from '../support/http.js';
 import { identities, ROLE_NAMES } from '../support/identities.js';
 import { startServer, type TestServer } from '../support/server.js';
+import { iso, MINUTE_MS, START, TestClock } from '../support/time.js';
 
 interface Appended {
   id: string;
@@ -34,8 +35,6 @@ interface Page {
   next_cursor: string | null;
 }
 
-const START = Date.parse('2026-11-27T10:00:00.000Z');
-const iso = (ms: number) => new Date(ms).toISOString();
 
 /** A registry_service token issued to a client that names itself by azp and by client_id. */
 const serviceWithAzp = (): JWTPayload => ({
@@ -54,10 +53,10 @@ const bigMap = (count: number, value: string, prefix = 'k') =>
 eachDriver('audit publishing', (driver) => {
   let server: TestServer;
   let api: Client;
-  let now = new Date(START);
+  const clock = new TestClock();
 
   beforeAll(async () => {
-    server = await startServer(driver, { clock: () => now });
+    server = await startServer(driver, { clock: clock.now });
     api = server.api;
   });
   afterAll(() => server.close());
@@ -267,7 +266,7 @@ eachDriver('audit publishing', (driver) => {
   describe('created near the time of receipt', () => {
     let tenant: Tenant;
     beforeAll(async () => {
-      now = new Date(START);
+      clock.reset();
       tenant = await createTenant(api);
     });
 
@@ -291,14 +290,14 @@ eachDriver('audit publishing', (driver) => {
     };
 
     it('accepts created exactly 30 days before and exactly 5 minutes after receipt', async () => {
-      await expectAccepted(iso(now.getTime() - CREATED_MAX_BEHIND_MS));
-      await expectAccepted(iso(now.getTime() + CREATED_MAX_AHEAD_MS));
-      await expectAccepted(iso(now.getTime()));
+      await expectAccepted(iso(clock.ms - CREATED_MAX_BEHIND_MS));
+      await expectAccepted(iso(clock.ms + CREATED_MAX_AHEAD_MS));
+      await expectAccepted(iso(clock.ms));
     });
 
     it('refuses created one millisecond outside either bound: 400 at /created, nothing appended', async () => {
-      await expectRefused(iso(now.getTime() - CREATED_MAX_BEHIND_MS - 1));
-      await expectRefused(iso(now.getTime() + CREATED_MAX_AHEAD_MS + 1));
+      await expectRefused(iso(clock.ms - CREATED_MAX_BEHIND_MS - 1));
+      await expectRefused(iso(clock.ms + CREATED_MAX_AHEAD_MS + 1));
     });
 
     it('applies the bounds to the instant, whatever offset the time is written with', async () => {
@@ -321,15 +320,15 @@ eachDriver('audit publishing', (driver) => {
       const recent = await publishAs(api, { action: 'clock.recent', crud: 'r', tenant_id: tenant.id, actor: { id: 'u-1' } });
       expect(recent.status).toBe(201);
       const [top] = (await api.get<Page>(`/v1/audit?tenant_id=${tenant.id}&limit=1`)).body.items;
-      expect(Date.parse(top!.created)).toBeLessThanOrEqual(now.getTime() + CREATED_MAX_AHEAD_MS);
+      expect(Date.parse(top!.created)).toBeLessThanOrEqual(clock.ms + CREATED_MAX_AHEAD_MS);
       const [globalTop] = (await api.get<Page>('/v1/audit?limit=1')).body.items;
-      expect(Date.parse(globalTop!.created)).toBeLessThanOrEqual(now.getTime() + CREATED_MAX_AHEAD_MS);
+      expect(Date.parse(globalTop!.created)).toBeLessThanOrEqual(clock.ms + CREATED_MAX_AHEAD_MS);
     });
 
     it("measures the window from the registry's clock at receipt, not from the publisher's", async () => {
-      const tenMinutesAhead = iso(now.getTime() + 10 * 60_000);
+      const tenMinutesAhead = iso(clock.ms + 10 * MINUTE_MS);
       await expectRefused(tenMinutesAhead);
-      now = new Date(now.getTime() + 6 * 60_000);
+      clock.advance(6 * MINUTE_MS);
       await expectAccepted(tenMinutesAhead);
       // And the far edge moves with it: what was 30 days back is now 30 days and 6 minutes back.
       await expectRefused(iso(START - CREATED_MAX_BEHIND_MS));
@@ -341,14 +340,14 @@ eachDriver('audit publishing', (driver) => {
     const publisher: AuditPublisher = { sub: 'operator-1', client: null };
 
     beforeAll(async () => {
-      now = new Date(START + 3_600_000);
+      clock.set(START + 60 * MINUTE_MS);
       tenant = await createTenant(api);
     });
 
     /** The canonical size the event will have once stored as the chain's next event (any UUID has the same length). */
     async function storedSizeOf(body: AuditEventInput): Promise<number> {
       const seq = (await chainLength(body.tenant_id ?? PLATFORM_CHAIN)) + 1;
-      return eventBytes(toRecord(body, { id: randomUUID(), chainSeq: seq, prevHash: 'f'.repeat(64), received: now, publisher }));
+      return eventBytes(toRecord(body, { id: randomUUID(), chainSeq: seq, prevHash: 'f'.repeat(64), received: clock.now(), publisher }));
     }
 
     /**
@@ -356,7 +355,7 @@ eachDriver('audit publishing', (driver) => {
      * a hash): the size it is admitted by, so that it fits wherever it lands.
      */
     const largestSizeOf = async (body: AuditEventInput): Promise<number> =>
-      eventBytes(toRecord(body, { id: randomUUID(), chainSeq: Number.MAX_SAFE_INTEGER, prevHash: 'f'.repeat(64), received: now, publisher }));
+      eventBytes(toRecord(body, { id: randomUUID(), chainSeq: Number.MAX_SAFE_INTEGER, prevHash: 'f'.repeat(64), received: clock.now(), publisher }));
 
     /** An event whose canonical form, as `measure` measures it, is exactly `bytes` long (ASCII only). */
     async function eventOfSize(bytes: number, measure = storedSizeOf): Promise<AuditEventInput> {
@@ -433,7 +432,7 @@ eachDriver('audit publishing', (driver) => {
         fields: bigMap(50, 'f'.repeat(500)),
         metadata: bigMap(10, '€'.repeat(500)),
       };
-      const text = JSON.stringify(toRecord(body, { id: randomUUID(), chainSeq: 1, prevHash: null, received: now }));
+      const text = JSON.stringify(toRecord(body, { id: randomUUID(), chainSeq: 1, prevHash: null, received: clock.now() }));
       expect(text.length).toBeLessThan(MAX_EVENT_BYTES);
       expect(Buffer.byteLength(text)).toBeGreaterThan(MAX_EVENT_BYTES);
       await expectTooLarge(body);

@@ -16,6 +16,7 @@ import { createTenant } from '../support/factories.js';
 import { problemOf, type Answer } from '../support/http.js';
 import { identities } from '../support/identities.js';
 import { startServer, startServerOn, type StartedApp, type TestServer } from '../support/server.js';
+import { START } from '../support/time.js';
 
 interface Page {
   items: AuditEvent[];
@@ -27,7 +28,7 @@ interface Fetched {
   text: string;
 }
 
-const NOW = new Date('2026-11-27T10:00:00.000Z');
+const NOW = new Date(START);
 /** The budgets of the server under test: two exports and two verifications at once, one of each per caller. */
 const HEAVY = { export: { perReplica: 2, perCaller: 1 }, verify: { perReplica: 2, perCaller: 1 } };
 /** src/http/audit.ts EXPORT_STALL_MS. */

@@ -6,8 +6,9 @@ import { eachDriver } from '../support/drivers.js';
 import { createTenant, randomSlug } from '../support/factories.js';
 import { problemOf, type Answer, type Client } from '../support/http.js';
 import { startServer, type TestServer } from '../support/server.js';
+import { START } from '../support/time.js';
 
-const NOW = new Date('2026-11-27T10:00:00.000Z');
+const NOW = new Date(START);
 
 eachDriver('audit events commit with their change', (driver) => {
   let server: TestServer;

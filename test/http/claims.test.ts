@@ -11,9 +11,8 @@ import { createTenant, randomSlug } from '../support/factories.js';
 import { problemOf, type Answer, type Client } from '../support/http.js';
 import { identities } from '../support/identities.js';
 import { startServer, startServerOn, type TestServer } from '../support/server.js';
+import { DAY_MS, START, TestClock } from '../support/time.js';
 
-const START = Date.parse('2026-11-27T10:00:00.000Z');
-const DAY_MS = 86_400_000;
 const CLAIMS = '/v1/internal/keycloak/claims';
 
 interface Claims {
@@ -36,17 +35,15 @@ eachDriver('Keycloak claims', (driver) => {
   let server: TestServer;
   let api: Client;
   let service: Client;
-  let now = new Date(START);
+  const clock = new TestClock();
 
   beforeAll(async () => {
-    server = await startServer(driver, { clock: () => now });
+    server = await startServer(driver, { clock: clock.now });
     api = server.api;
     service = await server.as(identities.service());
   });
   afterAll(() => server.close());
-  beforeEach(() => {
-    now = new Date(START);
-  });
+  beforeEach(() => clock.reset());
 
   const claims = async (body: unknown) => {
     const answer = await service.post<Claims>(CLAIMS, { body });
@@ -181,9 +178,9 @@ eachDriver('Keycloak claims', (driver) => {
       expect(await claims({ tenant_id: tenant.id })).toEqual(bundle(tenant, ['compliance', 'portal', 'training'], 'active'));
 
       // compliance has a 14-day trial, training a 30-day one.
-      now = new Date(START + 14 * DAY_MS);
+      clock.set(START + 14 * DAY_MS);
       expect((await claims({ tenant_id: tenant.id })).products).toEqual(['portal', 'training']);
-      now = new Date(START + 31 * DAY_MS);
+      clock.set(START + 31 * DAY_MS);
       expect((await claims({ tenant_slug: tenant.slug })).products).toEqual(['portal']);
       expect((await claimsByQuery(`tenant_id=${tenant.id}`)).products).toEqual(['portal']);
     });

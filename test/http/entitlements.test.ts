@@ -8,27 +8,22 @@ import { createTenant } from '../support/factories.js';
 import { problemOf, type Answer, type Client } from '../support/http.js';
 import { identities } from '../support/identities.js';
 import { startServer, type TestServer } from '../support/server.js';
+import { DAY_MS, iso, MINUTE_MS, START, TestClock } from '../support/time.js';
 
-const START = Date.parse('2026-11-27T10:00:00.000Z');
-const DAY_MS = 86_400_000;
-const iso = (ms: number) => new Date(ms).toISOString();
 const NO_SUCH_TENANT = '7d7e3f0e-8f5c-4c1e-9a8e-2f3c1b0a9d11';
 const ENTITLEMENT_KEYS = ['config', 'days_left', 'granted_at', 'product', 'source', 'status', 'tenant_id', 'trial_ends_at'];
 
 eachDriver('entitlements', (driver) => {
   let server: TestServer;
   let api: Client;
-  let now = new Date(START);
-  const setClock = (ms: number) => {
-    now = new Date(ms);
-  };
+  const clock = new TestClock();
 
   beforeAll(async () => {
-    server = await startServer(driver, { clock: () => now });
+    server = await startServer(driver, { clock: clock.now });
     api = server.api;
   });
   afterAll(() => server.close());
-  beforeEach(() => setClock(START));
+  beforeEach(() => clock.reset());
 
   const list = (tenantId: string, caller = api) => caller.get<{ items: Entitlement[] }>(`/v1/entitlements?tenant_id=${tenantId}`);
   const entitlementOf = async (tenantId: string, product: string) => {
@@ -77,7 +72,7 @@ eachDriver('entitlements', (driver) => {
     it("lists the tenant's entitlements with exactly the documented fields", async () => {
       const tenant = await createTenant(api);
       expect((await list(tenant.id)).body).toEqual({ items: [] });
-      setClock(START + 1_000);
+      clock.set(START + 1_000);
       expect((await put(tenant.id, 'compliance', { config: { seats: 25 } })).status).toBe(200);
       const trial = await startTrial(tenant.id, 'risk');
 
@@ -124,17 +119,17 @@ eachDriver('entitlements', (driver) => {
       const end = START + 14 * DAY_MS;
       expect(trial.trial_ends_at).toBe(iso(end));
 
-      setClock(end - 1);
+      clock.set(end - 1);
       expect(await entitlementOf(tenant.id, 'risk')).toMatchObject({ status: 'trial', days_left: 1, trial_ends_at: iso(end) });
 
-      setClock(end);
+      clock.set(end);
       expect(await entitlementOf(tenant.id, 'risk')).toMatchObject({ status: 'expired', days_left: null, trial_ends_at: iso(end), source: 'trial' });
       const catalog = await api.get<{ items: Array<{ code: string; state: string | null }> }>(`/v1/catalog?tenant_id=${tenant.id}`);
       expect(catalog.body.items.find((item) => item.code === 'risk')).toMatchObject({ state: 'expired', days_left: null });
       expect(await events(tenant.id, 'entitlement.trial_expired')).toEqual([]);
 
       // Reads compute from the clock: turned back, the same row reads as a running trial again.
-      setClock(end - DAY_MS);
+      clock.set(end - DAY_MS);
       expect(await entitlementOf(tenant.id, 'risk')).toMatchObject({ status: 'trial', days_left: 1 });
     });
 
@@ -152,7 +147,7 @@ eachDriver('entitlements', (driver) => {
       ];
       const seen: Array<[number, number | null | undefined]> = [];
       for (const [offset] of cases) {
-        setClock(START + offset);
+        clock.set(START + offset);
         seen.push([offset, (await entitlementOf(tenant.id, 'compliance'))?.days_left]);
       }
       expect(seen).toEqual(cases);
@@ -182,7 +177,7 @@ eachDriver('entitlements', (driver) => {
       const tenant = await createTenant(api);
       await setup(tenant.id);
       // 20 days in, a training trial still runs; 31 days in, it has ended.
-      setClock(START + (from === 'expired' ? 31 : 20) * DAY_MS);
+      clock.set(START + (from === 'expired' ? 31 : 20) * DAY_MS);
       expect((await entitlementOf(tenant.id, 'training'))?.status ?? 'none').toBe(from);
       const earlierGrants = (await events(tenant.id, 'entitlement.granted')).length;
 
@@ -194,7 +189,7 @@ eachDriver('entitlements', (driver) => {
         status: 'active',
         source: 'operator',
         days_left: null,
-        granted_at: now.toISOString(),
+        granted_at: clock.now().toISOString(),
         config: { seats: 40, sso: true },
       });
       expect(Object.keys(answer.body).sort()).toEqual(ENTITLEMENT_KEYS);
@@ -209,7 +204,7 @@ eachDriver('entitlements', (driver) => {
         actor: { id: 'operator-1', name: 'olga.operator' },
         target: { id: 'training', type: 'product', name: 'training' },
         fields: { from_status: from, requests_closed: from === 'requested' ? '1' : '0' },
-        created: now.toISOString(),
+        created: clock.now().toISOString(),
       });
     });
 
@@ -219,7 +214,7 @@ eachDriver('entitlements', (driver) => {
       expect((await put(tenant.id, 'api', { config })).body.config).toEqual(config);
       expect((await entitlementOf(tenant.id, 'api'))?.config).toEqual(config);
 
-      setClock(START + DAY_MS);
+      clock.set(START + DAY_MS);
       const kept = await put(tenant.id, 'api', {});
       expect(kept.status).toBe(200);
       expect(kept.body).toMatchObject({ config, granted_at: iso(START + DAY_MS) });
@@ -251,7 +246,7 @@ eachDriver('entitlements', (driver) => {
       const tenant = await createTenant(api);
       const compliance = await askSales(tenant.id, 'compliance', await server.as(identities.itAdmin(tenant.id)));
       const risk = await askSales(tenant.id, 'risk');
-      setClock(START + 2 * DAY_MS);
+      clock.set(START + 2 * DAY_MS);
       expect((await put(tenant.id, 'compliance')).status).toBe(200);
 
       expect(await requestsOf(tenant.id, 'open')).toEqual([risk]);
@@ -262,7 +257,7 @@ eachDriver('entitlements', (driver) => {
       expect(event?.fields).toEqual({ from_status: 'requested', requests_closed: '1' });
 
       // Granting again finds nothing left to close.
-      setClock(START + 3 * DAY_MS);
+      clock.set(START + 3 * DAY_MS);
       expect((await put(tenant.id, 'compliance')).status).toBe(200);
       expect((await events(tenant.id, 'entitlement.granted'))[0]?.fields).toEqual({ from_status: 'active', requests_closed: '0' });
     });
@@ -287,7 +282,7 @@ eachDriver('entitlements', (driver) => {
     it('revokes (204) once: a second revoke answers 204 and writes nothing', async () => {
       const tenant = await createTenant(api);
       expect((await put(tenant.id, 'compliance', { config: { seats: 5 } })).status).toBe(200);
-      setClock(START + DAY_MS);
+      clock.set(START + DAY_MS);
       const answer = await remove(tenant.id, 'compliance');
       expect(answer.status).toBe(204);
       expect(answer.text).toBe('');
@@ -305,7 +300,7 @@ eachDriver('entitlements', (driver) => {
       });
 
       const before = await eventCount();
-      setClock(START + 2 * DAY_MS);
+      clock.set(START + 2 * DAY_MS);
       expect((await remove(tenant.id, 'compliance')).status).toBe(204);
       expect(await eventCount()).toBe(before);
       expect(await events(tenant.id, 'entitlement.revoked')).toHaveLength(1);
@@ -361,7 +356,7 @@ eachDriver('entitlements', (driver) => {
       const asItAdmin = { id: `it-admin-${tenant.id}`, name: 'ivan.itadmin', href: null, fields: { kind: 'user', tenant_id: tenant.id } };
       const asOperator = { id: 'operator-1', name: 'olga.operator', href: null, fields: { kind: 'user' } };
 
-      const tick = (minutes: number) => setClock(START + minutes * 60_000);
+      const tick = (minutes: number) => clock.set(START + minutes * MINUTE_MS);
       tick(1);
       const request = await askSales(tenant.id, 'compliance', itAdmin);
       tick(2);
@@ -407,12 +402,12 @@ eachDriver('entitlements', (driver) => {
       const end = START + 30 * DAY_MS;
       const expired = () => events(tenant.id, 'entitlement.trial_expired');
 
-      setClock(end - 1);
-      await recordExpiredTrials(server.db, now);
+      clock.set(end - 1);
+      await recordExpiredTrials(server.db, clock.now());
       expect(await expired()).toEqual([]);
 
-      setClock(end);
-      await recordExpiredTrials(server.db, now);
+      clock.set(end);
+      await recordExpiredTrials(server.db, clock.now());
       const [event, ...more] = await expired();
       expect(more).toEqual([]);
       expect(event).toMatchObject({
@@ -425,9 +420,9 @@ eachDriver('entitlements', (driver) => {
         created: iso(end),
       });
 
-      setClock(end + DAY_MS);
-      await recordExpiredTrials(server.db, now);
-      expect(await recordExpiredTrials(server.db, now)).toBe(0);
+      clock.set(end + DAY_MS);
+      await recordExpiredTrials(server.db, clock.now());
+      expect(await recordExpiredTrials(server.db, clock.now())).toBe(0);
       expect(await expired()).toHaveLength(1);
       expect(await entitlementOf(tenant.id, 'training')).toMatchObject({ status: 'expired' });
       expect((await verify(tenant.id)).ok).toBe(true);
@@ -437,11 +432,11 @@ eachDriver('entitlements', (driver) => {
       const tenant = await createTenant(api);
       await startTrial(tenant.id, 'risk');
       await startTrial(tenant.id, 'compliance');
-      setClock(START + DAY_MS);
+      clock.set(START + DAY_MS);
       expect((await remove(tenant.id, 'risk')).status).toBe(204);
       expect((await put(tenant.id, 'compliance')).status).toBe(200);
-      setClock(START + 15 * DAY_MS);
-      await recordExpiredTrials(server.db, now);
+      clock.set(START + 15 * DAY_MS);
+      await recordExpiredTrials(server.db, clock.now());
       expect(await events(tenant.id, 'entitlement.trial_expired')).toEqual([]);
     });
 
@@ -459,9 +454,9 @@ eachDriver('entitlements', (driver) => {
       const tenant = await createTenant(api);
       await startTrial(tenant.id, 'risk');
       // The trial ends, and the change comes before the job's next round.
-      setClock(START + 14 * DAY_MS + 1_000);
+      clock.set(START + 14 * DAY_MS + 1_000);
       await change(tenant.id);
-      await recordExpiredTrials(server.db, now);
+      await recordExpiredTrials(server.db, clock.now());
       expect((await events(tenant.id, 'entitlement.trial_expired')).map((e) => e.fields)).toEqual([
         { trial_ends_at: iso(START + 14 * DAY_MS) },
       ]);

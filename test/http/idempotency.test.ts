@@ -5,20 +5,19 @@ import { createTenant, randomSlug } from '../support/factories.js';
 import { problemOf, type Client } from '../support/http.js';
 import { identities } from '../support/identities.js';
 import { startServer, type TestServer } from '../support/server.js';
+import { START, TestClock } from '../support/time.js';
 
 const HOUR = 3_600_000;
 
 eachDriver('Idempotency-Key', (driver) => {
   let server: TestServer;
   let api: Client;
-  let now = new Date('2026-11-27T10:00:00.000Z');
+  const clock = new TestClock();
   beforeAll(async () => {
-    server = await startServer(driver, { clock: () => now });
+    server = await startServer(driver, { clock: clock.now });
     api = server.api;
   });
-  beforeEach(() => {
-    now = new Date('2026-11-27T10:00:00.000Z');
-  });
+  beforeEach(() => clock.reset());
   afterAll(() => server.close());
 
   const withKey = (key: string) => ({ 'idempotency-key': key });
@@ -131,7 +130,7 @@ eachDriver('Idempotency-Key', (driver) => {
     const key = `old-${randomSlug()}`;
     const first = await api.post('/v1/tenants', { body: { slug: randomSlug(), name: 'Yesterday' }, headers: withKey(key) });
     expect(first.status).toBe(201);
-    now = new Date(now.getTime() + 24 * HOUR + 1);
+    clock.advance(24 * HOUR + 1);
     const second = await api.post('/v1/tenants', { body: { slug: randomSlug(), name: 'Today' }, headers: withKey(key) });
     expect(second.status).toBe(201);
     expect(second.headers.get('idempotent-replayed')).toBeNull();
@@ -151,7 +150,7 @@ it('housekeeping deletes only expired answers', async () => {
   const { openMigratedDatabase } = await import('../support/drivers.js');
   const database = await openMigratedDatabase('pglite');
   try {
-    const now = new Date('2026-11-27T10:00:00.000Z');
+    const now = new Date(START);
     await database.db.query(
       `INSERT INTO idempotency_keys (principal, key, request_hash, expires_at) VALUES
          ('p', 'old', 'h', $1), ('p', 'fresh', 'h', $2)`,

@@ -15,12 +15,10 @@ import { createTenant } from '../support/factories.js';
 import { problemOf, type Answer, type Client } from '../support/http.js';
 import { identities } from '../support/identities.js';
 import { startServerOn, type StartedApp } from '../support/server.js';
+import { DAY_MS, iso, START, TestClock } from '../support/time.js';
 
 type CreatedKey = ApiKey & { key: string };
 
-const START = Date.parse('2026-11-27T10:00:00.000Z');
-const DAY_MS = 86_400_000;
-const iso = (ms: number) => new Date(ms).toISOString();
 const VERIFY = '/v1/internal/api-keys/verify';
 const ANSWER_FIELDS = ['code', 'expires_at', 'key_id', 'plan', 'products', 'scopes', 'slug', 'tenant_id', 'tenant_status', 'valid'];
 
@@ -58,16 +56,13 @@ eachDriver('key verification', (driver) => {
   let server: StartedApp;
   let api: Client;
   let service: Client;
-  let now = new Date(START);
-  const setClock = (ms: number) => {
-    now = new Date(ms);
-  };
+  const clock = new TestClock();
 
   beforeAll(async () => {
     database = await openMigratedDatabase(driver);
     const wrapped = breakable(database.db);
     faults = wrapped.state;
-    server = await startServerOn(wrapped.db, { clock: () => now });
+    server = await startServerOn(wrapped.db, { clock: clock.now });
     api = server.api;
     service = await server.as(identities.service());
   });
@@ -76,7 +71,7 @@ eachDriver('key verification', (driver) => {
     await database.close();
   });
   beforeEach(() => {
-    setClock(START);
+    clock.reset();
     faults.broken = false;
   });
 
@@ -167,7 +162,7 @@ eachDriver('key verification', (driver) => {
         tenant_id: tenant.id,
       });
       // Revoked goes before expired.
-      setClock(START + 120_000);
+      clock.set(START + 120_000);
       expect((await verify(created.key)).code).toBe('REVOKED');
     });
 
@@ -176,9 +171,9 @@ eachDriver('key verification', (driver) => {
       await notificationsArrive();
       expect((await verify(created.key)).code).toBe('VALID');
       await withBrokenDatabase(async () => {
-        setClock(START + 59_999);
+        clock.set(START + 59_999);
         expect((await verify(created.key)).code).toBe('VALID');
-        setClock(START + 60_000);
+        clock.set(START + 60_000);
         expect(await verify(created.key)).toMatchObject({ valid: false, code: 'EXPIRED', key_id: created.id, expires_at: iso(START + 60_000) });
       });
     });
@@ -221,9 +216,9 @@ eachDriver('key verification', (driver) => {
       await notificationsArrive();
       expect((await verify(created.key, { product: 'compliance' })).code).toBe('VALID');
       await withBrokenDatabase(async () => {
-        setClock(START + 14 * DAY_MS - 1);
+        clock.set(START + 14 * DAY_MS - 1);
         expect((await verify(created.key, { product: 'compliance' })).code).toBe('VALID');
-        setClock(START + 14 * DAY_MS);
+        clock.set(START + 14 * DAY_MS);
         expect((await verify(created.key, { product: 'compliance' })).code).toBe('NOT_ENTITLED');
         expect((await verify(created.key)).code).toBe('VALID');
       });
@@ -335,13 +330,13 @@ eachDriver('key verification', (driver) => {
             return () => stop().catch(() => {});
           },
         };
-        gone = await startServerOn(quiet, { clock: () => now });
+        gone = await startServerOn(quiet, { clock: clock.now });
         await db.close();
         closeDatabase = () => Promise.resolve();
       } else {
         // Nothing listens on port 1: every connection is refused.
         const db = openPg({ url: 'postgres://postgres@127.0.0.1:1/nothing', poolSize: 1 });
-        gone = await startServerOn(db, { clock: () => now });
+        gone = await startServerOn(db, { clock: clock.now });
         closeDatabase = () => db.close();
       }
       caller = await gone.as(identities.service());

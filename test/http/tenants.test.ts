@@ -4,9 +4,9 @@ import { eachDriver } from '../support/drivers.js';
 import { createTenant, randomSlug } from '../support/factories.js';
 import { problemOf, type Client } from '../support/http.js';
 import { startServer, type TestServer } from '../support/server.js';
+import { DAY_MS, START } from '../support/time.js';
 
-const NOW = new Date('2026-11-27T10:00:00.000Z');
-const DAY_MS = 86_400_000;
+const NOW = new Date(START);
 
 eachDriver('tenants', (driver) => {
   let server: TestServer;

@@ -8,9 +8,9 @@ import { openPg } from '../../src/store/pg-driver.js';
 import { insertTenant } from '../../src/store/tenants.js';
 import { eachDriver, openMigratedDatabase, type TestDatabase } from '../support/drivers.js';
 import { randomSlug } from '../support/factories.js';
+import { DAY_MS } from '../support/time.js';
 
 const NOW = new Date('2026-11-27T12:00:00.000Z');
-const DAY = 86_400_000;
 const at = (offsetMs: number) => new Date(NOW.getTime() + offsetMs);
 
 async function tenantWithTrials(db: Database, ends: Record<string, Date>): Promise<string> {
@@ -25,7 +25,7 @@ async function tenantWithTrials(db: Database, ends: Record<string, Date>): Promi
     stripeId: null,
     salesOwner: null,
   });
-  for (const [product, endsAt] of Object.entries(ends)) await startTrial(db, tenant.id, product, at(-30 * DAY), endsAt);
+  for (const [product, endsAt] of Object.entries(ends)) await startTrial(db, tenant.id, product, at(-30 * DAY_MS), endsAt);
   return tenant.id;
 }
 
@@ -45,30 +45,30 @@ eachDriver('trial expiry job', (driver) => {
   afterAll(() => database.close());
 
   it('writes one event per ended trial, none for running ones, and nothing on the next round', async () => {
-    const tenantId = await tenantWithTrials(db, { risk: at(-DAY), compliance: at(0), training: at(DAY) });
+    const tenantId = await tenantWithTrials(db, { risk: at(-DAY_MS), compliance: at(0), training: at(DAY_MS) });
     expect(await recordExpiredTrials(db, NOW)).toBeGreaterThanOrEqual(2);
     expect(await expiryEvents(db, tenantId)).toEqual([
       { product: 'compliance', fields: { trial_ends_at: at(0).toISOString() } },
-      { product: 'risk', fields: { trial_ends_at: at(-DAY).toISOString() } },
+      { product: 'risk', fields: { trial_ends_at: at(-DAY_MS).toISOString() } },
     ]);
     expect(await recordExpiredTrials(db, NOW)).toBe(0);
     expect(await expiryEvents(db, tenantId)).toHaveLength(2);
 
     // A day later the third trial has ended too: exactly one more event.
-    await recordExpiredTrials(db, at(DAY));
+    await recordExpiredTrials(db, at(DAY_MS));
     expect((await expiryEvents(db, tenantId)).map((e) => e.product)).toEqual(['compliance', 'risk', 'training']);
     expect(await verifyChain(walkChain(db, tenantId), await chainHead(db, tenantId))).toMatchObject({ ok: true });
   });
 
   it('records a backlog larger than one batch', async () => {
-    const ends = Object.fromEntries(Array.from({ length: 130 }, (_, i) => [`product-${i}`, at(-DAY)]));
+    const ends = Object.fromEntries(Array.from({ length: 130 }, (_, i) => [`product-${i}`, at(-DAY_MS)]));
     const tenantId = await tenantWithTrials(db, ends);
     await recordExpiredTrials(db, NOW);
     expect(await expiryEvents(db, tenantId)).toHaveLength(130);
   });
 
   it('writes each event exactly once with two workers at the same time', async () => {
-    const ends = Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`p-${i}`, at(-DAY)]));
+    const ends = Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`p-${i}`, at(-DAY_MS)]));
     const tenantId = await tenantWithTrials(db, ends);
     // On PostgreSQL the second worker is a second pool, like a second replica; PGlite has one
     // connection, so there the two rounds interleave on it.

@@ -11,7 +11,7 @@ import { DRIVERS } from '../support/drivers.js';
 import { randomSlug } from '../support/factories.js';
 import { client, problemOf } from '../support/http.js';
 import { createTestPgDatabase, type TestPgDatabase } from '../support/postgres.js';
-import { devToken, freePort, runMigrate, spawnService, startService, stopAll, stopService, type ServiceProcess } from './spawn.js';
+import { devToken, freePort, PROCESS_TEST_TIMEOUT_MS, PROCESS_WAIT_MS, runMigrate, spawnService, startService, stopAll, stopService, type ServiceProcess } from './spawn.js';
 
 afterEach(() => stopAll());
 afterAll(() => stopAll());
@@ -21,7 +21,7 @@ async function bootFailure(env: Record<string, string>): Promise<ServiceProcess>
   // LOG_LEVEL=info makes Fastify print "Server listening" the moment it listens, so an empty
   // stdout proves the process never opened its port.
   const service = spawnService({ LOG_LEVEL: 'info', ...env }, await freePort());
-  const exit = await service.waitForExit(20_000);
+  const exit = await service.waitForExit(PROCESS_WAIT_MS);
   expect(exit, 'the process should have exited at boot').not.toBeNull();
   expect(exit?.signal).toBeNull();
   expect(exit?.code).toBeGreaterThan(0);
@@ -70,7 +70,7 @@ describe('bad configuration stops the process at boot', () => {
 });
 
 describe('embedded database', () => {
-  it('is the default: starts seeded with the acme tenant and is ready', { timeout: 60_000 }, async () => {
+  it('is the default: starts seeded with the acme tenant and is ready', { timeout: PROCESS_TEST_TIMEOUT_MS }, async () => {
     const service = await startService();
     const api = client(service.baseUrl, await devToken(service.baseUrl));
 
@@ -89,7 +89,7 @@ describe('embedded database', () => {
       dataDir = undefined;
     });
 
-    it('keeps tenants across a restart and seeds acme only once', { timeout: 90_000 }, async () => {
+    it('keeps tenants across a restart and seeds acme only once', { timeout: PROCESS_TEST_TIMEOUT_MS }, async () => {
       dataDir = await mkdtemp(path.join(tmpdir(), 'tenant-registry-boot-'));
       const slug = randomSlug('persist');
 
@@ -128,7 +128,7 @@ describe.runIf(DRIVERS.includes('pg'))('real PostgreSQL', () => {
     database = undefined;
   });
 
-  it('refuses pending migrations, then serves once migrated, without seeding', { timeout: 90_000 }, async () => {
+  it('refuses pending migrations, then serves once migrated, without seeding', { timeout: PROCESS_TEST_TIMEOUT_MS }, async () => {
     database = await createTestPgDatabase();
     // Tokens come from the development issuer, on this throwaway database.
     const env = { DATABASE_URL: database.url, DEV_ISSUER_WITH_DATABASE: 'true' };

@@ -9,7 +9,7 @@ import { randomSlug } from '../support/factories.js';
 import { client, problemOf, type Client } from '../support/http.js';
 import { identities } from '../support/identities.js';
 import { startTestIssuer, type TestIssuer } from '../support/issuer.js';
-import { PROJECT_DIR, freePort, spawnService, startService, stopAll, type ServiceProcess } from './spawn.js';
+import { PROCESS_TEST_TIMEOUT_MS, PROCESS_WAIT_MS, PROJECT_DIR, freePort, spawnService, startService, stopAll, type ServiceProcess } from './spawn.js';
 
 // spawn.ts clears only some of the variables config.ts reads; the auth ones are cleared here so
 // a developer's shell cannot change what these tests see.
@@ -73,7 +73,7 @@ beforeAll(async () => {
     startService({ APP_ENV: 'dev', ...AUTH_DEFAULTS }),
     startService({ APP_ENV: 'dev', KEYCLOAK_ISSUER: issuer.url, ...AUTH_DEFAULTS }),
   ]);
-}, 60_000);
+}, PROCESS_TEST_TIMEOUT_MS);
 afterAll(async () => {
   await stopAll();
   await issuer?.close();
@@ -127,13 +127,13 @@ describe('APP_ENV=dev without KEYCLOAK_ISSUER', () => {
     expect(problemOf(answer).code).toBe('unauthorized');
   });
 
-  it('prints a working token with `npm run token -- --role platform_admin --url <base>`', { timeout: 30_000 }, async () => {
+  it('prints a working token with `npm run token -- --role platform_admin --url <base>`', { timeout: PROCESS_TEST_TIMEOUT_MS }, async () => {
     const token = await cliToken(['--role', 'platform_admin', '--url', service.baseUrl]);
     const created = await client(service.baseUrl, token).post('/v1/tenants', { body: { slug: randomSlug('cli'), name: 'CLI GmbH' } });
     expect(created.status, created.text).toBe(201);
   });
 
-  it('prints a --tenant token that reads that tenant, and gets 404 for another', { timeout: 30_000 }, async () => {
+  it('prints a --tenant token that reads that tenant, and gets 404 for another', { timeout: PROCESS_TEST_TIMEOUT_MS }, async () => {
     const tenant = await admin.post<{ tenant: Tenant }>('/v1/tenants', { body: { slug: randomSlug('own'), name: 'Own GmbH' } });
     expect(tenant.status).toBe(201);
     const { id } = tenant.body.tenant;
@@ -192,7 +192,7 @@ describe('APP_ENV=dev with KEYCLOAK_ISSUER', () => {
     expect(keycloak.discoveryFetches).toBe(1);
   });
 
-  it('makes `npm run token` say so and exit non-zero', { timeout: 30_000 }, async () => {
+  it('makes `npm run token` say so and exit non-zero', { timeout: PROCESS_TEST_TIMEOUT_MS }, async () => {
     const result = await runTokenCli(['--role', 'platform_admin', '--url', service.baseUrl]);
     expect(result.code).toBe(1);
     expect(result.stdout).toBe('');
@@ -203,12 +203,12 @@ describe('APP_ENV=dev with KEYCLOAK_ISSUER', () => {
 describe('outside dev', () => {
   it.each(['stage', 'prod'])(
     'APP_ENV=%s with DATABASE_URL but no KEYCLOAK_ISSUER refuses to start, in one line naming KEYCLOAK_ISSUER',
-    { timeout: 30_000 },
+    { timeout: PROCESS_TEST_TIMEOUT_MS },
     async (appEnv) => {
       // LOG_LEVEL=info would print "Server listening" had it listened: stdout stays empty. Nothing
       // listens at the database URL either, so a process that got past the check fails differently.
       const service = spawnService({ APP_ENV: appEnv, DATABASE_URL: 'postgres://registry@127.0.0.1:1/registry', LOG_LEVEL: 'info', ...AUTH_DEFAULTS }, await freePort());
-      const exit = await service.waitForExit(20_000);
+      const exit = await service.waitForExit(PROCESS_WAIT_MS);
       expect(exit, 'the process should have exited').not.toBeNull();
       expect(exit?.code).toBeGreaterThan(0);
       expect(service.stdout()).toBe('');

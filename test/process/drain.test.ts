@@ -2,12 +2,12 @@
 // once it says not ready. Through the whole sequence (SIGTERM, drain, close) no request fails.
 import { afterEach, describe, expect, it } from 'vitest';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { devToken, startService, stopAll } from './spawn.js';
+import { devToken, PROCESS_TEST_TIMEOUT_MS, PROCESS_WAIT_MS, startService, stopAll } from './spawn.js';
 
 afterEach(() => stopAll());
 
 describe('SIGTERM with a drain delay', () => {
-  it('turns /readyz 503 first, keeps serving through the drain, then exits 0: no request fails', { timeout: 60_000 }, async () => {
+  it('turns /readyz 503 first, keeps serving through the drain, then exits 0: no request fails', { timeout: PROCESS_TEST_TIMEOUT_MS }, async () => {
     // No rate limit: four clients in a loop would exceed any per-caller budget within the test.
     const service = await startService({ SHUTDOWN_DRAIN_SECONDS: '2', LOG_LEVEL: 'info', RATE_LIMIT_PER_MINUTE: '0' });
     const token = await devToken(service.baseUrl);
@@ -37,7 +37,7 @@ describe('SIGTERM with a drain delay', () => {
     service.child.kill('SIGTERM');
     await Promise.all([balancer, ...clients]);
     const leftRotationAfter = performance.now() - signalledAt;
-    const exit = await service.waitForExit(10_000);
+    const exit = await service.waitForExit(PROCESS_WAIT_MS);
 
     expect(outcomes.length).toBeGreaterThan(20);
     expect(outcomes.filter((status) => status !== 200)).toEqual([]);
@@ -49,7 +49,7 @@ describe('SIGTERM with a drain delay', () => {
     expect(service.stdout()).toContain('not ready, still serving');
   });
 
-  it('answers /readyz 503 draining during the drain, while serving everything else', { timeout: 60_000 }, async () => {
+  it('answers /readyz 503 draining during the drain, while serving everything else', { timeout: PROCESS_TEST_TIMEOUT_MS }, async () => {
     const service = await startService({ SHUTDOWN_DRAIN_SECONDS: '2' });
     const token = await devToken(service.baseUrl);
     service.child.kill('SIGTERM');
@@ -60,14 +60,14 @@ describe('SIGTERM with a drain delay', () => {
     const served = await fetch(`${service.baseUrl}/v1/tenants/by-slug/acme`, { headers: { authorization: `Bearer ${token}` } });
     expect(served.status).toBe(200);
     expect((await fetch(`${service.baseUrl}/healthz`)).status).toBe(200);
-    expect(await service.waitForExit(10_000)).toMatchObject({ code: 0 });
+    expect(await service.waitForExit(PROCESS_WAIT_MS)).toMatchObject({ code: 0 });
   });
 
-  it('skips the drain on SIGINT (Ctrl-C in a terminal)', { timeout: 60_000 }, async () => {
+  it('skips the drain on SIGINT (Ctrl-C in a terminal)', { timeout: PROCESS_TEST_TIMEOUT_MS }, async () => {
     const service = await startService({ SHUTDOWN_DRAIN_SECONDS: '30' });
     const sentAt = performance.now();
     service.child.kill('SIGINT');
-    const exit = await service.waitForExit(10_000);
+    const exit = await service.waitForExit(PROCESS_WAIT_MS);
     expect(exit).toMatchObject({ code: 0 });
     expect(exit!.at - sentAt).toBeLessThan(5_000);
   });

@@ -12,7 +12,7 @@ import { client, problemOf, type Client } from '../support/http.js';
 import { identities } from '../support/identities.js';
 import { startTestIssuer, type TestIssuer } from '../support/issuer.js';
 import { createTestPgDatabase, type TestPgDatabase } from '../support/postgres.js';
-import { freePort, runMigrate, spawnService, startService, stopAll, stopService, type ServiceProcess } from './spawn.js';
+import { freePort, PROCESS_TEST_TIMEOUT_MS, PROCESS_WAIT_MS, runMigrate, spawnService, startService, stopAll, stopService, type ServiceProcess } from './spawn.js';
 
 afterAll(() => stopAll());
 
@@ -36,7 +36,7 @@ const PROD = {
 async function refusedBoot(env: Record<string, string>): Promise<string> {
   // LOG_LEVEL=info would print "Server listening" had it listened: stdout must stay empty.
   const service = spawnService({ LOG_LEVEL: 'info', ...env }, await freePort());
-  const exit = await service.waitForExit(20_000);
+  const exit = await service.waitForExit(PROCESS_WAIT_MS);
   expect(exit, 'the process should have exited at boot').toMatchObject({ code: 1, signal: null });
   expect(service.stdout()).toBe('');
   // One line on stderr, whatever the number of problems.
@@ -47,19 +47,19 @@ async function refusedBoot(env: Record<string, string>): Promise<string> {
 describe('outside dev, the process refuses to start', () => {
   afterEach(() => stopAll());
 
-  it('without KEYCLOAK_AUDIENCE: a token minted for any other client of the realm would pass', { timeout: 30_000 }, async () => {
+  it('without KEYCLOAK_AUDIENCE: a token minted for any other client of the realm would pass', { timeout: PROCESS_TEST_TIMEOUT_MS }, async () => {
     const stderr = await refusedBoot({ ...PROD, KEYCLOAK_AUDIENCE: '' });
     expect(stderr).toBe('tenant-registry: invalid KEYCLOAK_AUDIENCE: expected the audience tokens must carry in aud when APP_ENV is prod\n');
   });
 
-  it('without KEYCLOAK_ADMIN_URL, unless provisioning is turned off, and says how', { timeout: 30_000 }, async () => {
+  it('without KEYCLOAK_ADMIN_URL, unless provisioning is turned off, and says how', { timeout: PROCESS_TEST_TIMEOUT_MS }, async () => {
     const stderr = await refusedBoot({ ...PROD, APP_ENV: 'stage', KEYCLOAK_ADMIN_URL: '' });
     expect(stderr).toBe(
       'tenant-registry: invalid KEYCLOAK_ADMIN_URL: expected an http(s) URL of Keycloak when APP_ENV is stage, or KEYCLOAK_PROVISIONING=off\n',
     );
   });
 
-  it('naming every missing variable in one line, and no value', { timeout: 30_000 }, async () => {
+  it('naming every missing variable in one line, and no value', { timeout: PROCESS_TEST_TIMEOUT_MS }, async () => {
     const stderr = await refusedBoot({ APP_ENV: 'prod', DATABASE_URL: UNREACHABLE.DATABASE_URL, ADDR: 'abc' });
     const named = [...stderr.matchAll(/invalid ([A-Z_]+): expected/g)].map((match) => match[1]);
     expect(named).toEqual(['ADDR', 'KEYCLOAK_ISSUER', 'API_KEY_PEPPER', 'KEYCLOAK_AUDIENCE', 'KEYCLOAK_ADMIN_URL']);
@@ -67,7 +67,7 @@ describe('outside dev, the process refuses to start', () => {
     expect(stderr).not.toContain('hunter2secret');
   });
 
-  it('in dev, with the development issuer on a DATABASE_URL database it was not asked to run on', { timeout: 30_000 }, async () => {
+  it('in dev, with the development issuer on a DATABASE_URL database it was not asked to run on', { timeout: PROCESS_TEST_TIMEOUT_MS }, async () => {
     const stderr = await refusedBoot({ APP_ENV: 'dev', DATABASE_URL: UNREACHABLE.DATABASE_URL });
     expect(stderr).toMatch(/^tenant-registry: invalid KEYCLOAK_ISSUER: expected .*DEV_ISSUER_WITH_DATABASE=true/);
     expect(stderr).not.toContain('hunter2secret');
@@ -104,14 +104,14 @@ describe.runIf(DRIVERS.includes('pg'))('prod on a real PostgreSQL, provisioning 
     }
   };
 
-  it('migrate up runs with only DATABASE_URL and APP_ENV=prod, as an init container runs it', { timeout: 60_000 }, async () => {
+  it('migrate up runs with only DATABASE_URL and APP_ENV=prod, as an init container runs it', { timeout: PROCESS_TEST_TIMEOUT_MS }, async () => {
     const up = await runMigrate(['up'], { APP_ENV: 'prod', DATABASE_URL: database.url });
     expect(up.code, up.stderr).toBe(0);
     expect(up.stdout).toContain('applied 0001_init');
     expect(await tablesIn(database.url)).toContain('tenants');
   });
 
-  it('starts with KEYCLOAK_PROVISIONING=off and no Keycloak, and the boot log says what is off', { timeout: 60_000 }, async () => {
+  it('starts with KEYCLOAK_PROVISIONING=off and no Keycloak, and the boot log says what is off', { timeout: PROCESS_TEST_TIMEOUT_MS }, async () => {
     service = await startService({
       APP_ENV: 'prod',
       DATABASE_URL: database.url,
@@ -122,7 +122,7 @@ describe.runIf(DRIVERS.includes('pg'))('prod on a real PostgreSQL, provisioning 
       LOG_LEVEL: 'info',
     });
     api = client(service.baseUrl, await issuer.mint(identities.platformAdmin(), { audience: AUDIENCE }));
-    await service.waitForOutput('tenant-registry ready', 10_000);
+    await service.waitForOutput('tenant-registry ready', PROCESS_WAIT_MS);
     const lines = service
       .stdout()
       .split('\n')
@@ -172,7 +172,7 @@ describe.runIf(DRIVERS.includes('pg'))('prod on a real PostgreSQL, provisioning 
     expect(problemOf(retried).code).toBe('keycloak_provisioning_off');
   });
 
-  it('migrate down-all refuses in prod without the flag, naming it, and leaves every table', { timeout: 60_000 }, async () => {
+  it('migrate down-all refuses in prod without the flag, naming it, and leaves every table', { timeout: PROCESS_TEST_TIMEOUT_MS }, async () => {
     expect(await stopService(service, 'SIGTERM')).toMatchObject({ code: 0 });
     const before = await tablesIn(database.url);
     const env = { APP_ENV: 'prod', DATABASE_URL: database.url };

@@ -7,8 +7,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApiKey } from '../../src/http/schemas/api-key.js';
 import type { Tenant } from '../../src/http/schemas/tenant.js';
 import { randomSlug } from '../support/factories.js';
+import { DAY_MS } from '../support/time.js';
 import { call, type Answer, type RequestOptions } from '../support/http.js';
-import { devToken, startService, stopAll, stopService, type ServiceProcess } from './spawn.js';
+import { devToken, PROCESS_TEST_TIMEOUT_MS, startService, stopAll, stopService, type ServiceProcess } from './spawn.js';
 
 type CreatedKey = ApiKey & { key: string };
 
@@ -91,7 +92,7 @@ beforeAll(async () => {
     name: 'limited',
     scopes: ['documents:read'],
     products: ['compliance'],
-    expires_at: new Date(Date.now() + 86_400_000).toISOString(),
+    expires_at: new Date(Date.now() + DAY_MS).toISOString(),
   });
   const doomed = await issue('/v1/api-keys', { tenant_id: tenant.id, name: 'doomed' });
 
@@ -145,7 +146,7 @@ beforeAll(async () => {
   const exit = await stopService(service);
   expect(exit?.code).toBe(0);
   logs = service.stdout() + service.stderr();
-}, 60_000);
+}, PROCESS_TEST_TIMEOUT_MS);
 
 afterAll(() => stopAll());
 

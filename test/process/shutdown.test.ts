@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import type { Tenant } from '../../src/http/schemas/tenant.js';
 import { randomSlug } from '../support/factories.js';
-import { devToken, startService, stopAll, type ServiceProcess } from './spawn.js';
+import { devToken, PROCESS_TEST_TIMEOUT_MS, PROCESS_WAIT_MS, startService, stopAll, type ServiceProcess } from './spawn.js';
 
 interface RawResponse {
   status: number;
@@ -108,7 +108,7 @@ async function startPartialCreate(service: ServiceProcess, extraHeaders: string[
       '',
     ].join('\r\n') + json.slice(0, half),
   );
-  await waitFor('100 Continue', () => (connection.received().includes('100 Continue') ? true : null), 5_000);
+  await waitFor('100 Continue', () => (connection.received().includes('100 Continue') ? true : null), PROCESS_WAIT_MS);
   return {
     slug,
     connection,
@@ -123,48 +123,48 @@ describe('graceful shutdown', () => {
     ['a client that sends Connection: close', ['Connection: close']],
   ])(
     'SIGTERM stops accepting, finishes the in-flight request of %s, exits 0',
-    { timeout: 60_000 },
+    { timeout: PROCESS_TEST_TIMEOUT_MS },
     async (_client, extraHeaders) => {
       const service = await startService({ LOG_LEVEL: 'info' });
       const request = await startPartialCreate(service, extraHeaders);
 
       service.child.kill('SIGTERM');
-      await service.waitForOutput('shutting down', 5_000);
+      await service.waitForOutput('shutting down', PROCESS_WAIT_MS);
       await sleep(300);
       expect(await tryConnect(service.port)).toBe('ECONNREFUSED');
       expect(service.isRunning()).toBe(true);
 
       request.sendRest();
-      const response = await request.response(5_000);
+      const response = await request.response(PROCESS_WAIT_MS);
       expect(response.status).toBe(201);
       const created = JSON.parse(response.body) as { tenant: Tenant };
       expect(created.tenant).toMatchObject({ slug: request.slug, name: 'Drained Ltd', status: 'trial' });
       // app.ts promises that requests served while closing are told Connection: close.
       expect.soft(response.headers.connection).toBe('close');
 
-      const exit = await service.waitForExit(5_000);
-      expect(exit, `still running 5 s after the response; stdout:\n${service.stdout()}`).not.toBeNull();
+      const exit = await service.waitForExit(PROCESS_WAIT_MS);
+      expect(exit, `still running ${PROCESS_WAIT_MS / 1000} s after the response; stdout:\n${service.stdout()}`).not.toBeNull();
       expect(exit).toMatchObject({ code: 0, signal: null });
     },
   );
 
-  it('SIGINT on an idle server exits 0 promptly', { timeout: 60_000 }, async () => {
+  it('SIGINT on an idle server exits 0 promptly', { timeout: PROCESS_TEST_TIMEOUT_MS }, async () => {
     const service = await startService();
     const sentAt = performance.now();
     service.child.kill('SIGINT');
-    const exit = await service.waitForExit(5_000);
+    const exit = await service.waitForExit(PROCESS_WAIT_MS);
     expect(exit).toMatchObject({ code: 0, signal: null });
     expect((exit?.at ?? Infinity) - sentAt).toBeLessThan(3_000);
   });
 
-  it('a request that never completes is cut after SHUTDOWN_GRACE_SECONDS: exits non-zero, not hanging', { timeout: 60_000 }, async () => {
+  it('a request that never completes is cut after SHUTDOWN_GRACE_SECONDS: exits non-zero, not hanging', { timeout: PROCESS_TEST_TIMEOUT_MS }, async () => {
     const service = await startService({ SHUTDOWN_GRACE_SECONDS: '1' });
     await startPartialCreate(service);
 
     const sentAt = performance.now();
     service.child.kill('SIGTERM');
-    const exit = await service.waitForExit(10_000);
-    expect(exit, 'still running 10 s after SIGTERM').not.toBeNull();
+    const exit = await service.waitForExit(PROCESS_WAIT_MS);
+    expect(exit, `still running ${PROCESS_WAIT_MS / 1000} s after SIGTERM`).not.toBeNull();
     expect(exit?.signal).toBeNull();
     expect(exit?.code).toBeGreaterThan(0);
     const elapsed = (exit?.at ?? Infinity) - sentAt;

@@ -2,13 +2,26 @@
 // its output captured, readiness awaited by polling /healthz. Every child started here is
 // remembered so that stopAll() in afterEach leaves no process behind, even after a failure.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomInt } from 'node:crypto';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CONFIG_VARIABLES } from '../../src/config.js';
 
 export const PROJECT_DIR = fileURLToPath(new URL('../../', import.meta.url));
+
+/**
+ * How long a test waits for a spawned process to become ready, to print an expected line, or to
+ * exit when the test does not measure how soon: a wait, not a measurement. A busy machine (CI, or
+ * the parallel half of the suite beside it) can take tens of seconds to start `node --import tsx`;
+ * a generous wait only delays the report of a real failure, it never hides one.
+ */
+export const PROCESS_WAIT_MS = 120_000;
+
+/** The vitest timeout of a test or hook that spawns processes and waits for them: two waits in a row, and the test's own work. */
+export const PROCESS_TEST_TIMEOUT_MS = 2 * PROCESS_WAIT_MS + 60_000;
 
 // Every variable config.ts and the tracing preload read; the child gets none of them from the test
 // runner's environment, only what a test passes, so a developer's shell cannot change what a test sees.
@@ -38,8 +51,45 @@ export interface ServiceProcess {
 
 const running = new Set<ServiceProcess>();
 
-/** A port nothing listens on right now: bind port 0, read the port, release it. */
+/** The first port of the kernel's ephemeral range: outgoing connections and listen(0) take theirs from it. */
+function ephemeralLow(): number {
+  try {
+    const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    return Number.isInteger(low) && low > 0 ? low : 32_768;
+  } catch {
+    return 32_768;
+  }
+}
+const EPHEMERAL_LOW = ephemeralLow();
+const CHOSEN_LOW = 10_000;
+
+async function canListen(port: number): Promise<boolean> {
+  const server = net.createServer();
+  try {
+    server.listen(port, '127.0.0.1');
+    await once(server, 'listening');
+  } catch {
+    return false;
+  }
+  server.close();
+  await once(server, 'close');
+  return true;
+}
+
+/**
+ * A port nothing listens on right now, for a process that binds it a moment later. It is chosen
+ * at random below the kernel's ephemeral range: a port from that range (bind port 0) could be
+ * taken by any outgoing connection, and with other test files running beside this one there are
+ * thousands of those in the seconds a child takes to start.
+ */
 export async function freePort(): Promise<number> {
+  if (EPHEMERAL_LOW - CHOSEN_LOW >= 1_000) {
+    for (let attempt = 0; attempt < 100; attempt += 1) {
+      const port = CHOSEN_LOW + randomInt(EPHEMERAL_LOW - CHOSEN_LOW);
+      if (await canListen(port)) return port;
+    }
+  }
+  // No room below the ephemeral range (an unusual kernel setting): take whatever port 0 gives.
   const server = net.createServer();
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
@@ -108,7 +158,7 @@ export function spawnService(env: Record<string, string> = {}, port = 0): Servic
 }
 
 /** Polls GET /healthz until it answers 200; fails fast if the process ends, or at the deadline. */
-export async function waitUntilReady(service: ServiceProcess, timeoutMs = 30_000): Promise<void> {
+export async function waitUntilReady(service: ServiceProcess, timeoutMs = PROCESS_WAIT_MS): Promise<void> {
   const deadline = performance.now() + timeoutMs;
   for (;;) {
     if (!service.isRunning()) {
@@ -138,7 +188,7 @@ export async function startService(env: Record<string, string> = {}): Promise<Se
 export async function stopService(
   service: ServiceProcess,
   signal: NodeJS.Signals = 'SIGTERM',
-  timeoutMs = 10_000,
+  timeoutMs = PROCESS_WAIT_MS,
 ): Promise<Exit | null> {
   service.child.kill(signal);
   return service.waitForExit(timeoutMs);

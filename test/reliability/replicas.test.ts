@@ -7,7 +7,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadMigrations } from '../../src/store/migration-files.js';
-import { devToken, runMigrate, startService, stopAll, type CommandResult, type ServiceProcess } from '../process/spawn.js';
+import { devToken, PROCESS_WAIT_MS, runMigrate, startService, stopAll, type CommandResult, type ServiceProcess } from '../process/spawn.js';
+import { DRIVERS } from '../support/drivers.js';
 import { randomSlug } from '../support/factories.js';
 import { call, type Answer } from '../support/http.js';
 import { createTestPgDatabase, type TestPgDatabase } from '../support/postgres.js';
@@ -64,7 +65,8 @@ function tally(answers: Array<Answer<unknown>>): Record<string, number> {
   return counts;
 }
 
-describe('several replicas on one PostgreSQL database', () => {
+// PostgreSQL only: skipped under TEST_DRIVERS=pglite (make test-short), like every [pg] test.
+describe.runIf(DRIVERS.includes('pg'))('several replicas on one PostgreSQL database', () => {
   let database: TestPgDatabase;
   let sql: pg.Client;
   let a: Replica;
@@ -220,9 +222,9 @@ describe('several replicas on one PostgreSQL database', () => {
       const started = performance.now();
       const running = Promise.all([runMigrate(['up'], { DATABASE_URL: fresh.url }), runMigrate(['up'], { DATABASE_URL: fresh.url })]);
       let waiting = 0;
-      const deadline = performance.now() + 30_000;
+      const deadline = performance.now() + PROCESS_WAIT_MS;
       while (waiting < 2) {
-        if (performance.now() > deadline) throw new Error(`only ${waiting} migrator(s) waited on the migration lock within 30 s`);
+        if (performance.now() > deadline) throw new Error(`only ${waiting} migrator(s) waited on the migration lock within ${PROCESS_WAIT_MS} ms`);
         await sleep(20);
         const locks = await holder.query<{ waiting: string }>(
           "SELECT count(*) AS waiting FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",

@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { freePort } from '../process/spawn.js';
+import { assertPgDriverSelected } from './postgres.js';
 
 const run = promisify(execFile);
 
@@ -60,6 +61,7 @@ function command(binary: string, args: string[]): [string, string[]] {
 
 /** initdb + pg_ctl start on a free port; resolves once the server accepts connections. */
 export async function startPgCluster(): Promise<PgCluster> {
+  assertPgDriverSelected('startPgCluster()');
   const bin = postgresBinDir();
   const dir = mkdtempSync(path.join(os.tmpdir(), 'tr-pg-'));
   const dataDir = path.join(dir, 'data');
@@ -68,7 +70,7 @@ export async function startPgCluster(): Promise<PgCluster> {
   let running = false;
   let destroyed = false;
 
-  const exec = async (binary: string, args: string[], timeoutMs = 60_000) => {
+  const exec = async (binary: string, args: string[], timeoutMs = 180_000) => {
     const [file, argv] = command(path.join(bin, binary), args);
     try {
       return await run(file, argv, { cwd: dir, timeout: timeoutMs, env: { ...process.env, LC_ALL: 'C' } });
@@ -133,12 +135,13 @@ export async function startPgCluster(): Promise<PgCluster> {
     port,
     dir,
     async start() {
-      // -w waits until the server accepts connections (or fails, with the log in the error).
-      await exec('pg_ctl', ['-D', dataDir, '-l', logFile, '-w', '-t', '30', 'start']);
+      // -w waits until the server accepts connections (or fails, with the log in the error); the
+      // wait is generous, it is not what a test measures.
+      await exec('pg_ctl', ['-D', dataDir, '-l', logFile, '-w', '-t', '120', 'start']);
       running = true;
     },
     async stop(mode = 'fast') {
-      await exec('pg_ctl', ['-D', dataDir, '-m', mode, '-w', '-t', '30', 'stop']);
+      await exec('pg_ctl', ['-D', dataDir, '-m', mode, '-w', '-t', '120', 'stop']);
       running = false;
     },
     isRunning: () => running,

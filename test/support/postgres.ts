@@ -21,7 +21,21 @@ async function withAdmin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
   }
 }
 
+/**
+ * Throws when TEST_DRIVERS leaves PostgreSQL out (make test-short): a test that reaches a real
+ * server then forgot its describe.runIf(DRIVERS.includes('pg')), and is told so here rather than
+ * by ECONNREFUSED on a machine without PostgreSQL. (Read from the environment, as drivers.ts does;
+ * importing DRIVERS from there would make the two modules import each other.)
+ */
+export function assertPgDriverSelected(what: string): void {
+  const drivers = (process.env.TEST_DRIVERS ?? 'pglite,pg').split(',').map((name) => name.trim());
+  if (!drivers.includes('pg')) {
+    throw new Error(`${what} needs PostgreSQL, but TEST_DRIVERS=${process.env.TEST_DRIVERS} leaves it out: guard the test with describe.runIf(DRIVERS.includes('pg'))`);
+  }
+}
+
 export async function createTestPgDatabase(): Promise<TestPgDatabase> {
+  assertPgDriverSelected('createTestPgDatabase()');
   const name = `tr_test_${process.pid}_${randomBytes(4).toString('hex')}`;
   await withAdmin((admin) => admin.query(`CREATE DATABASE ${name}`));
   const url = new URL(TEST_PG_URL);

@@ -1,0 +1,253 @@
+// The traced service and a stand-in collector, for the tracing tests: the service started as the
+// start/dev scripts start it (the tracing preload before src/main.ts), and a local OTLP/HTTP
+// receiver on loopback that decodes OTLP/JSON into flat spans and keeps protobuf as bytes.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { createServer, type IncomingHttpHeaders } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { PROCESS_WAIT_MS, PROJECT_DIR, freePort } from '../process/spawn.js';
+
+// ---------------------------------------------------------------------------------------------
+// The receiver: POST /v1/traces, OTLP/JSON decoded into flat spans, protobuf kept as bytes.
+
+export interface Export {
+  path: string;
+  contentType: string;
+  body: Buffer;
+}
+
+export type AttributeValue = string | number | boolean | null | AttributeValue[];
+
+export interface ReceivedSpan {
+  traceId: string;
+  spanId: string;
+  parentSpanId: string;
+  name: string;
+  /** OTLP SpanKind: 1 internal, 2 server, 3 client. */
+  kind: number;
+  scope: string;
+  attributes: Record<string, AttributeValue>;
+  resource: Record<string, AttributeValue>;
+}
+
+export interface OtlpAnyValue {
+  stringValue?: string;
+  boolValue?: boolean;
+  intValue?: number | string;
+  doubleValue?: number;
+  arrayValue?: { values?: OtlpAnyValue[] };
+}
+export interface OtlpKeyValue {
+  key: string;
+  value: OtlpAnyValue;
+}
+export interface OtlpJsonRequest {
+  resourceSpans: {
+    resource?: { attributes?: OtlpKeyValue[] };
+    scopeSpans: {
+      scope?: { name: string };
+      spans: { traceId: string; spanId: string; parentSpanId?: string; name: string; kind: number; attributes?: OtlpKeyValue[] }[];
+    }[];
+  }[];
+}
+
+export function valueOf(value: OtlpAnyValue): AttributeValue {
+  if (value.stringValue !== undefined) return value.stringValue;
+  if (value.boolValue !== undefined) return value.boolValue;
+  if (value.intValue !== undefined) return Number(value.intValue);
+  if (value.doubleValue !== undefined) return value.doubleValue;
+  if (value.arrayValue !== undefined) return (value.arrayValue.values ?? []).map(valueOf);
+  return null;
+}
+
+export const attributesOf = (list: OtlpKeyValue[] = []) => Object.fromEntries(list.map((kv) => [kv.key, valueOf(kv.value)]));
+
+export function spansOf(request: OtlpJsonRequest): ReceivedSpan[] {
+  return request.resourceSpans.flatMap((resourceSpans) => {
+    const resource = attributesOf(resourceSpans.resource?.attributes);
+    return resourceSpans.scopeSpans.flatMap((scopeSpans) =>
+      scopeSpans.spans.map((span) => ({
+        traceId: span.traceId,
+        spanId: span.spanId,
+        parentSpanId: span.parentSpanId ?? '',
+        name: span.name,
+        kind: span.kind,
+        scope: scopeSpans.scope?.name ?? '',
+        attributes: attributesOf(span.attributes),
+        resource,
+      })),
+    );
+  });
+}
+
+export interface Receiver {
+  /** The base URL, as OTEL_EXPORTER_OTLP_ENDPOINT takes it. */
+  url: string;
+  exports: Export[];
+  /** Every span of every OTLP/JSON export received so far. */
+  spans(): ReceivedSpan[];
+  /** Polls until some span matches; fails at the deadline with what did arrive. */
+  waitForSpan(match: (span: ReceivedSpan) => boolean, timeoutMs?: number): Promise<ReceivedSpan>;
+  close(): Promise<void>;
+}
+
+export async function startReceiver(): Promise<Receiver> {
+  const exports: Export[] = [];
+  const server = createServer((request, response) => {
+    const chunks: Buffer[] = [];
+    request.on('data', (chunk: Buffer) => chunks.push(chunk));
+    request.on('end', () => {
+      const contentType = contentTypeOf(request.headers);
+      exports.push({ path: request.url ?? '', contentType, body: Buffer.concat(chunks) });
+      // An empty ExportTraceServiceResponse: {} in JSON, zero bytes in protobuf.
+      response.writeHead(200, { 'content-type': contentType });
+      response.end(contentType === 'application/json' ? '{}' : '');
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const receiver: Receiver = {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    exports,
+    spans: () =>
+      exports
+        .filter((e) => e.path === '/v1/traces' && e.contentType === 'application/json')
+        .flatMap((e) => spansOf(JSON.parse(e.body.toString('utf8')) as OtlpJsonRequest)),
+    async waitForSpan(match, timeoutMs = PROCESS_WAIT_MS) {
+      const deadline = performance.now() + timeoutMs;
+      for (;;) {
+        const found = receiver.spans().find(match);
+        if (found) return found;
+        if (performance.now() > deadline) {
+          const seen = receiver.spans().map((s) => `${s.scope} ${s.name}`);
+          throw new Error(`no matching span within ${timeoutMs} ms; received: ${JSON.stringify(seen)}`);
+        }
+        await sleep(50);
+      }
+    },
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
+  return receiver;
+}
+
+export const contentTypeOf = (headers: IncomingHttpHeaders) => (headers['content-type'] ?? '').split(';')[0]!.trim();
+
+// ---------------------------------------------------------------------------------------------
+// The service, started as package.json's scripts start it: the tracing preload, then main.ts.
+// (spawn.ts starts `node --import tsx src/main.ts`, without the preload; this is its minimal
+// logic with the extra --import.)
+
+export const SERVICE_ARGS = ['--import', 'tsx', '--import', './src/observability/tracing-preload.ts', 'src/main.ts'];
+
+// Written by a probe imported before everything else, when the process exits: whether anything
+// registered an OpenTelemetry global (the API's registry, Symbol.for('opentelemetry.js.api.1')).
+export const PROBE = `process.on('exit', () => process.stderr.write('otel-global:' + (globalThis[Symbol.for('opentelemetry.js.api.1')] !== undefined) + '\\n'));`;
+export const PROBE_IMPORT = ['--import', `data:text/javascript,${encodeURIComponent(PROBE)}`];
+
+// Only what node and tsx need from the runner's environment: no variable of config.ts and no
+// OTEL_* of a developer's shell reaches the child unless a test passes it.
+export const PASSED_THROUGH = ['PATH', 'HOME', 'TMPDIR', 'TMP', 'TEMP', 'LANG', 'LC_ALL', 'TZ', 'SYSTEMROOT'];
+
+export interface Service {
+  child: ChildProcess;
+  baseUrl: string;
+  stdout(): string;
+  stderr(): string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** The JSON lines of stdout. */
+  lines(): Record<string, unknown>[];
+}
+
+export const running = new Set<Service>();
+
+export async function startTraced(env: Record<string, string>): Promise<Service> {
+  const port = await freePort();
+  const childEnv: NodeJS.ProcessEnv = {};
+  for (const name of PASSED_THROUGH) if (process.env[name] !== undefined) childEnv[name] = process.env[name];
+  const child = spawn(process.execPath, [...PROBE_IMPORT, ...SERVICE_ARGS], {
+    cwd: PROJECT_DIR,
+    env: { ...childEnv, ADDR: `127.0.0.1:${port}`, LOG_LEVEL: 'info', SHUTDOWN_DRAIN_SECONDS: '0', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (err += chunk));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('close', (code: number | null, signal: NodeJS.Signals | null) => resolve({ code, signal })),
+  );
+  const service: Service = {
+    child,
+    baseUrl: `http://127.0.0.1:${port}`,
+    stdout: () => out,
+    stderr: () => err,
+    exited,
+    lines: () =>
+      out
+        .split('\n')
+        .filter((line) => line.startsWith('{'))
+        .map((line) => JSON.parse(line) as Record<string, unknown>),
+  };
+  running.add(service);
+  void exited.then(() => running.delete(service));
+
+  const deadline = performance.now() + PROCESS_WAIT_MS;
+  for (;;) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      await exited;
+      throw new Error(`service exited before it was ready:\n${err}`);
+    }
+    try {
+      const response = await fetch(`${service.baseUrl}/healthz`, { signal: AbortSignal.timeout(1_000) });
+      await response.arrayBuffer();
+      if (response.status === 200) return service;
+    } catch {
+      // Not listening yet: poll again.
+    }
+    if (performance.now() > deadline) throw new Error(`service not ready within ${PROCESS_WAIT_MS} ms:\n${err}`);
+    await sleep(50);
+  }
+}
+
+/** SIGTERM (the orchestrator's stop) and the exit. */
+export async function stop(service: Service) {
+  service.child.kill('SIGTERM');
+  return service.exited;
+}
+
+export async function killAll() {
+  const left = [...running];
+  for (const service of left) service.child.kill('SIGKILL');
+  await Promise.all(left.map((service) => service.exited));
+}
+
+// The export settings of most cases: JSON (readable here) and a short batch delay, so the spans
+// of a request arrive within a fraction of a second instead of the default 5 s.
+export const jsonExport = (receiver: Receiver) => ({
+  OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+  OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+  OTEL_BSP_SCHEDULE_DELAY: '100',
+});
+
+export const HTTP_SCOPE = '@opentelemetry/instrumentation-http';
+export const FASTIFY_SCOPE = '@fastify/otel';
+export const PG_SCOPE = '@opentelemetry/instrumentation-pg';
+export const SERVER = 2;
+
+/** The HTTP server span of the request to this route (as Fastify names it) with this method. */
+export const serverSpanOf = (method: string, route: string) => (span: ReceivedSpan) =>
+  span.scope === HTTP_SCOPE && span.kind === SERVER && span.attributes['http.route'] === route && span.name === `${method} ${route}`;
+
+/** Every span of the trace that descends from the given span (itself excluded). */
+export function descendantsOf(root: ReceivedSpan, spans: ReceivedSpan[]): ReceivedSpan[] {
+  const inTrace = spans.filter((span) => span.traceId === root.traceId);
+  const found: ReceivedSpan[] = [];
+  let frontier = [root.spanId];
+  while (frontier.length > 0) {
+    const children = inTrace.filter((span) => frontier.includes(span.parentSpanId));
+    found.push(...children);
+    frontier = children.map((span) => span.spanId);
+  }
+  return found;
+}
