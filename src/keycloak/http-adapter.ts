@@ -65,6 +65,14 @@ const idFromLocation = (response: Response, step: ProvisionStep): string => {
   return id;
 };
 
+/** A user as Keycloak's search answers it: what adoption looks at. */
+interface FoundUser {
+  id: string;
+  email?: string;
+  emailVerified?: boolean;
+  attributes?: unknown;
+}
+
 export class HttpAdapter implements KeycloakAdapter {
   readonly kind = 'http' as const;
   private token: { value: string; refreshAt: number } | undefined;
@@ -180,18 +188,25 @@ export class HttpAdapter implements KeycloakAdapter {
     return organization.id;
   }
 
-  private async findUser(email: string, signal: AbortSignal): Promise<string | undefined> {
-    const users = await this.json<Array<{ id: string; email?: string }>>(
-      'user',
-      await this.call('user', 'GET', '/users', signal, { query: { email, exact: 'true' } }),
-    );
-    return users.find((user) => user.email?.toLowerCase() === email.toLowerCase())?.id;
+  private async findUser(email: string, signal: AbortSignal): Promise<FoundUser | undefined> {
+    const users = await this.json<FoundUser[]>('user', await this.call('user', 'GET', '/users', signal, { query: { email, exact: 'true' } }));
+    return users.find((user) => user.email?.toLowerCase() === email.toLowerCase());
+  }
+
+  /**
+   * An existing user is made the admin only when the address is proven theirs (verified), or when
+   * an earlier run for this very tenant created it. Anyone can type any address into their account
+   * before an operator creates the tenant; adopting them would hand the tenant to them.
+   */
+  private adoptable(user: FoundUser, request: ProvisionRequest): string {
+    if (user.emailVerified === true || namesTenant(user.attributes, request.tenantId)) return user.id;
+    throw new KeycloakError('conflict', 'user', 'a user with this email exists and has not verified it; it is not made the admin', 409);
   }
 
   /** The admin's user: found by email, or created naming this tenant in its tenant_id attribute. */
   private async userId(request: ProvisionRequest, signal: AbortSignal): Promise<{ id: string; created: boolean }> {
     const existing = await this.findUser(request.adminEmail, signal);
-    if (existing) return { id: existing, created: false };
+    if (existing) return { id: this.adoptable(existing, request), created: false };
     const [firstName, ...rest] = (request.adminName ?? '').trim().split(/\s+/);
     const created = await this.call('user', 'POST', '/users', signal, {
       json: {
@@ -210,7 +225,7 @@ export class HttpAdapter implements KeycloakAdapter {
     // Created meanwhile, or the username is taken by a user with another email.
     const raced = await this.findUser(request.adminEmail, signal);
     if (!raced) throw new KeycloakError('conflict', 'user', 'a user with this username exists with another email', 409);
-    return { id: raced, created: false };
+    return { id: this.adoptable(raced, request), created: false };
   }
 
   /**

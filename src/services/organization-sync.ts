@@ -23,8 +23,11 @@ export function desiredOrganization({ tenant, entitlements }: TenantFacts, now: 
   return { name: tenant.name, enabled: USABLE_TENANT_STATUSES.includes(tenant.status), attributes };
 }
 
-// A sync in progress holds its row this long; a replica that dies mid-sync frees it by then.
-const LEASE_MS = 60_000;
+// A round leases at most ROUND_SIZE rows for LEASE_MS, and works them one after another, each
+// within SYNC_TIMEOUT_MS: the lease outlasts the round, so no row is re-leased while in hand. A
+// replica that dies mid-round frees its rows by the lease's end.
+const ROUND_SIZE = 5;
+const LEASE_MS = 2 * ROUND_SIZE * 10_000;
 // Retries back off from 2 s to at most 15 minutes, and go on until Keycloak takes the change.
 const RETRY_FIRST_MS = 2_000;
 const RETRY_MAX_MS = 15 * 60_000;
@@ -57,7 +60,7 @@ async function syncOne(deps: SyncDeps, request: SyncRequest, round: SyncRound): 
     } catch (error) {
       round.failed += 1;
       const reason = error instanceof KeycloakError ? `${error.type} at ${error.step}: ${error.message}` : 'unexpected failure';
-      await failSync(deps.db, request.tenant_id, reason, new Date(deps.clock().getTime() + retryDelayMs(request.attempts)));
+      await failSync(deps.db, request, reason, new Date(deps.clock().getTime() + retryDelayMs(request.attempts)));
       if (!(error instanceof KeycloakError)) throw error;
       return;
     }
@@ -66,10 +69,11 @@ async function syncOne(deps: SyncDeps, request: SyncRequest, round: SyncRound): 
   if (changed.length > 0) round.changed += 1;
   const now = deps.clock();
   await deps.db.transaction(async (tx) => {
-    await completeSync(tx, request, now);
-    if (changed.length === 0) return;
+    // The tenant first, then its queue row: the order every change takes (its row lock, then
+    // requestSync), so the two never wait on each other in opposite orders.
     const tenant = await lockTenantForKeyShare(tx, request.tenant_id);
-    if (!tenant) return;
+    await completeSync(tx, request, now);
+    if (changed.length === 0 || !tenant) return;
     await recordChange(
       tx,
       SYSTEM_ORIGIN,
@@ -86,10 +90,10 @@ async function syncOne(deps: SyncDeps, request: SyncRequest, round: SyncRound): 
   if (request.reason === 'reconcile' && changed.length > 0) deps.onDrift(request.tenant_id, changed);
 }
 
-/** One round: syncs up to `limit` due organizations, one after another. */
-export async function syncQueuedOrganizations(deps: SyncDeps, limit = 20): Promise<SyncRound> {
+/** One round: syncs up to `limit` (at most ROUND_SIZE) due organizations, one after another. */
+export async function syncQueuedOrganizations(deps: SyncDeps, limit = ROUND_SIZE): Promise<SyncRound> {
   const now = deps.clock();
-  const due = await leaseDueSyncs(deps.db, now, new Date(now.getTime() + LEASE_MS), limit);
+  const due = await leaseDueSyncs(deps.db, now, new Date(now.getTime() + LEASE_MS), Math.min(limit, ROUND_SIZE));
   const round: SyncRound = { synced: 0, changed: 0, failed: 0 };
   for (const request of due) await syncOne(deps, request, round);
   return round;

@@ -247,13 +247,26 @@ describe('HttpAdapter: provisioning again after a failure completes without dupl
     }
   });
 
-  it('finds an admin who already exists in Keycloak instead of creating one', async () => {
+  it('finds an admin who already exists in Keycloak, with a verified address, instead of creating one', async () => {
     const request = provisionRequest();
-    const existing = stub.addUser({ username: request.adminEmail, email: request.adminEmail, enabled: true });
+    const existing = stub.addUser({ username: request.adminEmail, email: request.adminEmail, enabled: true, emailVerified: true });
     const result = await provision(adapterFor(), request);
     expect(result.userId).toBe(existing.id);
     expect(stub.requests.some((r) => r.method === 'POST' && r.path.endsWith('/users'))).toBe(false);
     expectProvisionedOnce(request, result);
+  });
+
+  it('refuses an existing user whose address is not verified: conflict at user, and it joins nothing', async () => {
+    const request = provisionRequest();
+    stub.addUser({ username: request.adminEmail, email: request.adminEmail, enabled: true, emailVerified: false });
+    const failure = await provision(adapterFor(), request).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    expect(failure).toBeInstanceOf(KeycloakError);
+    expect(failure).toMatchObject({ type: 'conflict', step: 'user' });
+    const organization = stub.state.organizations.find((o) => o.alias === request.slug)!;
+    expect(organization.members).toEqual([]);
   });
 
   it("reuses an organization that has the alias and carries this tenant's id", async () => {

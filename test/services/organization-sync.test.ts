@@ -7,7 +7,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { KeycloakError, type KeycloakAdapter, type OrganizationState } from '../../src/keycloak/adapter.js';
 import { MockAdapter } from '../../src/keycloak/mock-adapter.js';
 import { desiredOrganization, retryDelayMs, syncQueuedOrganizations } from '../../src/services/organization-sync.js';
-import { pendingSyncs } from '../../src/store/keycloak-sync.js';
+import { completeSync, failSync, leaseDueSyncs, pendingSyncs } from '../../src/store/keycloak-sync.js';
 import { loadTenantFacts } from '../../src/store/tenant-facts.js';
 import { eachDriver } from '../support/drivers.js';
 import { randomSlug } from '../support/factories.js';
@@ -101,8 +101,8 @@ eachDriver('Keycloak organization sync', (driver) => {
     const racing: KeycloakAdapter = {
       ...flaky,
       async syncOrganization(id, desired) {
+        // Same clock reading as the lease: only the version tells the change apart.
         if (desired.attributes.status?.[0] === 'trial') {
-          now = new Date(now.getTime() + 1);
           expect((await server.api.post(`/v1/tenants/${tenant.id}/activate`)).status).toBe(200);
         }
         return mock.syncOrganization(id, desired);
@@ -113,6 +113,25 @@ eachDriver('Keycloak organization sync', (driver) => {
     await syncQueuedOrganizations({ ...deps(), keycloak: racing });
     expect(await pendingOf(tenant.id)).toBeUndefined();
     expect(mock.states.get(tenant.keycloak_org_id!)).toMatchObject({ enabled: true, attributes: { status: ['active'] } });
+  });
+
+  it('a row leased by one worker is not leased by another until its lease ends, even after a new change', async () => {
+    const tenant = await createTenant(true);
+    const [held] = await leaseDueSyncs(server.db, now, new Date(now.getTime() + 60_000), 100).then((rows) => rows.filter((row) => row.tenant_id === tenant.id));
+    expect(held).toBeDefined();
+    expect((await server.api.post(`/v1/tenants/${tenant.id}/activate`)).status).toBe(200);
+    const other = await leaseDueSyncs(server.db, now, new Date(now.getTime() + 60_000), 100);
+    expect(other.map((row) => row.tenant_id)).not.toContain(tenant.id);
+    // The holder completes: the newer change keeps the row, released and due.
+    expect(await server.db.transaction((tx) => completeSync(tx, held!, now))).toBe(false);
+    const again = await leaseDueSyncs(server.db, now, new Date(now.getTime() + 60_000), 100);
+    expect(again.map((row) => row.tenant_id)).toContain(tenant.id);
+    // A stale holder can neither complete nor fail the new lease.
+    expect(await server.db.transaction((tx) => completeSync(tx, held!, now))).toBe(false);
+    await failSync(server.db, held!, 'stale', new Date(now.getTime() + 1_000_000));
+    expect(await pendingOf(tenant.id)).toMatchObject({ attempts: 0, last_error: null });
+    const mine = again.find((row) => row.tenant_id === tenant.id)!;
+    expect(await server.db.transaction((tx) => completeSync(tx, mine, now))).toBe(true);
   });
 
   it('a cancelled tenant has its organization disabled, with no products', async () => {
