@@ -53,7 +53,7 @@ export function changeEvent(origin: Origin, change: Change): AuditEventInput {
  */
 export async function recordChange(tx: Queryable, origin: Origin, change: Change, now: Date): Promise<void> {
   await appendEvent(tx, changeEvent(origin, change), now);
-  if (ORGANIZATION_ACTIONS.has(change.action)) await requestSync(tx, change.tenant.id, 'change', now);
+  if (ORGANIZATION_ACTIONS.has(change.action)) await requestSync(tx, change.tenant.id, now);
 }
 
 /** The changes that alter a tenant's organization in Keycloak: its enabled flag, name or attributes. */

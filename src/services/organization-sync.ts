@@ -44,13 +44,7 @@ export interface SyncDeps {
   onDrift: (tenantId: string, changed: string[]) => void;
 }
 
-export interface SyncRound {
-  synced: number;
-  changed: number;
-  failed: number;
-}
-
-async function syncOne(deps: SyncDeps, request: SyncRequest, round: SyncRound): Promise<void> {
+async function syncOne(deps: SyncDeps, request: SyncRequest): Promise<void> {
   const facts = await loadTenantFacts(deps.db, { id: request.tenant_id });
   const organizationId = facts?.tenant.keycloak_org_id;
   let changed: string[] = [];
@@ -58,15 +52,12 @@ async function syncOne(deps: SyncDeps, request: SyncRequest, round: SyncRound): 
     try {
       ({ changed } = await deps.keycloak.syncOrganization(organizationId, desiredOrganization(facts, deps.clock()), AbortSignal.timeout(SYNC_TIMEOUT_MS)));
     } catch (error) {
-      round.failed += 1;
       const reason = error instanceof KeycloakError ? `${error.type} at ${error.step}: ${error.message}` : 'unexpected failure';
       await failSync(deps.db, request, reason, new Date(deps.clock().getTime() + retryDelayMs(request.attempts)));
       if (!(error instanceof KeycloakError)) throw error;
       return;
     }
   }
-  round.synced += 1;
-  if (changed.length > 0) round.changed += 1;
   const now = deps.clock();
   await deps.db.transaction(async (tx) => {
     // The tenant first, then its queue row: the order every change takes (its row lock, then
@@ -90,11 +81,10 @@ async function syncOne(deps: SyncDeps, request: SyncRequest, round: SyncRound): 
   if (request.reason === 'reconcile' && changed.length > 0) deps.onDrift(request.tenant_id, changed);
 }
 
-/** One round: syncs up to `limit` (at most ROUND_SIZE) due organizations, one after another. */
-export async function syncQueuedOrganizations(deps: SyncDeps, limit = ROUND_SIZE): Promise<SyncRound> {
+/** One round: syncs up to `limit` (at most ROUND_SIZE) due organizations, one after another; returns how many. */
+export async function syncQueuedOrganizations(deps: SyncDeps, limit = ROUND_SIZE): Promise<number> {
   const now = deps.clock();
   const due = await leaseDueSyncs(deps.db, now, new Date(now.getTime() + LEASE_MS), Math.min(limit, ROUND_SIZE));
-  const round: SyncRound = { synced: 0, changed: 0, failed: 0 };
-  for (const request of due) await syncOne(deps, request, round);
-  return round;
+  for (const request of due) await syncOne(deps, request);
+  return due.length;
 }

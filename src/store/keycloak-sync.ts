@@ -16,20 +16,21 @@ export interface SyncRequest {
 }
 
 /**
- * Asks for the tenant's organization to be synced, when it has one. A pending request is bumped
- * (its version, and its reason becomes 'change': a reconcile that finds a change already pending
- * reports no drift for it) and made due now, without cutting a lease another replica holds.
+ * Asks for the tenant's organization to be synced after a change, when it has one. A pending
+ * request is bumped (its version, and its reason becomes 'change': a reconcile that finds a change
+ * already pending reports no drift for it) and made due now, without cutting a lease another
+ * replica holds.
  */
-export async function requestSync(tx: Queryable, tenantId: string, reason: SyncReason, now: Date): Promise<void> {
+export async function requestSync(tx: Queryable, tenantId: string, now: Date): Promise<void> {
   await tx.query(
     `INSERT INTO keycloak_sync (tenant_id, reason, requested_at, next_attempt_at)
-     SELECT id, $2, $3, $3 FROM tenants WHERE id = $1 AND keycloak_org_id IS NOT NULL
+     SELECT id, 'change', $2, $2 FROM tenants WHERE id = $1 AND keycloak_org_id IS NOT NULL
      ON CONFLICT (tenant_id) DO UPDATE
-       SET reason = CASE WHEN $2 = 'change' THEN 'change' ELSE keycloak_sync.reason END,
+       SET reason = 'change',
            requested_at = GREATEST(keycloak_sync.requested_at, EXCLUDED.requested_at),
            version = keycloak_sync.version + 1,
            next_attempt_at = LEAST(keycloak_sync.next_attempt_at, EXCLUDED.next_attempt_at)`,
-    [tenantId, reason, now],
+    [tenantId, now],
   );
 }
 
