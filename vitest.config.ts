@@ -41,6 +41,12 @@ export default defineConfig({
   test: {
     // No include here: a project that extends this config would add its own to it, not replace it.
     pool: 'forks',
+    // Tests are short-lived processes: V8's optimising WebAssembly compiler would spend seconds of
+    // CPU per file on PGlite's module and barely run what it made. Its baseline compiler alone is
+    // ready sooner and fast enough (the spawned services get the same flag: test/process/spawn.ts).
+    execArgv: ['--liftoff-only'],
+    // Builds the migrated embedded database every test database of that driver starts from.
+    globalSetup: ['test/support/pglite-template.ts'],
     // Each file boots its own databases (an embedded one takes ~2 s to start); generous hooks
     // keep a loaded machine from failing on setup time rather than behaviour.
     // A hook may start the service as a process: PROCESS_WAIT_MS (120 s) for it to be ready, twice

@@ -20,7 +20,7 @@ import { registerIdempotency } from './http/idempotency.js';
 import { registerRateLimits, type RateLimiting } from './http/rate-limit.js';
 import { registerDeclaredProblems } from './http/declared-problems.js';
 import { answerFrameworkError, registerErrorHandler } from './http/error-handler.js';
-import { auditRoutes } from './http/audit.js';
+import { EXPORT_STALL_MS, auditRoutes } from './http/audit.js';
 import { catalogRoutes } from './http/catalog.js';
 import { entitlementRoutes } from './http/entitlements.js';
 import { healthRoutes } from './http/health.js';
@@ -50,6 +50,8 @@ export interface AppDeps {
   config: Pick<Config, 'appEnv' | 'bodyLimitBytes'> & Partial<Pick<Config, 'requestTimeoutMs' | 'headersTimeoutMs'>>;
   /** The heavy-read budget (audit export and verify); DEFAULT_HEAVY_READS when absent. */
   heavyReads?: HeavyReadLimits;
+  /** How long an audit export whose client stopped reading keeps its slot; EXPORT_STALL_MS when absent. */
+  exportStallMs?: number;
   /** Rate limiting; none when absent (tests that do not test it). */
   rateLimits?: RateLimiting;
   /** Serve GET /metrics on this app (the default); false keeps it off this listener (METRICS_ON_MAIN_LISTENER). */
@@ -162,7 +164,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     provisionBudgetMs: deps.keycloak.budgetMs,
     appEnv: deps.config.appEnv,
   });
-  await app.register(auditRoutes, { db, clock });
+  await app.register(auditRoutes, { db, clock, exportStallMs: deps.exportStallMs ?? EXPORT_STALL_MS });
   await app.register(catalogRoutes, { db, catalog: deps.catalog, clock });
   await app.register(entitlementRoutes, { db, tenants, catalog: deps.catalog, clock });
   await app.register(apiKeyRoutes, { db, catalog: deps.catalog, pepper: deps.keys.pepper, clock });

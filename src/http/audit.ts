@@ -36,6 +36,8 @@ import {
 export interface AuditRoutesOptions {
   db: Database;
   clock: () => Date;
+  /** How long an export may go without its client reading before it is cut (EXPORT_STALL_MS). */
+  exportStallMs: number;
 }
 
 
@@ -52,7 +54,7 @@ const READ_LOG: Access = { allow: ['platform_admin', 'it_admin'], tenant: tenant
 // An export whose client has stopped reading holds its socket and its slot of the heavy-read
 // budget; after this long without a byte moving it is cut. A client that reads at any pace
 // keeps it alive, and half a minute is far beyond a network hiccup.
-const EXPORT_STALL_MS = 30_000;
+export const EXPORT_STALL_MS = 30_000;
 // How often a running export is checked for a stall: the cut comes at most this late.
 const EXPORT_STALL_CHECK_MS = 1_000;
 
@@ -96,7 +98,7 @@ function checkPublished(event: AuditEventBodyInput, received: Date, publisher: A
   }
 }
 
-export const auditRoutes: FastifyPluginAsyncTypebox<AuditRoutesOptions> = async (app, { db, clock }) => {
+export const auditRoutes: FastifyPluginAsyncTypebox<AuditRoutesOptions> = async (app, { db, clock, exportStallMs }) => {
   app.post(
     '/v1/audit',
     {
@@ -178,13 +180,13 @@ export const auditRoutes: FastifyPluginAsyncTypebox<AuditRoutesOptions> = async 
       const format = request.query.format ?? 'ndjson';
       const { contentType, extension } = EXPORT_FORMATS[format];
       // The stream is pulled only as fast as the socket drains (backpressure): a client that
-      // stops reading stops the pulls, and one that has pulled nothing for EXPORT_STALL_MS is cut,
+      // stops reading stops the pulls, and one that has pulled nothing for exportStallMs is cut,
       // freeing its heavy-read slot. (Node's own socket timeout fires late while a write is
       // pending, at about twice its setting.)
       let lastPull = Date.now();
       const lines = Readable.from(pulled(exportLines(scanEvents(db, filtersOf(request.query)), format), () => (lastPull = Date.now())));
       const watchdog = setInterval(() => {
-        if (Date.now() - lastPull > EXPORT_STALL_MS) request.raw.socket.destroy();
+        if (Date.now() - lastPull > exportStallMs) request.raw.socket.destroy();
       }, EXPORT_STALL_CHECK_MS);
       watchdog.unref();
       reply.raw.once('close', () => clearInterval(watchdog));

@@ -4,19 +4,18 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashRecord, PLATFORM_CHAIN } from '../../src/domain/audit.js';
 import { fromAuditEvent } from '../../src/http/audit-view.js';
 import type { AuditEvent } from '../../src/http/schemas/audit.js';
 import type { Tenant } from '../../src/http/schemas/tenant.js';
+import { NODE_TS, PROJECT_DIR } from '../process/spawn.js';
 import { eachDriver } from '../support/drivers.js';
 import { createTenant } from '../support/factories.js';
 import { identities } from '../support/identities.js';
 import { startServer, type TestServer } from '../support/server.js';
 import { DAY_MS, MINUTE_MS, START, TestClock } from '../support/time.js';
 
-const PROJECT_DIR = fileURLToPath(new URL('../../', import.meta.url));
 const NOW = new Date(START);
 
 interface Run {
@@ -27,7 +26,7 @@ interface Run {
 
 /** `node --import tsx src/cli/verify-audit.ts <args>`, to completion. */
 async function verifyAudit(...args: string[]): Promise<Run> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/verify-audit.ts', ...args], {
+  const child = spawn(process.execPath, [...NODE_TS, 'src/cli/verify-audit.ts', ...args], {
     cwd: PROJECT_DIR,
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -8,13 +8,16 @@ import { startServerOn, type StartedApp } from '../support/server.js';
 
 const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const limits = { publicPerMinute: 5, servicePerMinute: 12, internalPerMinute: 8, authFailuresPerMinute: 3 };
+// The windows are fixed minutes: on the real clock, a test's requests that straddle a minute
+// would count in two windows. Pinned mid-minute, all of a test's requests share one.
+const clock = () => Date.parse('2026-11-27T10:00:30.000Z');
 
 describe('rate limits', () => {
   let database: TestDatabase;
   let local: StartedApp;
   beforeAll(async () => {
     database = await openMigratedDatabase('pglite');
-    local = await startServerOn(database.db, { rateLimits: { counter: new LocalCounter(), limits } });
+    local = await startServerOn(database.db, { rateLimits: { counter: new LocalCounter(), limits, clock } });
   });
   afterAll(async () => {
     await local.close();
@@ -69,7 +72,7 @@ describe('rate limits shared through Redis', () => {
     database = await openMigratedDatabase('pglite');
     redis = [new Redis(REDIS_URL), new Redis(REDIS_URL)];
     replicas = await Promise.all(
-      redis.map((client) => startServerOn(database.db, { rateLimits: { counter: new RedisCounter(client), limits } })),
+      redis.map((client) => startServerOn(database.db, { rateLimits: { counter: new RedisCounter(client), limits, clock } })),
     );
   });
   afterAll(async () => {

@@ -6,7 +6,7 @@ import { once } from 'node:events';
 import { createServer, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { PROCESS_WAIT_MS, PROJECT_DIR, freePort } from '../process/spawn.js';
+import { embeddedDatabaseFor, NODE_TS, PROCESS_WAIT_MS, PROJECT_DIR, freePort } from '../process/spawn.js';
 
 // ---------------------------------------------------------------------------------------------
 // The receiver: POST /v1/traces, OTLP/JSON decoded into flat spans, protobuf kept as bytes.
@@ -138,7 +138,7 @@ export const contentTypeOf = (headers: IncomingHttpHeaders) => (headers['content
 // (spawn.ts starts `node --import tsx src/main.ts`, without the preload; this is its minimal
 // logic with the extra --import.)
 
-export const SERVICE_ARGS = ['--import', 'tsx', '--import', './src/observability/tracing-preload.ts', 'src/main.ts'];
+export const SERVICE_ARGS = [...NODE_TS, '--import', './src/observability/tracing-preload.ts', 'src/main.ts'];
 
 // Written by a probe imported before everything else, when the process exits: whether anything
 // registered an OpenTelemetry global (the API's registry, Symbol.for('opentelemetry.js.api.1')).
@@ -165,11 +165,13 @@ export async function startTraced(env: Record<string, string>): Promise<Service>
   const port = await freePort();
   const childEnv: NodeJS.ProcessEnv = {};
   for (const name of PASSED_THROUGH) if (process.env[name] !== undefined) childEnv[name] = process.env[name];
+  const database = embeddedDatabaseFor(env);
   const child = spawn(process.execPath, [...PROBE_IMPORT, ...SERVICE_ARGS], {
     cwd: PROJECT_DIR,
-    env: { ...childEnv, ADDR: `127.0.0.1:${port}`, LOG_LEVEL: 'info', SHUTDOWN_DRAIN_SECONDS: '0', ...env },
+    env: { ...childEnv, ADDR: `127.0.0.1:${port}`, LOG_LEVEL: 'info', SHUTDOWN_DRAIN_SECONDS: '0', ...database.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  child.once('close', () => database.remove());
   let out = '';
   let err = '';
   child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));

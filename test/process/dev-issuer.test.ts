@@ -9,7 +9,7 @@ import { randomSlug } from '../support/factories.js';
 import { client, problemOf, type Client } from '../support/http.js';
 import { identities } from '../support/identities.js';
 import { startTestIssuer, type TestIssuer } from '../support/issuer.js';
-import { PROCESS_TEST_TIMEOUT_MS, PROCESS_WAIT_MS, PROJECT_DIR, freePort, spawnService, startService, stopAll, type ServiceProcess } from './spawn.js';
+import { NODE_TS, PROCESS_TEST_TIMEOUT_MS, PROCESS_WAIT_MS, PROJECT_DIR, freePort, spawnService, startService, stopAll, type ServiceProcess } from './spawn.js';
 
 // spawn.ts clears only some of the variables config.ts reads; the auth ones are cleared here so
 // a developer's shell cannot change what these tests see.
@@ -31,7 +31,7 @@ interface CliResult {
 
 /** `npm run token -- <args>`, run as node --import tsx src/cli/token.ts <args>. */
 function runTokenCli(args: string[]): Promise<CliResult> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/token.ts', ...args], {
+  const child = spawn(process.execPath, [...NODE_TS, 'src/cli/token.ts', ...args], {
     cwd: PROJECT_DIR,
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -1,11 +1,11 @@
 import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SLUG_PATTERN } from '../../src/domain/slug.js';
 import type { Database, Queryable } from '../../src/store/database.js';
 import { loadMigrations, type Migration } from '../../src/store/migration-files.js';
 import { migrateDown, migrateUp, migrationStatus } from '../../src/store/migrator.js';
 import { openPg } from '../../src/store/pg-driver.js';
+import { NODE_TS, PROJECT_DIR } from '../process/spawn.js';
 import { DRIVERS, eachDriver, openEmptyDatabase, openMigratedDatabase, type TestDatabase } from '../support/drivers.js';
 import { createTestPgDatabase, type TestPgDatabase } from '../support/postgres.js';
 
@@ -302,7 +302,6 @@ describe.skipIf(!withPg)('concurrent migrators on real PostgreSQL', () => {
   });
 });
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 interface CliResult {
   code: number | null;
@@ -312,8 +311,8 @@ interface CliResult {
 
 function runCli(args: string[], databaseUrl: string): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/migrate.ts', ...args], {
-      cwd: ROOT,
+    const child = spawn(process.execPath, [...NODE_TS, 'src/cli/migrate.ts', ...args], {
+      cwd: PROJECT_DIR,
       // A minimal environment, so nothing from the test runner (EMBEDDED_DB_DIR, LOG_LEVEL...) leaks in.
       env: { PATH: process.env.PATH, HOME: process.env.HOME, DATABASE_URL: databaseUrl, APP_ENV: 'dev' },
       stdio: ['ignore', 'pipe', 'pipe'],

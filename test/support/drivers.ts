@@ -1,6 +1,7 @@
 // The two-driver harness: the same test body runs against the embedded database and against a
 // real PostgreSQL. TEST_DRIVERS=pglite (make test-short) runs the embedded half only.
-import { describe } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { describe, inject } from 'vitest';
 import type { Database } from '../../src/store/database.js';
 import { loadMigrations } from '../../src/store/migration-files.js';
 import { migrateUp } from '../../src/store/migrator.js';
@@ -40,8 +41,22 @@ export async function openEmptyDatabase(driver: DriverName): Promise<TestDatabas
   };
 }
 
+let template: Blob | undefined;
+
+/** The migrated embedded database the global setup dumped (test/support/pglite-template.ts), if it ran. */
+function pgliteTemplate(): Blob | undefined {
+  const file = inject('pgliteTemplate');
+  if (file && !template) template = new Blob([readFileSync(file)]);
+  return template;
+}
+
 /** A fresh database of the given driver with every migration applied. */
 export async function openMigratedDatabase(driver: DriverName): Promise<TestDatabase> {
+  const loadDataDir = driver === 'pglite' ? pgliteTemplate() : undefined;
+  if (loadDataDir) {
+    const db = await openPglite({ dataDir: null, loadDataDir });
+    return { db, url: null, close: () => db.close() };
+  }
   const opened = await openEmptyDatabase(driver);
   await migrateUp(opened.db, await loadMigrations());
   return opened;
