@@ -13,6 +13,7 @@ export const PROBLEMS = {
   invalid_cursor: { status: 400, meaning: 'the cursor is not one this service issued' },
   reserved_action: { status: 400, meaning: "an audit action in a namespace reserved for the registry's own events" },
   bad_request: { status: 400, meaning: 'another malformed request the framework refused' },
+  slug_immutable: { status: 400, meaning: "a tenant's slug cannot change: it is its Keycloak organization's alias and part of URLs" },
   // 401, 403: who is calling.
   unauthorized: { status: 401, meaning: 'no bearer token, or one that was refused (WWW-Authenticate: Bearer)' },
   forbidden: { status: 403, meaning: "the token's roles do not allow this" },
@@ -38,12 +39,15 @@ export const PROBLEMS = {
   no_admin_email: { status: 409, meaning: 'the tenant has no IT admin to invite' },
   keycloak_provisioning_off: { status: 409, meaning: 'Keycloak provisioning is turned off (KEYCLOAK_PROVISIONING=off)' },
   idempotency_in_progress: { status: 409, meaning: 'a request with this Idempotency-Key is still running' },
+  // 412 and 428: optimistic concurrency (ETag, If-Match).
+  precondition_failed: { status: 412, meaning: 'the resource changed since the read whose ETag If-Match carries (ETag: the current one)' },
   // 413-431: size and shape limits.
   payload_too_large: { status: 413, meaning: 'the body is over BODY_LIMIT_BYTES' },
   event_too_large: { status: 413, meaning: 'the audit event is over 32 KiB in its canonical form' },
   uri_too_long: { status: 414, meaning: 'a path segment is longer than any identifier this service uses' },
   unsupported_media_type: { status: 415, meaning: 'the body is not application/json' },
   idempotency_key_reused: { status: 422, meaning: 'the Idempotency-Key was used for a different request' },
+  precondition_required: { status: 428, meaning: 'this change needs If-Match with the ETag of a read (or *)' },
   rate_limited: { status: 429, meaning: "over the caller's rate limit (Retry-After)" },
   too_many_heavy_reads: { status: 429, meaning: "over the caller's share of exports or verifications at once (Retry-After)" },
   headers_too_large: { status: 431, meaning: 'the request headers are too large' },

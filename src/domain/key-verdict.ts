@@ -2,7 +2,7 @@
 // key, its tenant and the tenant's entitlements. Pure, so the verify path can compute it from
 // cached facts at the moment of each request: expiry and trial ends need no invalidation.
 import { USABLE_TENANT_STATUSES, usableProducts, type EntitlementFacts } from './entitlements.js';
-import type { TenantStatus } from './lifecycle.js';
+import { statusAt, type LifecycleFacts, type TenantStatus } from './lifecycle.js';
 
 /** Every answer verification gives, in the order verdictFor checks them (after MALFORMED). */
 export const VERIFY_CODES = [
@@ -42,7 +42,7 @@ export interface VerifiableKey {
   products: string[];
   expiresAt: Date | null;
   revokedAt: Date | null;
-  tenant: { slug: string; status: TenantStatus; plan: string | null };
+  tenant: LifecycleFacts & { slug: string; plan: string | null };
   entitlements: EntitlementFacts[];
 }
 
@@ -56,10 +56,11 @@ export function verdictFor(key: VerifiableKey | undefined, question: VerifyQuest
   if (!key) return 'NOT_FOUND';
   if (key.revokedAt !== null && key.revokedAt <= now) return 'REVOKED';
   if (key.expiresAt !== null && key.expiresAt <= now) return 'EXPIRED';
-  if (!USABLE_TENANT_STATUSES.includes(key.tenant.status)) return 'TENANT_INACTIVE';
+  const tenantStatus = statusAt(key.tenant, now);
+  if (!USABLE_TENANT_STATUSES.includes(tenantStatus)) return 'TENANT_INACTIVE';
   if (question.product !== undefined) {
     const allowedByKey = key.products.length === 0 || key.products.includes(question.product);
-    if (!allowedByKey || !usableProducts(key.tenant.status, key.entitlements, now).includes(question.product)) {
+    if (!allowedByKey || !usableProducts(tenantStatus, key.entitlements, now).includes(question.product)) {
       return 'NOT_ENTITLED';
     }
   }

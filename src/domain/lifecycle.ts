@@ -7,6 +7,9 @@
 //   active    -- cancel   -> frozen   (cancellation or non-payment)
 //   frozen    -- activate -> active   (payment arrived or the customer came back)
 //   archived  -- terminal: the export window closed; only the audit log remains.
+//
+// And one move no one asks for: a trial whose trial_ends_at has passed is frozen. It reads so
+// the instant it ends (tenantAt); the trial-end job then writes it down with its event.
 import { DAY_MS } from './time.js';
 
 export const TENANT_STATUSES = ['demo', 'trial', 'active', 'frozen', 'archived'] as const;
@@ -36,6 +39,33 @@ export function initialState(kind: TenantKind, now: Date): { status: TenantStatu
   if (kind === 'demo') return { status: 'demo', trialEndsAt: null };
   return { status: 'trial', trialEndsAt: new Date(now.getTime() + TRIAL_DAYS * DAY_MS) };
 }
+
+/** What is stored about where a tenant is in its lifecycle. */
+export interface LifecycleFacts {
+  status: TenantStatus;
+  trial_ends_at: Date | null;
+}
+
+/**
+ * A tenant's trial is over the instant its end passes. store/tenants.ts says the same in SQL
+ * (trialOverSql); keep them in step.
+ */
+export function isTenantTrialOver(tenant: LifecycleFacts, now: Date): boolean {
+  return tenant.status === 'trial' && tenant.trial_ends_at !== null && tenant.trial_ends_at <= now;
+}
+
+/** The status the tenant has at `now`: a trial that has ended is frozen, job or no job. */
+export function statusAt(tenant: LifecycleFacts, now: Date): TenantStatus {
+  return isTenantTrialOver(tenant, now) ? TRIAL_ENDS_IN : tenant.status;
+}
+
+/** The tenant as every reader sees it at `now`: as the trial-end job will leave it, if its trial is over. */
+export function tenantAt<T extends LifecycleFacts>(tenant: T, now: Date): T {
+  return isTenantTrialOver(tenant, now) ? { ...tenant, status: TRIAL_ENDS_IN, trial_ends_at: null } : tenant;
+}
+
+/** Where a trial that ran out leaves the tenant: frozen, its data kept, until it activates. */
+export const TRIAL_ENDS_IN: TenantStatus = 'frozen';
 
 /** A trial's end date means nothing outside the trial, so leaving the trial clears it. */
 export function trialEndsAfter(next: TenantStatus, current: Date | null): Date | null {

@@ -3,6 +3,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import Type from 'typebox';
 import { findProduct, type Catalog, type Product } from '../domain/products.js';
+import { statusAt } from '../domain/lifecycle.js';
 import {
   catalogState,
   daysLeft,
@@ -219,10 +220,11 @@ export const catalogRoutes: FastifyPluginAsyncTypebox<CatalogRoutesOptions> = as
         // The tenant's row lock serializes its trial requests: two at once start one trial.
         const tenant = await lockTenantForUpdate(tx, tenantId);
         if (!tenant) throw notFound('tenant');
-        if (!USABLE_TENANT_STATUSES.includes(tenant.status)) {
+        const status = statusAt(tenant, now);
+        if (!USABLE_TENANT_STATUSES.includes(status)) {
           throw new AppError('tenant_inactive', {
-            detail: `a ${tenant.status} tenant cannot start trials`,
-            extensions: { current_status: tenant.status },
+            detail: `a ${status} tenant cannot start trials`,
+            extensions: { current_status: status },
           });
         }
         const existing = await lockEntitlementForUpdate(tx, tenantId, code);

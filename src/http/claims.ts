@@ -6,6 +6,7 @@ import Type from 'typebox';
 import type { TenantCache } from '../caching/tenant-cache.js';
 import { usableProducts } from '../domain/entitlements.js';
 import { isUuid } from '../domain/ids.js';
+import { tenantAt } from '../domain/lifecycle.js';
 import type { TenantFacts } from '../store/tenant-facts.js';
 import { notFound } from '../problems.js';
 import { Nullable } from './schemas/parts.js';
@@ -67,11 +68,13 @@ export const claimsRoutes: FastifyPluginAsyncTypebox<{ tenants: TenantCache; clo
       if (facts) break;
     }
     if (!facts) throw notFound('tenant');
-    const { tenant, entitlements } = facts;
+    const now = clock();
+    const tenant = tenantAt(facts.tenant, now);
+    const { entitlements } = facts;
     return {
       tenant_id: tenant.id,
       slug: tenant.slug,
-      products: usableProducts(tenant.status, entitlements, clock()),
+      products: usableProducts(tenant.status, entitlements, now),
       plan: tenant.plan,
       status: tenant.status,
     };

@@ -3,15 +3,27 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyRequest } from 'fastify';
 import type { TenantCache } from '../caching/tenant-cache.js';
 import type { Config } from '../config.js';
-import { initialState, type LifecycleAction } from '../domain/lifecycle.js';
+import { isUuid } from '../domain/ids.js';
+import { initialState, isTenantTrialOver, tenantAt, type LifecycleAction } from '../domain/lifecycle.js';
 import type { KeycloakAdapter } from '../keycloak/adapter.js';
 import { AppError, notFound } from '../problems.js';
 import { recordChange } from '../services/audit-trail.js';
 import { provisionTenant, type ProvisionDeps, type ProvisionOutcome } from '../services/provisioning.js';
+import { editTenant } from '../services/tenant-edits.js';
 import { transitionTenant } from '../services/tenant-lifecycle.js';
 import type { Database } from '../store/database.js';
-import { findTenantById, insertTenant, type TenantRow } from '../store/tenants.js';
+import {
+  findTenantById,
+  insertTenant,
+  listTenants,
+  lockTenantForUpdate,
+  type TenantFilters,
+  type TenantPosition,
+  type TenantRow,
+} from '../store/tenants.js';
 import { tenantFrom, type TenantOf } from './access.js';
+import { decodeCursor, encodeCursor } from './cursor.js';
+import { etagMatches, IfMatchHeaders, strongEtag } from './etag.js';
 import { originOf } from './origin.js';
 import { RefTo } from './schemas/parts.js';
 import {
@@ -19,8 +31,11 @@ import {
   CreatedTenantSchema,
   ProvisionBody,
   TenantIdParams,
+  TenantListQuery,
+  TenantPageSchema,
   TenantSchema,
   TenantSlugParams,
+  UpdateTenantBody,
   type Tenant,
 } from './schemas/tenant.js';
 
@@ -34,7 +49,9 @@ export interface TenantRoutesOptions {
   appEnv: Config['appEnv'];
 }
 
-export function toTenant(row: TenantRow): Tenant {
+/** The tenant as it reads at `now` (a trial that has ended is frozen: domain/lifecycle.ts). */
+export function toTenant(stored: TenantRow, now: Date): Tenant {
+  const row = tenantAt(stored, now);
   return {
     id: row.id,
     slug: row.slug,
@@ -48,9 +65,25 @@ export function toTenant(row: TenantRow): Tenant {
     sales_owner: row.sales_owner,
     keycloak_org_id: row.keycloak_org_id,
     keycloak_provisioning: row.keycloak_provisioning,
+    contract_starts_on: row.contract_starts_on,
+    contract_ends_on: row.contract_ends_on,
     created_at: row.created_at.toISOString(),
     updated_at: row.updated_at.toISOString(),
   };
+}
+
+/**
+ * The tenant's ETag: the version of its row, marked once its trial has ended, since the answer
+ * changes then (it reads as frozen) without a write.
+ */
+const etagOf = (row: TenantRow, now: Date) => strongEtag(isTenantTrialOver(row, now) ? `${row.version}-trial-over` : String(row.version));
+
+// The list's cursor: created_at in microseconds (a Date would round it to milliseconds, and
+// tenants created within one millisecond would be skipped or repeated) and the id.
+const MICROSECONDS = /^[0-9]{1,17}$/;
+function decodeTenantPosition(cursor: string): TenantPosition {
+  const [createdMicros, id] = decodeCursor(cursor, 2, (part, i) => (i === 0 ? MICROSECONDS.test(part) : isUuid(part)));
+  return { createdMicros: createdMicros!, id: id! };
 }
 
 export const tenantRoutes: FastifyPluginAsyncTypebox<TenantRoutesOptions> = async (app, options) => {
@@ -109,7 +142,7 @@ export const tenantRoutes: FastifyPluginAsyncTypebox<TenantRoutesOptions> = asyn
       return reply
         .code(201)
         .header('location', `/v1/tenants/${row.id}`)
-        .send({ tenant: toTenant(outcome?.tenant ?? row), ...inviteUrlOf(outcome) });
+        .send({ tenant: toTenant(outcome?.tenant ?? row, now), ...inviteUrlOf(outcome) });
     },
   );
 
@@ -119,16 +152,105 @@ export const tenantRoutes: FastifyPluginAsyncTypebox<TenantRoutesOptions> = asyn
       config: { access: { allow: ['platform_admin', 'service', 'member'], tenant: tenantFrom.param('id') }, problems: ['not_found'] },
       schema: {
         operationId: 'getTenant',
+        description: 'The ETag of the answer is what PATCH /v1/tenants/{id} takes as If-Match.',
         tags: ['tenants'],
         summary: 'Read a tenant by id',
         params: TenantIdParams,
         response: { 200: RefTo(TenantSchema, { description: 'The tenant' }) },
       },
     },
-    async (request) => {
+    async (request, reply) => {
       const facts = await tenants.byIdOrSlug({ id: request.params.id });
       if (!facts) throw notFound('tenant');
-      return toTenant(facts.tenant);
+      const now = clock();
+      return reply.header('etag', etagOf(facts.tenant, now)).send(toTenant(facts.tenant, now));
+    },
+  );
+
+  app.get(
+    '/v1/tenants',
+    {
+      config: { access: { allow: ['platform_admin', 'service'] }, problems: ['invalid_cursor'] },
+      schema: {
+        operationId: 'listTenants',
+        tags: ['tenants'],
+        summary: 'Find tenants, newest first: by status, kind, plan, sales owner, ERP id, trial end, creation time or a slug or name prefix',
+        querystring: TenantListQuery,
+        response: { 200: RefTo(TenantPageSchema) },
+      },
+    },
+    async (request) => {
+      const { limit = 50, cursor, ...query } = request.query;
+      const now = clock();
+      const filters: TenantFilters = {
+        ...(query.status !== undefined && { status: query.status }),
+        ...(query.kind !== undefined && { kind: query.kind }),
+        ...(query.plan !== undefined && { plan: query.plan }),
+        ...(query.sales_owner !== undefined && { salesOwner: query.sales_owner }),
+        ...(query.erp_id !== undefined && { erpId: query.erp_id }),
+        ...(query.trial_ends_before !== undefined && { trialEndsBefore: new Date(query.trial_ends_before) }),
+        ...(query.created_after !== undefined && { createdAfter: new Date(query.created_after) }),
+        ...(query.created_before !== undefined && { createdBefore: new Date(query.created_before) }),
+        ...(query.q !== undefined && { q: query.q }),
+      };
+      const rows = await listTenants(db, filters, { after: cursor ? decodeTenantPosition(cursor) : null, limit: limit + 1, now });
+      const items = rows.slice(0, limit);
+      const last = items.at(-1);
+      return {
+        items: items.map((row) => toTenant(row, now)),
+        next_cursor: rows.length > limit && last ? encodeCursor([last.created_micros, last.id]) : null,
+      };
+    },
+  );
+
+  app.patch(
+    '/v1/tenants/:id',
+    {
+      config: {
+        access: { allow: ['platform_admin'] },
+        problems: ['not_found', 'slug_immutable', 'precondition_failed', 'precondition_required'],
+      },
+      // Said plainly rather than as "slug is not allowed": an operator trying to rename the
+      // slug should learn why it is fixed.
+      preValidation: async (request) => {
+        const body = request.body as Record<string, unknown> | null;
+        if (body !== null && typeof body === 'object' && Object.hasOwn(body, 'slug')) {
+          throw new AppError('slug_immutable', {
+            detail: "the slug cannot change: it is the tenant's Keycloak organization alias and part of URLs; create a new tenant for a new slug",
+          });
+        }
+      },
+      schema: {
+        operationId: 'updateTenant',
+        tags: ['tenants'],
+        summary: "Edit a tenant's name, plan, ERP and Stripe ids, sales owner and contract dates",
+        description:
+          'Send If-Match with the ETag of your last read (or *): an edit based on a stale read is refused with 412, so no one silently undoes another change. Each changed field is recorded in one tenant.updated event with its old and new value.',
+        params: TenantIdParams,
+        headers: IfMatchHeaders,
+        body: UpdateTenantBody,
+        response: { 200: RefTo(TenantSchema, { description: 'The tenant after the edit (ETag: its new version)' }) },
+      },
+    },
+    async (request, reply) => {
+      const ifMatch = request.headers['if-match'];
+      if (ifMatch === undefined) {
+        throw new AppError('precondition_required', { detail: 'send If-Match with the ETag of a read of this tenant (or *)' });
+      }
+      const now = clock();
+      const row = await db.transaction(async (tx) => {
+        const tenant = await lockTenantForUpdate(tx, request.params.id);
+        if (!tenant) throw notFound('tenant');
+        const current = etagOf(tenant, now);
+        if (!etagMatches(ifMatch, current)) {
+          throw new AppError('precondition_failed', {
+            detail: 'the tenant changed since that read; read it again and reapply the edit',
+            headers: { etag: current },
+          });
+        }
+        return editTenant(tx, tenant, request.body, originOf(request), now);
+      });
+      return reply.header('etag', etagOf(row, now)).send(toTenant(row, now));
     },
   );
 
@@ -144,10 +266,11 @@ export const tenantRoutes: FastifyPluginAsyncTypebox<TenantRoutesOptions> = asyn
         response: { 200: RefTo(TenantSchema, { description: 'The tenant' }) },
       },
     },
-    async (request) => {
+    async (request, reply) => {
       const facts = await tenants.byIdOrSlug({ slug: request.params.slug });
       if (!facts) throw notFound('tenant');
-      return toTenant(facts.tenant);
+      const now = clock();
+      return reply.header('etag', etagOf(facts.tenant, now)).send(toTenant(facts.tenant, now));
     },
   );
 
@@ -168,8 +291,11 @@ export const tenantRoutes: FastifyPluginAsyncTypebox<TenantRoutesOptions> = asyn
           response: { 200: RefTo(TenantSchema, { description: 'The tenant after the transition' }) },
         },
       },
-      async (request) =>
-        toTenant(await db.transaction((tx) => transitionTenant(tx, request.params.id, action, originOf(request), clock()))),
+      async (request, reply) => {
+        const now = clock();
+        const row = await db.transaction((tx) => transitionTenant(tx, request.params.id, action, originOf(request), now));
+        return reply.header('etag', etagOf(row, now)).send(toTenant(row, now));
+      },
     );
   }
 
@@ -214,7 +340,7 @@ export const tenantRoutes: FastifyPluginAsyncTypebox<TenantRoutesOptions> = asyn
           extensions: { error_type: outcome.error.type, step: outcome.error.step },
         });
       }
-      return { tenant: toTenant(outcome.tenant), ...inviteUrlOf(outcome) };
+      return { tenant: toTenant(outcome.tenant, clock()), ...inviteUrlOf(outcome) };
     },
   );
 };

@@ -26,6 +26,7 @@ function makeAjv(options: Options): Ajv {
   // One format for "an IPv4 or IPv6 address", so an invalid source_ip gets one clear error.
   ajv.addFormat('ip', { type: 'string', validate: (value: string) => isIP(value) !== 0 });
   ajv.addFormat('date-time', { type: 'string', validate: isStorableTimestamp });
+  ajv.addFormat('date', { type: 'string', validate: isStorableDate });
   for (const schema of SHARED_SCHEMAS) ajv.addSchema(schema);
   return ajv;
 }
@@ -40,6 +41,13 @@ export function isStorableTimestamp(value: string): boolean {
   if (!RFC3339.validate(value)) return false;
   const time = Date.parse(value);
   return !Number.isNaN(time) && new Date(time).getUTCFullYear() >= 1;
+}
+
+const FULL_DATE = fullFormats.date as { validate: (value: string) => boolean };
+
+/** An RFC 3339 full-date that PostgreSQL can hold (not year 0000). */
+export function isStorableDate(value: string): boolean {
+  return FULL_DATE.validate(value) && !value.startsWith('0000');
 }
 
 const bodyAjv = makeAjv({ coerceTypes: false });

@@ -1,54 +1,75 @@
-// Writes one entitlement.trial_expired audit event per trial that has ended. Reads never need
-// this (a trial reads as expired the moment it ends); the event is for the audit trail and for
-// whoever follows it (sales, billing). Exactly once, with any number of replicas running it:
+// Writes down the trials that have ended: one entitlement.trial_expired event per product trial,
+// and each tenant trial moved to frozen with one tenant.trial_ended event. Reads never need this
+// (a trial reads as over the moment it ends); the events are for the audit trail and for
+// whoever follows it (sales, billing, Keycloak's organization). Exactly once, with any number of
+// replicas running it:
 //  - a transaction-scoped advisory lock lets one replica work at a time (the others skip the
 //    round instead of queueing behind it);
 //  - each trial is locked (FOR UPDATE SKIP LOCKED) and marked in the same transaction that
-//    appends its event, so an event is never written twice nor lost to a crash in between.
+//    appends its event, so an event is never written twice nor lost to a crash in between. A
+//    tenant trial is marked by its new status; a transition that reaches it first writes it
+//    down itself (services/tenant-lifecycle.ts), and the job no longer finds it.
 import { SYSTEM_ORIGIN, recordChange } from '../services/audit-trail.js';
-import type { Database } from '../store/database.js';
+import { endTrial } from '../services/tenant-lifecycle.js';
+import type { Database, Queryable } from '../store/database.js';
 import { lockExpiredTrials, markTrialExpiryRecorded } from '../store/entitlements.js';
-import { lockTenantForKeyShare } from '../store/tenants.js';
+import { lockEndedTrials, lockTenantForKeyShare } from '../store/tenants.js';
 
 // Distinct from the migration lock; any constant shared by all replicas works ("trials").
 const TRIAL_EXPIRY_LOCK_KEY = 0x747269616c73;
 // Small batches keep each transaction short; a backlog drains over successive batches.
 const BATCH_SIZE = 100;
 
-/** One round: records every trial that has ended by `now`; returns how many it recorded. */
+/** One round: writes down every trial that has ended by `now`; returns how many it wrote down. */
 export async function recordExpiredTrials(db: Database, now: Date): Promise<number> {
-  let recorded = 0;
+  return (await endTenantTrials(db, now)) + (await recordProductTrials(db, now));
+}
+
+/** Runs `batch` in transactions holding the job's lock until a batch does less than BATCH_SIZE. */
+async function inBatches(db: Database, batch: (tx: Queryable) => Promise<number>): Promise<number> {
+  let done = 0;
   for (;;) {
-    const batch = await db.transaction(async (tx) => {
+    const count = await db.transaction(async (tx) => {
       const [lock] = await tx.query<{ acquired: boolean }>('SELECT pg_try_advisory_xact_lock($1) AS acquired', [
         TRIAL_EXPIRY_LOCK_KEY,
       ]);
-      if (!lock?.acquired) return 0;
-      const trials = await lockExpiredTrials(tx, now, BATCH_SIZE);
-      for (const trial of trials) {
-        // The entitlement row cascades with its tenant, so a locked trial's tenant exists.
-        const tenant = (await lockTenantForKeyShare(tx, trial.tenant_id))!;
-        await recordChange(
-          tx,
-          SYSTEM_ORIGIN,
-          {
-            action: 'entitlement.trial_expired',
-            crud: 'u',
-            tenant,
-            product: trial.product,
-            target: { id: trial.product, type: 'product', name: trial.product },
-            fields: { trial_ends_at: trial.trial_ends_at!.toISOString() },
-          },
-          now,
-        );
-        await markTrialExpiryRecorded(tx, trial.tenant_id, trial.product, now);
-      }
-      return trials.length;
+      return lock?.acquired ? batch(tx) : 0;
     });
-    recorded += batch;
-    if (batch < BATCH_SIZE) return recorded;
+    done += count;
+    if (count < BATCH_SIZE) return done;
   }
 }
+
+const endTenantTrials = (db: Database, now: Date) =>
+  inBatches(db, async (tx) => {
+    const tenants = await lockEndedTrials(tx, now, BATCH_SIZE);
+    for (const tenant of tenants) await endTrial(tx, tenant, now);
+    return tenants.length;
+  });
+
+const recordProductTrials = (db: Database, now: Date) =>
+  inBatches(db, async (tx) => {
+    const trials = await lockExpiredTrials(tx, now, BATCH_SIZE);
+    for (const trial of trials) {
+      // The entitlement row cascades with its tenant, so a locked trial's tenant exists.
+      const tenant = (await lockTenantForKeyShare(tx, trial.tenant_id))!;
+      await recordChange(
+        tx,
+        SYSTEM_ORIGIN,
+        {
+          action: 'entitlement.trial_expired',
+          crud: 'u',
+          tenant,
+          product: trial.product,
+          target: { id: trial.product, type: 'product', name: trial.product },
+          fields: { trial_ends_at: trial.trial_ends_at!.toISOString() },
+        },
+        now,
+      );
+      await markTrialExpiryRecorded(tx, trial.tenant_id, trial.product, now);
+    }
+    return trials.length;
+  });
 
 export interface Job {
   stop(): Promise<void>;

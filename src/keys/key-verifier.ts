@@ -4,6 +4,7 @@
 import { hashApiKey, isWellFormedApiKey } from '../domain/api-key.js';
 import type { KeyCache } from '../caching/key-cache.js';
 import { verdictFor, type VerifyAnswer, type VerifyCode, type VerifyQuestion } from '../domain/key-verdict.js';
+import { statusAt } from '../domain/lifecycle.js';
 import { countVerification } from '../observability/metrics.js';
 import { loadKeyFacts, type KeyFacts } from '../store/api-keys.js';
 import type { Database } from '../store/database.js';
@@ -19,7 +20,7 @@ export interface KeyVerifier {
   verify(key: string, question: VerifyQuestion): VerifyAnswer | Promise<VerifyAnswer>;
 }
 
-function answer(code: VerifyCode, facts: KeyFacts | undefined): VerifyAnswer {
+function answer(code: VerifyCode, facts: KeyFacts | undefined, now: Date): VerifyAnswer {
   if (!facts) return { valid: false, code };
   return {
     valid: code === 'VALID',
@@ -27,7 +28,7 @@ function answer(code: VerifyCode, facts: KeyFacts | undefined): VerifyAnswer {
     key_id: facts.id,
     tenant_id: facts.tenantId,
     slug: facts.tenant.slug,
-    tenant_status: facts.tenant.status,
+    tenant_status: statusAt(facts.tenant, now),
     plan: facts.tenant.plan,
     scopes: facts.scopes,
     products: facts.products,
@@ -75,7 +76,7 @@ export function createKeyVerifier(options: {
     const code = verdictFor(facts, question, now);
     countVerification(code);
     if (facts && code === 'VALID') options.usage?.note(facts.id, now);
-    return answer(code, facts);
+    return answer(code, facts, now);
   };
 
   return {

@@ -60,6 +60,9 @@ export async function recordChange(tx: Queryable, origin: Origin, change: Change
 export const ORGANIZATION_ACTIONS: ReadonlySet<string> = new Set([
   'tenant.activated',
   'tenant.cancelled',
+  'tenant.trial_ended',
+  // Its name and plan are the organization's; the other fields cost one idempotent sync.
+  'tenant.updated',
   'entitlement.granted',
   'entitlement.revoked',
   'entitlement.trial_started',

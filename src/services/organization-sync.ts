@@ -5,6 +5,7 @@
 // a periodic reconcile queues every tenant so that an edit made in Keycloak by hand is repaired
 // and reported as drift. Each sync is idempotent and retried with backoff until it succeeds.
 import { usableProducts, USABLE_TENANT_STATUSES } from '../domain/entitlements.js';
+import { tenantAt } from '../domain/lifecycle.js';
 import { KeycloakError, TENANT_ATTRIBUTE, type KeycloakAdapter, type OrganizationState } from '../keycloak/adapter.js';
 import type { Database } from '../store/database.js';
 import { completeSync, failSync, leaseDueSyncs, type SyncRequest } from '../store/keycloak-sync.js';
@@ -13,7 +14,9 @@ import { lockTenantForKeyShare } from '../store/tenants.js';
 import { recordChange, SYSTEM_ORIGIN } from './audit-trail.js';
 
 /** What the tenant's organization should be right now. */
-export function desiredOrganization({ tenant, entitlements }: TenantFacts, now: Date): OrganizationState {
+export function desiredOrganization(facts: TenantFacts, now: Date): OrganizationState {
+  const tenant = tenantAt(facts.tenant, now);
+  const { entitlements } = facts;
   const attributes: Record<string, string[]> = {
     [TENANT_ATTRIBUTE]: [tenant.id],
     status: [tenant.status],

@@ -86,10 +86,11 @@ export async function loadKeyFacts(db: Queryable, hash: Buffer): Promise<KeyFact
     revoked_at: Date | null;
     slug: string;
     status: TenantStatus;
+    trial_ends_at: Date | null;
     plan: string | null;
     entitlements: Array<{ product: string; status: EntitlementFacts['status']; trial_ends_at: string | null }>;
   }>(
-    `SELECT k.id, k.tenant_id, k.scopes, k.products, k.expires_at, k.revoked_at, t.slug, t.status, t.plan,
+    `SELECT k.id, k.tenant_id, k.scopes, k.products, k.expires_at, k.revoked_at, t.slug, t.status, t.trial_ends_at, t.plan,
             COALESCE((SELECT json_agg(json_build_object('product', p.product, 'status', p.status,
                                                          'trial_ends_at', p.trial_ends_at))
                       FROM tenant_products p WHERE p.tenant_id = k.tenant_id), '[]'::json) AS entitlements
@@ -105,7 +106,7 @@ export async function loadKeyFacts(db: Queryable, hash: Buffer): Promise<KeyFact
     products: row.products,
     expiresAt: row.expires_at,
     revokedAt: row.revoked_at,
-    tenant: { slug: row.slug, status: row.status, plan: row.plan },
+    tenant: { slug: row.slug, status: row.status, trial_ends_at: row.trial_ends_at, plan: row.plan },
     entitlements: row.entitlements.map((e) => ({
       product: e.product,
       status: e.status,

@@ -28,8 +28,15 @@ export function expectOnlyEventsOf(events: Array<{ tenant_id: string | null }>, 
  * One request, as http.ts's call() makes it, except that only JSON documents are parsed: the
  * export answers NDJSON, which is read line by line.
  */
-export async function send(baseUrl: string, method: string, path: string, token: string | undefined, body?: unknown): Promise<Answer> {
-  const headers: Record<string, string> = token === undefined ? {} : { authorization: `Bearer ${token}` };
+export async function send(
+  baseUrl: string,
+  method: string,
+  path: string,
+  token: string | undefined,
+  body?: unknown,
+  extraHeaders: Record<string, string> = {},
+): Promise<Answer> {
+  const headers: Record<string, string> = { ...extraHeaders, ...(token === undefined ? {} : { authorization: `Bearer ${token}` }) };
   if (body !== undefined) headers['content-type'] = 'application/json';
   const response = await fetch(new URL(path, baseUrl), { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   const text = await response.text();

@@ -39,6 +39,7 @@ const grid = (platformAdmin: number, service: number, memberOwn: number, memberO
 interface BuiltRequest {
   path: string;
   body?: unknown;
+  headers?: Record<string, string>;
   /** Writes only: whether the change was made. It must be made exactly when the call is allowed. */
   happened?: () => Promise<boolean>;
   /** Further checks of an allowed answer (not for HEAD, which has no body). */
@@ -46,7 +47,7 @@ interface BuiltRequest {
 }
 
 interface Row {
-  method: 'GET' | 'HEAD' | 'POST' | 'PUT' | 'DELETE';
+  method: 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
   /** The route as registered (Fastify's :param syntax). */
   path: string;
   /** Each call gets a new trial tenant as its target, because an allowed call changes it. */
@@ -91,6 +92,18 @@ const ROUTES: Row[] = [
     build: (target) => ({
       path: `/v1/tenants/${target.id}`,
       check: (answer) => expect(answer.body).toMatchObject({ id: target.id, slug: target.slug }),
+    }) },
+  { method: 'GET',  path: '/v1/tenants',                           expect: grid(200,     200,     403,   403,   403,   403,   403),
+    build: (target) => ({
+      path: `/v1/tenants?q=${target.slug}`,
+      check: (answer) => expect((answer.body as { items: Tenant[] }).items.map((tenant) => tenant.id)).toEqual([target.id]),
+    }) },
+  { method: 'PATCH', path: '/v1/tenants/:id',                      expect: grid(200,     403,     403,   403,   403,   403,   403), freshTarget: true,
+    build: (target, admin) => ({
+      path: `/v1/tenants/${target.id}`,
+      body: { plan: 'matrix-plan' },
+      headers: { 'if-match': '*' },
+      happened: async () => (await admin.get<Tenant>(`/v1/tenants/${target.id}`)).body.plan === 'matrix-plan',
     }) },
   { method: 'GET',  path: '/v1/tenants/by-slug/:slug',             expect: grid(200,     200,     200,   404,   200,   404,   403),
     build: (target) => ({
@@ -328,7 +341,7 @@ eachDriver('access matrix', (driver) => {
           const prepared = (await row.prepare?.(target, h.admin)) ?? {};
           const request = row.build(target, h.admin, prepared);
           const token = await caller.token(home.id);
-          const answer = await send(h.server.url, row.method, request.path, token, request.body);
+          const answer = await send(h.server.url, row.method, request.path, token, request.body, request.headers);
 
           expect(answer.status, answer.text).toBe(expected);
           if (expected === 401) {

@@ -53,8 +53,8 @@ eachDriver('tenants', (driver) => {
     expect(tenant.created_at).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
     expect(Object.keys(tenant).sort()).toEqual(
       [
-        'created_at', 'erp_id', 'id', 'keycloak_org_id', 'keycloak_provisioning', 'kind', 'name', 'plan', 'sales_owner',
-        'slug', 'status', 'stripe_id', 'trial_ends_at', 'updated_at',
+        'contract_ends_on', 'contract_starts_on', 'created_at', 'erp_id', 'id', 'keycloak_org_id', 'keycloak_provisioning',
+        'kind', 'name', 'plan', 'sales_owner', 'slug', 'status', 'stripe_id', 'trial_ends_at', 'updated_at',
       ],
     );
   });

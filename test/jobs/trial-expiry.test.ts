@@ -85,4 +85,51 @@ eachDriver('trial expiry job', (driver) => {
     expect(events).toHaveLength(40);
     expect(new Set(events.map((e) => e.product)).size).toBe(40);
   });
+
+  it('moves each tenant whose trial ended to frozen with one tenant.trial_ended event, with two workers at once', async () => {
+    const ids: string[] = [];
+    // More than a batch, ended; and one still running.
+    for (let i = 0; i < 130; i += 1) {
+      const tenant = await insertTenant(db, {
+        slug: randomSlug('ended'),
+        name: 'Ended trial',
+        status: 'trial',
+        kind: 'customer',
+        plan: null,
+        trialEndsAt: at(-i * 60_000),
+        erpId: null,
+        stripeId: null,
+        salesOwner: null,
+      });
+      ids.push(tenant.id);
+    }
+    const running = await insertTenant(db, {
+      slug: randomSlug('running'),
+      name: 'Running trial',
+      status: 'trial',
+      kind: 'customer',
+      plan: null,
+      trialEndsAt: at(1),
+      erpId: null,
+      stripeId: null,
+      salesOwner: null,
+    });
+    const second = database.url ? openPg({ url: database.url, poolSize: 2 }) : db;
+    try {
+      await Promise.all([recordExpiredTrials(db, NOW), recordExpiredTrials(second, NOW), recordExpiredTrials(db, NOW)]);
+      await recordExpiredTrials(second, NOW);
+    } finally {
+      if (second !== db) await second.close();
+    }
+    const rows = await db.query<{ id: string; status: string; trial_ends_at: Date | null; events: number }>(
+      `SELECT t.id, t.status, t.trial_ends_at,
+              (SELECT count(*) FROM audit_log a WHERE a.tenant_id = t.id AND a.action = 'tenant.trial_ended')::int AS events
+       FROM tenants t WHERE t.id = ANY($1::uuid[])`,
+      [[...ids, running.id]],
+    );
+    const byId = new Map(rows.map((row) => [row.id, row]));
+    for (const id of ids) expect(byId.get(id)).toMatchObject({ status: 'frozen', trial_ends_at: null, events: 1 });
+    expect(byId.get(running.id)).toMatchObject({ status: 'trial', events: 0 });
+    for (const id of ids.slice(0, 3)) expect(await verifyChain(walkChain(db, id), await chainHead(db, id))).toMatchObject({ ok: true });
+  });
 });

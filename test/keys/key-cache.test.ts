@@ -21,7 +21,7 @@ function facts(id: string, tenantId = TENANT_A, overrides: Partial<KeyFacts> = {
     products: [],
     expiresAt: null,
     revokedAt: null,
-    tenant: { slug: 'acme', status: 'active', plan: null },
+    tenant: { slug: 'acme', status: 'active', trial_ends_at: null, plan: null },
     entitlements: [],
     ...overrides,
   };

@@ -13,12 +13,14 @@ export const Slug = Type.String({
   examples: ['acme'],
 });
 
+const ContractDate = (options: { description?: string } = {}) => Type.String({ format: 'date', ...options });
+
 export const TenantSchema = Type.Object(
   {
     id: Uuid(),
     slug: Type.String(),
     name: Type.String(),
-    status: Type.Enum(TENANT_STATUSES),
+    status: Type.Enum(TENANT_STATUSES, { description: 'as of the answer: a trial reads as frozen the instant trial_ends_at passes' }),
     kind: Type.Enum(TENANT_KINDS),
     plan: Nullable(Type.String()),
     trial_ends_at: Nullable(Timestamp({ description: 'set while the tenant is in trial' })),
@@ -29,6 +31,8 @@ export const TenantSchema = Type.Object(
     keycloak_provisioning: Type.Enum(PROVISIONING_STATES, {
       description: 'none: no IT admin was given; failed: retry with POST /v1/tenants/{id}/keycloak/provision',
     }),
+    contract_starts_on: Nullable(ContractDate()),
+    contract_ends_on: Nullable(ContractDate()),
     created_at: Timestamp(),
     updated_at: Timestamp(),
   },
@@ -73,3 +77,46 @@ export const ProvisionBody = Type.Object(
 
 export const TenantIdParams = Type.Object({ id: Uuid() }, { additionalProperties: false });
 export const TenantSlugParams = Type.Object({ slug: Slug }, { additionalProperties: false });
+
+export const TenantListQuery = Type.Object(
+  {
+    status: Type.Optional(Type.Enum(TENANT_STATUSES, { description: 'as tenants read now: a trial that has ended is frozen' })),
+    kind: Type.Optional(Type.Enum(TENANT_KINDS)),
+    plan: Type.Optional(Text(64)),
+    sales_owner: Type.Optional(Text(200)),
+    erp_id: Type.Optional(Text(128)),
+    trial_ends_before: Type.Optional(Timestamp({ description: 'running trials that end by then' })),
+    created_after: Type.Optional(Timestamp()),
+    created_before: Type.Optional(Timestamp()),
+    q: Type.Optional(Text(100, { description: 'a prefix of the slug or of the name, in any case' })),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 200, default: 50 })),
+    cursor: Type.Optional(Type.String({ maxLength: 200, description: 'next_cursor of the previous page' })),
+  },
+  { additionalProperties: false },
+);
+
+export const TenantPageSchema = Type.Object(
+  {
+    items: Type.Array(RefTo(TenantSchema)),
+    next_cursor: Nullable(Type.String({ description: 'null on the last page' })),
+  },
+  { $id: 'TenantPage', title: 'TenantPage', additionalProperties: false, description: 'One page of tenants, newest first' },
+);
+
+export const UpdateTenantBody = Type.Object(
+  {
+    name: Type.Optional(Text(200, { description: 'display name' })),
+    plan: Type.Optional(Nullable(Text(64))),
+    erp_id: Type.Optional(Nullable(Text(128, { description: 'the customer number in the ERP' }))),
+    stripe_id: Type.Optional(Nullable(Text(128, { description: 'the Stripe customer id' }))),
+    sales_owner: Type.Optional(Nullable(Text(200))),
+    contract_starts_on: Type.Optional(Nullable(ContractDate())),
+    contract_ends_on: Type.Optional(Nullable(ContractDate({ description: 'on or after contract_starts_on' }))),
+  },
+  {
+    additionalProperties: false,
+    minProperties: 1,
+    description:
+      'The fields to change; null clears one. The slug cannot change: it is the alias of the Keycloak organization and part of URLs.',
+  },
+);

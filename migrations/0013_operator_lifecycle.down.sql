@@ -1,0 +1,13 @@
+DROP INDEX tenants_trial_ends_idx;
+DROP INDEX tenants_name_prefix_idx;
+DROP INDEX tenants_slug_prefix_idx;
+DROP INDEX tenants_erp_id_idx;
+DROP INDEX tenants_sales_owner_created_idx;
+DROP INDEX tenants_plan_created_idx;
+DROP INDEX tenants_kind_created_idx;
+DROP INDEX tenants_status_created_idx;
+CREATE INDEX tenants_status_idx ON tenants (status);
+DROP INDEX tenants_created_idx;
+DROP TRIGGER tenants_version ON tenants;
+DROP FUNCTION bump_tenant_version();
+ALTER TABLE tenants DROP COLUMN version;

@@ -1,0 +1,288 @@
+// What an operator does with tenants after creating them: find them (GET /v1/tenants), edit them
+// (PATCH with If-Match), and see a trial end by itself the instant it is over.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { AuditEvent } from '../../src/http/schemas/audit.js';
+import type { Tenant } from '../../src/http/schemas/tenant.js';
+import { recordExpiredTrials } from '../../src/jobs/trial-expiry.js';
+import { eachDriver } from '../support/drivers.js';
+import { createTenant, randomSlug } from '../support/factories.js';
+import { problemOf, type Client } from '../support/http.js';
+import { identities } from '../support/identities.js';
+import { startServer, type TestServer } from '../support/server.js';
+import { DAY_MS, MINUTE_MS, TestClock } from '../support/time.js';
+
+interface Page {
+  items: Tenant[];
+  next_cursor: string | null;
+}
+
+const eventsOf = async (api: Client, tenantId: string, action: string) =>
+  (await api.get<{ items: AuditEvent[] }>(`/v1/audit?tenant_id=${tenantId}&action=${action}`)).body.items;
+
+eachDriver('operating tenants', (driver) => {
+  let server: TestServer;
+  let api: Client;
+  const clock = new TestClock();
+  beforeAll(async () => {
+    server = await startServer(driver, { clock: clock.now });
+    api = server.api;
+  });
+  afterAll(() => server.close());
+
+  describe('GET /v1/tenants', () => {
+    // A population of its own, told apart from other tests' tenants by a sales owner and a prefix.
+    const owner = `owner-${randomSlug()}@sales.example.com`;
+    const prefix = randomSlug('find');
+    let made: Tenant[];
+    beforeAll(async () => {
+      made = [];
+      for (let i = 0; i < 7; i += 1) {
+        made.push(
+          await createTenant(api, {
+            slug: `${prefix}-${i}`,
+            name: i % 2 === 0 ? `Even Corp ${i}` : `Odd Ltd ${i}`,
+            sales_owner: owner,
+            plan: i < 3 ? 'business' : 'starter',
+            erp_id: `ERP-${prefix}-${i}`,
+            ...(i === 6 ? { kind: 'demo' } : {}),
+          }),
+        );
+      }
+    });
+
+    const list = async (query: string) => {
+      const answer = await api.get<Page>(`/v1/tenants?${query}`);
+      expect(answer.status, answer.text).toBe(200);
+      return answer.body;
+    };
+    const slugs = (page: Page) => page.items.map((tenant) => tenant.slug);
+
+    it('lists newest first and walks every page exactly once by cursor', async () => {
+      const seen: string[] = [];
+      let cursor: string | null = null;
+      do {
+        const page: Page = await list(`sales_owner=${encodeURIComponent(owner)}&limit=3${cursor ? `&cursor=${cursor}` : ''}`);
+        expect(page.items.length).toBeLessThanOrEqual(3);
+        seen.push(...slugs(page));
+        cursor = page.next_cursor;
+      } while (cursor);
+      expect(seen).toEqual(made.map((tenant) => tenant.slug).reverse());
+    });
+
+    it('filters by status, kind, plan, ERP id, creation time and a slug or name prefix in any case', async () => {
+      const byOwner = `sales_owner=${encodeURIComponent(owner)}`;
+      expect(slugs(await list(`${byOwner}&kind=demo`))).toEqual([`${prefix}-6`]);
+      expect(slugs(await list(`${byOwner}&status=demo`))).toEqual([`${prefix}-6`]);
+      expect(slugs(await list(`${byOwner}&plan=business`))).toEqual([2, 1, 0].map((i) => `${prefix}-${i}`));
+      expect(slugs(await list(`erp_id=ERP-${prefix}-4`))).toEqual([`${prefix}-4`]);
+      expect(slugs(await list(`q=${prefix.toUpperCase()}-5`))).toEqual([`${prefix}-5`]);
+      expect(slugs(await list(`${byOwner}&q=odd%20ltd`))).toEqual([5, 3, 1].map((i) => `${prefix}-${i}`));
+      // Answers are in milliseconds, the database in microseconds: made[3] lies within its millisecond.
+      const created = made[3]!.created_at;
+      const afterIt = new Date(Date.parse(created) + 1).toISOString();
+      expect(slugs(await list(`${byOwner}&created_after=${afterIt}`))).toEqual([6, 5, 4].map((i) => `${prefix}-${i}`));
+      expect(slugs(await list(`${byOwner}&created_before=${created}`))).toEqual([2, 1, 0].map((i) => `${prefix}-${i}`));
+      expect((await list(`${byOwner}&kind=customer&status=trial`)).items).toHaveLength(6);
+    });
+
+    it('takes LIKE wildcards in q literally', async () => {
+      expect((await list(`q=${encodeURIComponent('%')}`)).items).toEqual([]);
+      expect((await list(`q=${encodeURIComponent(`${prefix.slice(0, 4)}_`)}`)).items).toEqual([]);
+    });
+
+    it('answers 400 to a forged cursor and to bad filters, and lists only for operators and services', async () => {
+      for (const query of ['cursor=bm90IGEgY3Vyc29y', 'status=deleted', 'limit=0', 'limit=201', 'created_after=yesterday', 'q=', 'nope=1']) {
+        const answer = await api.get(`/v1/tenants?${query}`);
+        expect(answer.status, query).toBe(400);
+        expect(problemOf(answer).code, query).toMatch(/^(invalid_cursor|validation_failed)$/);
+      }
+      const service = await server.as(identities.service());
+      expect((await service.get('/v1/tenants?limit=1')).status).toBe(200);
+      const itAdmin = await server.as(identities.itAdmin(made[0]!.id));
+      const refused = await itAdmin.get('/v1/tenants');
+      expect(refused.status).toBe(403);
+      expect(problemOf(refused).code).toBe('forbidden');
+    });
+  });
+
+  describe('PATCH /v1/tenants/{id}', () => {
+    const read = async (id: string) => {
+      const answer = await api.get<Tenant>(`/v1/tenants/${id}`);
+      return { tenant: answer.body, etag: answer.headers.get('etag')! };
+    };
+    const patch = (id: string, body: unknown, ifMatch?: string) =>
+      api.request<Tenant>('PATCH', `/v1/tenants/${id}`, { body, headers: ifMatch === undefined ? {} : { 'if-match': ifMatch } });
+
+    it('edits the fields, answers the new ETag, and records each change with its old and new value', async () => {
+      const created = await createTenant(api, { plan: 'starter', erp_id: 'ERP-1' });
+      const { etag } = await read(created.id);
+      expect(etag).toMatch(/^"[^"]+"$/);
+      const answer = await patch(
+        created.id,
+        { name: ' Renamed GmbH ', plan: 'business', erp_id: null, sales_owner: 'sam@sales.example.com', contract_starts_on: '2027-01-01', contract_ends_on: '2027-12-31' },
+        etag,
+      );
+      expect(answer.status, answer.text).toBe(200);
+      expect(answer.body).toMatchObject({
+        slug: created.slug,
+        name: 'Renamed GmbH',
+        plan: 'business',
+        erp_id: null,
+        sales_owner: 'sam@sales.example.com',
+        contract_starts_on: '2027-01-01',
+        contract_ends_on: '2027-12-31',
+        status: 'trial',
+      });
+      const newEtag = answer.headers.get('etag');
+      expect(newEtag).not.toBe(etag);
+      expect((await read(created.id)).etag).toBe(newEtag);
+      const [event] = await eventsOf(api, created.id, 'tenant.updated');
+      expect(event!.fields).toEqual({
+        changed: 'name,plan,erp_id,sales_owner,contract_starts_on,contract_ends_on',
+        'name.old': created.name,
+        'name.new': 'Renamed GmbH',
+        'plan.old': 'starter',
+        'plan.new': 'business',
+        'erp_id.old': 'ERP-1',
+        'sales_owner.new': 'sam@sales.example.com',
+        'contract_starts_on.new': '2027-01-01',
+        'contract_ends_on.new': '2027-12-31',
+      });
+      expect(event!.actor?.id).toBe(identities.platformAdmin().sub);
+    });
+
+    it('refuses an edit from a stale read with 412 and the current ETag, and changes nothing', async () => {
+      const created = await createTenant(api);
+      const { etag: first } = await read(created.id);
+      expect((await patch(created.id, { plan: 'a' }, first)).status).toBe(200);
+      const stale = await patch(created.id, { plan: 'b' }, first);
+      expect(stale.status).toBe(412);
+      expect(problemOf(stale).code).toBe('precondition_failed');
+      const { tenant, etag: current } = await read(created.id);
+      expect(stale.headers.get('etag')).toBe(current);
+      expect(tenant.plan).toBe('a');
+      expect(await eventsOf(api, created.id, 'tenant.updated')).toHaveLength(1);
+      // A list of tags matches if one does; a weak tag never does (If-Match compares strongly).
+      expect((await patch(created.id, { plan: 'c' }, `"nope", ${current}`)).status).toBe(200);
+      const { etag: latest } = await read(created.id);
+      expect((await patch(created.id, { plan: 'd' }, `W/${latest}`)).status).toBe(412);
+      expect((await patch(created.id, { plan: 'e' }, '*')).status).toBe(200);
+    });
+
+    it('lets exactly one of two edits made from the same read through', async () => {
+      const created = await createTenant(api);
+      const { etag } = await read(created.id);
+      const answers = await Promise.all(['x', 'y', 'z'].map((plan) => patch(created.id, { plan }, etag)));
+      expect(answers.map((answer) => answer.status).sort()).toEqual([200, 412, 412]);
+      expect(await eventsOf(api, created.id, 'tenant.updated')).toHaveLength(1);
+    });
+
+    it('needs If-Match (428), refuses the slug with a reason, and checks the contract dates', async () => {
+      const created = await createTenant(api, { plan: 'starter' });
+      const missing = await patch(created.id, { plan: 'x' });
+      expect(missing.status).toBe(428);
+      expect(problemOf(missing).code).toBe('precondition_required');
+      const slug = await patch(created.id, { slug: randomSlug() }, '*');
+      expect(slug.status).toBe(400);
+      expect(problemOf(slug)).toMatchObject({ code: 'slug_immutable' });
+      expect(String(problemOf(slug).detail)).toContain('Keycloak');
+      const backwards = await patch(created.id, { contract_starts_on: '2027-06-01', contract_ends_on: '2027-05-31' }, '*');
+      expect(backwards.status).toBe(400);
+      expect(problemOf(backwards)).toMatchObject({ code: 'validation_failed', errors: [{ path: '/contract_ends_on', in: 'body' }] });
+      for (const body of [{}, { name: '   ' }, { name: null }, { status: 'active' }, { contract_ends_on: '2027-02-30' }, { contract_ends_on: '0000-01-01' }, [], 'x']) {
+        const answer = await patch(created.id, body, '*');
+        expect(answer.status, JSON.stringify(body)).toBe(400);
+        expect(problemOf(answer).code).toBe('validation_failed');
+      }
+      expect((await read(created.id)).tenant.plan).toBe('starter');
+      expect(await eventsOf(api, created.id, 'tenant.updated')).toEqual([]);
+    });
+
+    it('writes nothing for an edit that changes nothing', async () => {
+      const created = await createTenant(api, { plan: 'starter' });
+      const { etag } = await read(created.id);
+      const answer = await patch(created.id, { plan: 'starter', name: created.name }, etag);
+      expect(answer.status).toBe(200);
+      expect(answer.headers.get('etag')).toBe(etag);
+      expect(await eventsOf(api, created.id, 'tenant.updated')).toEqual([]);
+    });
+
+    it('is for operators only: 404 for a tenant that does not exist, 403 for everyone else', async () => {
+      expect((await patch('00000000-0000-4000-8000-000000000000', { plan: 'x' }, '*')).status).toBe(404);
+      const created = await createTenant(api);
+      for (const claims of [identities.service(), identities.itAdmin(created.id), identities.member(created.id)]) {
+        const caller = await server.as(claims);
+        const answer = await caller.request('PATCH', `/v1/tenants/${created.id}`, { body: { plan: 'x' }, headers: { 'if-match': '*' } });
+        expect(answer.status).toBe(403);
+      }
+      expect((await read(created.id)).tenant.plan).toBeNull();
+    });
+  });
+
+  describe('a trial that ends', () => {
+    it('reads as frozen the instant it ends, for by-id, by-slug, the list, claims and key verification', async () => {
+      clock.reset();
+      const created = await createTenant(api, { kind: 'customer' });
+      const key = await api.post<{ key: string }>('/v1/api-keys', { body: { tenant_id: created.id, name: 'trial key' } });
+      expect(key.status).toBe(201);
+      const service = await server.as(identities.service());
+      const verify = async () =>
+        (await service.post<{ code: string; tenant_status?: string }>('/v1/internal/api-keys/verify', { body: { key: key.body.key } })).body;
+      const claims = async () => (await service.post<{ status: string }>('/v1/internal/keycloak/claims', { body: { tenant_id: created.id } })).body;
+      const byId = async () => (await api.get<Tenant>(`/v1/tenants/${created.id}`)).body;
+      const bySlug = async () => (await api.get<Tenant>(`/v1/tenants/by-slug/${created.slug}`)).body;
+      const listed = async (status: string) =>
+        (await api.get<Page>(`/v1/tenants?status=${status}&q=${created.slug}`)).body.items.map((tenant) => tenant.id);
+
+      // Warm every cache while the trial runs, so nothing but the clock changes afterwards.
+      expect(await verify()).toMatchObject({ code: 'VALID', tenant_status: 'trial' });
+      expect((await claims()).status).toBe('trial');
+      const running = await api.get<Tenant>(`/v1/tenants/${created.id}`);
+      expect(running.body).toMatchObject({ status: 'trial', trial_ends_at: created.trial_ends_at });
+      expect(await listed('trial')).toEqual([created.id]);
+
+      clock.set(Date.parse(created.trial_ends_at!) - 1);
+      expect((await byId()).status).toBe('trial');
+
+      clock.set(Date.parse(created.trial_ends_at!));
+      expect(await byId()).toMatchObject({ status: 'frozen', trial_ends_at: null });
+      expect(await bySlug()).toMatchObject({ status: 'frozen', trial_ends_at: null });
+      expect(await verify()).toMatchObject({ code: 'TENANT_INACTIVE', tenant_status: 'frozen' });
+      expect((await claims()).status).toBe('frozen');
+      expect(await listed('trial')).toEqual([]);
+      expect(await listed('frozen')).toEqual([created.id]);
+      // The answer changed without a write, so its ETag did too.
+      expect((await api.get(`/v1/tenants/${created.id}`)).headers.get('etag')).not.toBe(running.headers.get('etag'));
+      // Nothing was written: the job writes it down, with its one event.
+      expect(await eventsOf(api, created.id, 'tenant.trial_ended')).toEqual([]);
+      await recordExpiredTrials(server.db, clock.now());
+      const [ended, ...more] = await eventsOf(api, created.id, 'tenant.trial_ended');
+      expect(more).toEqual([]);
+      expect(ended!.fields).toEqual({ from_status: 'trial', to_status: 'frozen', trial_ends_at: created.trial_ends_at });
+      expect(ended!.actor?.id).toBe('system');
+      expect(await byId()).toMatchObject({ status: 'frozen', trial_ends_at: null });
+      await recordExpiredTrials(server.db, clock.advance(DAY_MS));
+      expect(await eventsOf(api, created.id, 'tenant.trial_ended')).toHaveLength(1);
+    });
+
+    it('activates before the end as before; after the end, activation writes the trial end down first', async () => {
+      clock.reset();
+      const early = await createTenant(api);
+      const late = await createTenant(api);
+      clock.set(Date.parse(early.trial_ends_at!) - MINUTE_MS);
+      expect((await api.post<Tenant>(`/v1/tenants/${early.id}/activate`)).body).toMatchObject({ status: 'active', trial_ends_at: null });
+      clock.set(Date.parse(late.trial_ends_at!) + MINUTE_MS);
+      const cancel = await api.post(`/v1/tenants/${late.id}/cancel`);
+      expect(cancel.status).toBe(409);
+      expect(problemOf(cancel)).toMatchObject({ code: 'invalid_transition', current_status: 'frozen' });
+      const activated = await api.post<Tenant>(`/v1/tenants/${late.id}/activate`);
+      expect(activated.body.status).toBe('active');
+      const [trialEnded] = await eventsOf(api, late.id, 'tenant.trial_ended');
+      expect(trialEnded!.fields).toMatchObject({ from_status: 'trial', to_status: 'frozen' });
+      expect((await eventsOf(api, late.id, 'tenant.activated'))[0]!.fields).toMatchObject({ from_status: 'frozen', to_status: 'active' });
+      await recordExpiredTrials(server.db, clock.now());
+      expect(await eventsOf(api, late.id, 'tenant.trial_ended')).toHaveLength(1);
+      expect(await eventsOf(api, early.id, 'tenant.trial_ended')).toEqual([]);
+    });
+  });
+});
