@@ -1,10 +1,24 @@
 // `npm run token -- --role platform_admin [--tenant <id>] [--sub <id>] [--name <n>] [--url <base>]`
 // prints an access token from a running service's embedded development issuer (make dev without
 // KEYCLOAK_ISSUER). The token is minted by the service, whose key pair never leaves its memory.
+// Without --url it asks the service where ADDR (the service's own variable) puts it.
 import { parseArgs } from 'node:util';
 
 const USAGE =
-  'usage: npm run token -- --role <role> [--role <role>...] [--tenant <tenant id>] [--sub <id>] [--name <name>] [--url http://localhost:8090]';
+  'usage: npm run token -- --role <role> [--role <role>...] [--tenant <tenant id>] [--sub <id>] [--name <name>] [--url <base URL; default from ADDR>]';
+
+/**
+ * Where a service listening on ADDR answers on this machine: a listener on every interface
+ * (':8090', '0.0.0.0:8090', '[::]:8090') on the loopback address of its family, a named host as
+ * named ('[::1]:8090' keeps its brackets). The default is config.ts's (':8090').
+ */
+function serviceUrlOf(addr: string | undefined): string {
+  const listen = addr === undefined || addr === '' ? ':8090' : addr;
+  const cut = listen.lastIndexOf(':');
+  const host = listen.slice(0, cut);
+  const loopback = host === '' || host === '0.0.0.0' ? '127.0.0.1' : host === '[::]' ? '[::1]' : host;
+  return `http://${loopback}:${listen.slice(cut + 1)}`;
+}
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -13,7 +27,7 @@ async function main(): Promise<void> {
       tenant: { type: 'string' },
       sub: { type: 'string' },
       name: { type: 'string' },
-      url: { type: 'string', default: 'http://localhost:8090' },
+      url: { type: 'string', default: serviceUrlOf(process.env.ADDR) },
     },
   });
   if (values.role.length === 0 && values.tenant === undefined) throw new Error(USAGE);

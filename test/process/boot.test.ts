@@ -79,6 +79,19 @@ describe('embedded database', () => {
     expect(acme.status).toBe(200);
     expect(acme.body).toMatchObject({ id: '00000000-0000-0000-0000-000000000001', slug: 'acme' });
     expect((await api.get('/readyz')).status).toBe(200);
+    // Something for the portal to show at once: one product paid for, one in its trial.
+    const entitlements = await api.get<{ items: Array<{ product: string; status: string; days_left: number | null }> }>(
+      `/v1/entitlements?tenant_id=${ACME_TENANT.id}`,
+    );
+    expect(entitlements.body.items.map(({ product, status, days_left }) => ({ product, status, days_left }))).toEqual([
+      { product: 'compliance', status: 'active', days_left: null },
+      { product: 'risk', status: 'trial', days_left: 14 },
+    ]);
+    const claims = await client(service.baseUrl, await devToken(service.baseUrl, ['registry_service'])).post<{ products: string[] }>(
+      '/v1/internal/keycloak/claims',
+      { body: { tenant_slug: 'acme' } },
+    );
+    expect(claims.body.products).toEqual(['compliance', 'risk']);
   });
 
   describe('kept in EMBEDDED_DB_DIR', () => {

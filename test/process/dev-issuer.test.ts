@@ -30,9 +30,11 @@ interface CliResult {
 }
 
 /** `npm run token -- <args>`, run as node --import tsx src/cli/token.ts <args>. */
-function runTokenCli(args: string[]): Promise<CliResult> {
+function runTokenCli(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
+  const { ADDR: _inherited, ...inherited } = process.env;
   const child = spawn(process.execPath, [...NODE_TS, 'src/cli/token.ts', ...args], {
     cwd: PROJECT_DIR,
+    env: { ...inherited, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';
@@ -45,8 +47,8 @@ function runTokenCli(args: string[]): Promise<CliResult> {
   });
 }
 
-async function cliToken(args: string[]): Promise<string> {
-  const result = await runTokenCli(args);
+async function cliToken(args: string[], env: Record<string, string> = {}): Promise<string> {
+  const result = await runTokenCli(args, env);
   expect(result.code, result.stderr).toBe(0);
   expect(result.stdout).toMatch(/^[^\n]+\n$/);
   const token = result.stdout.trim();
@@ -131,6 +133,17 @@ describe('APP_ENV=dev without KEYCLOAK_ISSUER', () => {
     const token = await cliToken(['--role', 'platform_admin', '--url', service.baseUrl]);
     const created = await client(service.baseUrl, token).post('/v1/tenants', { body: { slug: randomSlug('cli'), name: 'CLI GmbH' } });
     expect(created.status, created.text).toBe(201);
+  });
+
+  it('finds the service where ADDR puts it when no --url is given', { timeout: PROCESS_TEST_TIMEOUT_MS }, async () => {
+    for (const addr of [`:${service.port}`, `127.0.0.1:${service.port}`, `0.0.0.0:${service.port}`]) {
+      const token = await cliToken(['--role', 'platform_admin'], { ADDR: addr });
+      expect((await client(service.baseUrl, token).get('/v1/tenants?limit=1')).status, addr).toBe(200);
+    }
+    // Nothing listens there: the message names where it looked.
+    const nowhere = await runTokenCli(['--role', 'platform_admin'], { ADDR: `127.0.0.1:${await freePort()}` });
+    expect(nowhere.code).toBe(1);
+    expect(nowhere.stderr).toMatch(/no service answers at http:\/\/127\.0\.0\.1:\d+/);
   });
 
   it('prints a --tenant token that reads that tenant, and gets 404 for another', { timeout: PROCESS_TEST_TIMEOUT_MS }, async () => {
