@@ -10,12 +10,14 @@ import { AppError, notFound } from '../problems.js';
 import { recordChange } from '../services/audit-trail.js';
 import { provisionTenant, type ProvisionDeps, type ProvisionOutcome } from '../services/provisioning.js';
 import { editTenant } from '../services/tenant-edits.js';
+import { listExpiriesDueBefore } from '../store/entitlements.js';
 import { transitionTenant } from '../services/tenant-lifecycle.js';
 import type { Database } from '../store/database.js';
 import {
   findTenantById,
   insertTenant,
   listTenants,
+  listTrialsEndingBefore,
   lockTenantForUpdate,
   type TenantFilters,
   type TenantPosition,
@@ -35,6 +37,8 @@ import {
   TenantPageSchema,
   TenantSchema,
   TenantSlugParams,
+  TransitionsQuery,
+  TransitionsSchema,
   UpdateTenantBody,
   type Tenant,
 } from './schemas/tenant.js';
@@ -199,6 +203,43 @@ export const tenantRoutes: FastifyPluginAsyncTypebox<TenantRoutesOptions> = asyn
       return {
         items: items.map((row) => toTenant(row, now)),
         next_cursor: rows.length > limit && last ? encodeCursor([last.created_micros, last.id]) : null,
+      };
+    },
+  );
+
+  app.get(
+    '/v1/tenants/transitions',
+    {
+      config: { access: { allow: ['platform_admin', 'service'] } },
+      schema: {
+        operationId: 'listScheduledTransitions',
+        tags: ['tenants'],
+        summary: 'What the service will do by itself by a given time: tenant trials that end, product trials that expire',
+        querystring: TransitionsQuery,
+        response: { 200: RefTo(TransitionsSchema) },
+      },
+    },
+    async (request) => {
+      const { before: until, limit = 100 } = request.query;
+      const before = new Date(until);
+      const [trials, expiries] = await Promise.all([
+        listTrialsEndingBefore(db, before, limit + 1),
+        listExpiriesDueBefore(db, before, limit + 1),
+      ]);
+      const moves = [
+        ...trials.map((row) => ({ at: row.trial_ends_at!, kind: 'trial_ends' as const, tenant_id: row.id, slug: row.slug, name: row.name, product: null })),
+        ...expiries.map((row) => ({
+          at: row.trial_ends_at!,
+          kind: 'product_trial_expires' as const,
+          tenant_id: row.tenant_id,
+          slug: row.slug,
+          name: row.name,
+          product: row.product,
+        })),
+      ].sort((a, b) => a.at.getTime() - b.at.getTime());
+      return {
+        items: moves.slice(0, limit).map((move) => ({ ...move, at: move.at.toISOString() })),
+        truncated: moves.length > limit,
       };
     },
   );

@@ -179,6 +179,10 @@ export async function listRequests(
   );
 }
 
+// A trial that was started and whose expiry event is not written yet: the job's index (migration
+// 0006) serves exactly this.
+const EXPIRY_DUE = 'trial_started_at IS NOT NULL AND trial_expiry_recorded_at IS NULL';
+
 /**
  * Trials past their end whose expiry event is not written yet, whatever happened to the
  * entitlement since (a request, a grant after the end); locked, and rows another worker holds
@@ -187,10 +191,27 @@ export async function listRequests(
 export async function lockExpiredTrials(tx: Queryable, now: Date, limit: number): Promise<EntitlementRow[]> {
   return tx.query<EntitlementRow>(
     `SELECT ${COLUMNS} FROM tenant_products
-     WHERE trial_started_at IS NOT NULL AND trial_expiry_recorded_at IS NULL AND trial_ends_at <= $1
+     WHERE ${EXPIRY_DUE} AND trial_ends_at <= $1
      ORDER BY trial_ends_at LIMIT ${Number(limit)}
      FOR UPDATE SKIP LOCKED`,
     [now],
+  );
+}
+
+/** The trials whose expiry event is due by `before`, soonest first: what the job will record (the transitions preview). */
+export async function listExpiriesDueBefore(
+  db: Queryable,
+  before: Date,
+  limit: number,
+): Promise<Array<EntitlementRow & { slug: string; name: string }>> {
+  return db.query<EntitlementRow & { slug: string; name: string }>(
+    `SELECT due.*, tenants.slug, tenants.name
+     FROM (SELECT ${COLUMNS} FROM tenant_products
+           WHERE ${EXPIRY_DUE} AND trial_ends_at <= $1
+           ORDER BY trial_ends_at, tenant_id, product LIMIT ${Number(limit)}) AS due
+     JOIN tenants ON tenants.id = due.tenant_id
+     ORDER BY due.trial_ends_at, due.tenant_id, due.product`,
+    [before],
   );
 }
 

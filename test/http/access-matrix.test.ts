@@ -98,6 +98,11 @@ const ROUTES: Row[] = [
       path: `/v1/tenants?q=${target.slug}`,
       check: (answer) => expect((answer.body as { items: Tenant[] }).items.map((tenant) => tenant.id)).toEqual([target.id]),
     }) },
+  { method: 'GET',  path: '/v1/tenants/transitions',               expect: grid(200,     200,     403,   403,   403,   403,   403),
+    build: (target) => ({
+      path: `/v1/tenants/transitions?before=${encodeURIComponent(target.trial_ends_at!)}`,
+      check: (answer) => expect((answer.body as { items: Array<{ tenant_id: string }> }).items.map((move) => move.tenant_id)).toContain(target.id),
+    }) },
   { method: 'PATCH', path: '/v1/tenants/:id',                      expect: grid(200,     403,     403,   403,   403,   403,   403), freshTarget: true,
     build: (target, admin) => ({
       path: `/v1/tenants/${target.id}`,

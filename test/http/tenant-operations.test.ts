@@ -285,4 +285,61 @@ eachDriver('operating tenants', (driver) => {
       expect(await eventsOf(api, early.id, 'tenant.trial_ended')).toEqual([]);
     });
   });
+
+  describe('GET /v1/tenants/transitions', () => {
+    interface Move {
+      at: string;
+      kind: string;
+      tenant_id: string;
+      slug: string;
+      product: string | null;
+    }
+    const due = async (before: number, limit = 500) => {
+      const answer = await api.get<{ items: Move[]; truncated: boolean }>(`/v1/tenants/transitions?before=${new Date(before).toISOString()}&limit=${limit}`);
+      expect(answer.status, answer.text).toBe(200);
+      return answer.body;
+    };
+
+    it('lists the trials that will end and the product trials that will expire by then, soonest first, until they are written down', async () => {
+      clock.reset();
+      const trialist = await createTenant(api);
+      const customer = await createTenant(api);
+      expect((await api.post(`/v1/tenants/${customer.id}/activate`)).status).toBe(200);
+      clock.advance(DAY_MS);
+      expect((await api.post('/v1/catalog/trial-request', { body: { tenant_id: customer.id, product: 'compliance' } })).status).toBe(201);
+      const trialEnds = Date.parse(trialist.trial_ends_at!);
+      const productEnds = clock.ms + 14 * DAY_MS;
+
+      const ours = (page: { items: Move[] }) => page.items.filter((move) => [trialist.id, customer.id].includes(move.tenant_id));
+      expect(ours(await due(trialEnds - 1))).toEqual([]);
+      expect(ours(await due(productEnds))).toEqual([
+        { at: trialist.trial_ends_at, kind: 'trial_ends', tenant_id: trialist.id, slug: trialist.slug, name: trialist.name, product: null },
+        { at: new Date(productEnds).toISOString(), kind: 'product_trial_expires', tenant_id: customer.id, slug: customer.slug, name: customer.name, product: 'compliance' },
+      ]);
+      const all = await due(productEnds);
+      expect(all.items.map((move) => move.at)).toEqual([...all.items.map((move) => move.at)].sort());
+      // Bounded: a page is cut at limit and says so.
+      const one = await due(productEnds, 1);
+      expect(one.items).toHaveLength(1);
+      expect(one.truncated).toBe(true);
+
+      // Once the job has written them down they are no longer due.
+      clock.set(productEnds);
+      await recordExpiredTrials(server.db, clock.now());
+      expect(ours(await due(productEnds + DAY_MS))).toEqual([]);
+    });
+
+    it('needs before, bounds limit, and is for operators and services', async () => {
+      for (const query of ['', 'before=soon', `before=${new Date().toISOString()}&limit=501`]) {
+        const answer = await api.get(`/v1/tenants/transitions?${query}`);
+        expect(answer.status, query).toBe(400);
+        expect(problemOf(answer).code).toBe('validation_failed');
+      }
+      const service = await server.as(identities.service());
+      expect((await service.get(`/v1/tenants/transitions?before=${new Date().toISOString()}`)).status).toBe(200);
+      const created = await createTenant(api);
+      const itAdmin = await server.as(identities.itAdmin(created.id));
+      expect((await itAdmin.get(`/v1/tenants/transitions?before=${new Date().toISOString()}`)).status).toBe(403);
+    });
+  });
 });

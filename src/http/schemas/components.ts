@@ -4,6 +4,6 @@ import { ApiKeySchema } from './api-key.js';
 import { AuditEventSchema } from './audit.js';
 import { EntitlementSchema, ProductRequestSchema } from './entitlement.js';
 import { ProblemSchema } from './problem.js';
-import { TenantPageSchema, TenantSchema } from './tenant.js';
+import { TenantPageSchema, TenantSchema, TransitionsSchema } from './tenant.js';
 
-export const SHARED_SCHEMAS = [ProblemSchema, TenantSchema, TenantPageSchema, AuditEventSchema, EntitlementSchema, ProductRequestSchema, ApiKeySchema];
+export const SHARED_SCHEMAS = [ProblemSchema, TenantSchema, TenantPageSchema, AuditEventSchema, EntitlementSchema, ProductRequestSchema, ApiKeySchema, TransitionsSchema];

@@ -120,3 +120,36 @@ export const UpdateTenantBody = Type.Object(
       'The fields to change; null clears one. The slug cannot change: it is the alias of the Keycloak organization and part of URLs.',
   },
 );
+
+/** The moves the service makes by itself, as GET /v1/tenants/transitions lists them. */
+export const SCHEDULED_MOVES = ['trial_ends', 'product_trial_expires'] as const;
+
+export const TransitionsQuery = Type.Object(
+  {
+    before: Timestamp({ description: 'list what is due by then (what is overdue is listed too: the job writes it down within a minute)' }),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 100 })),
+  },
+  { additionalProperties: false },
+);
+
+export const TransitionsSchema = Type.Object(
+  {
+    items: Type.Array(
+      Type.Object(
+        {
+          at: Timestamp({ description: 'when it happens (or happened: not yet written down)' }),
+          kind: Type.Enum(SCHEDULED_MOVES, {
+            description: "trial_ends: the tenant's trial ends and it is frozen; product_trial_expires: a product trial ends",
+          }),
+          tenant_id: Uuid(),
+          slug: Type.String(),
+          name: Type.String(),
+          product: Nullable(Type.String({ description: 'with product_trial_expires' })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    truncated: Type.Boolean({ description: 'more moves are due by `before` than `limit`: ask again with an earlier `before`' }),
+  },
+  { $id: 'TenantTransitions', title: 'TenantTransitions', additionalProperties: false, description: 'The moves due, soonest first' },
+);
