@@ -6,6 +6,8 @@
 //             -- cancel   -> frozen   (the evaluation was abandoned; data kept for export)
 //   active    -- cancel   -> frozen   (cancellation or non-payment)
 //   frozen    -- activate -> active   (payment arrived or the customer came back)
+//             -- archive  -> archived (ended for good: keys and products revoked, the
+//                                      organization disabled; the slug stays taken)
 //   archived  -- terminal: the export window closed; only the audit log remains.
 //
 // And one move no one asks for: a trial whose trial_ends_at has passed is frozen. It reads so
@@ -18,11 +20,12 @@ export type TenantStatus = (typeof TENANT_STATUSES)[number];
 export const TENANT_KINDS = ['customer', 'demo'] as const;
 export type TenantKind = (typeof TENANT_KINDS)[number];
 
-export type LifecycleAction = 'activate' | 'cancel';
+export type LifecycleAction = 'activate' | 'cancel' | 'archive';
 
 export const TRANSITIONS: Readonly<Record<LifecycleAction, { from: readonly TenantStatus[]; to: TenantStatus }>> = {
   activate: { from: ['trial', 'frozen'], to: 'active' },
   cancel: { from: ['trial', 'active'], to: 'frozen' },
+  archive: { from: ['frozen'], to: 'archived' },
 };
 
 /** A new customer evaluates the platform for this long before it must activate. */

@@ -11,7 +11,7 @@ import { recordChange } from '../services/audit-trail.js';
 import { provisionTenant, type ProvisionDeps, type ProvisionOutcome } from '../services/provisioning.js';
 import { editTenant } from '../services/tenant-edits.js';
 import { listExpiriesDueBefore } from '../store/entitlements.js';
-import { transitionTenant } from '../services/tenant-lifecycle.js';
+import { archiveTenant, transitionTenant } from '../services/tenant-lifecycle.js';
 import type { Database } from '../store/database.js';
 import {
   findTenantById,
@@ -29,6 +29,7 @@ import { etagMatches, IfMatchHeaders, strongEtag } from './etag.js';
 import { originOf } from './origin.js';
 import { RefTo } from './schemas/parts.js';
 import {
+  ArchiveTenantBody,
   CreateTenantBody,
   CreatedTenantSchema,
   ProvisionBody,
@@ -249,7 +250,7 @@ export const tenantRoutes: FastifyPluginAsyncTypebox<TenantRoutesOptions> = asyn
     {
       config: {
         access: { allow: ['platform_admin'] },
-        problems: ['not_found', 'slug_immutable', 'precondition_failed', 'precondition_required'],
+        problems: ['not_found', 'slug_immutable', 'precondition_failed', 'precondition_required', 'tenant_inactive'],
       },
       // Said plainly rather than as "slug is not allowed": an operator trying to rename the
       // slug should learn why it is fixed.
@@ -315,7 +316,7 @@ export const tenantRoutes: FastifyPluginAsyncTypebox<TenantRoutesOptions> = asyn
     },
   );
 
-  const summaries: Record<LifecycleAction, string> = {
+  const summaries: Record<Exclude<LifecycleAction, 'archive'>, string> = {
     activate: 'Activate a tenant (trial or frozen -> active)',
     cancel: 'Cancel a tenant (trial or active -> frozen)',
   };
@@ -339,6 +340,28 @@ export const tenantRoutes: FastifyPluginAsyncTypebox<TenantRoutesOptions> = asyn
       },
     );
   }
+
+  app.post(
+    '/v1/tenants/:id/archive',
+    {
+      config: { access: { allow: ['platform_admin'] }, problems: ['not_found', 'invalid_transition'] },
+      schema: {
+        operationId: 'archiveTenant',
+        tags: ['tenants'],
+        summary: 'End a frozen tenant for good: its keys and products are revoked and its Keycloak organization disabled',
+        description:
+          'From frozen only (a trial that has ended counts as frozen). The slug stays taken and the audit history is kept; GET /v1/tenants/{id}/export still reads everything. Not reversible.',
+        params: TenantIdParams,
+        body: ArchiveTenantBody,
+        response: { 200: RefTo(TenantSchema, { description: 'The archived tenant' }) },
+      },
+    },
+    async (request, reply) => {
+      const now = clock();
+      const row = await db.transaction((tx) => archiveTenant(tx, request.params.id, request.body.reason.trim(), originOf(request), now));
+      return reply.header('etag', etagOf(row, now)).send(toTenant(row, now));
+    },
+  );
 
   app.post(
     '/v1/tenants/:id/keycloak/provision',

@@ -61,6 +61,7 @@ export const ORGANIZATION_ACTIONS: ReadonlySet<string> = new Set([
   'tenant.activated',
   'tenant.cancelled',
   'tenant.trial_ended',
+  'tenant.archived',
   // Its name and plan are the organization's; the other fields cost one idempotent sync.
   'tenant.updated',
   'entitlement.granted',

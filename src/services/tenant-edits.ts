@@ -1,7 +1,7 @@
 // Editing a tenant's descriptive fields (PATCH /v1/tenants/{id}) with its tenant.updated event,
 // inside the caller's transaction. The lifecycle fields (status, trial end) change only through
 // services/tenant-lifecycle.ts; the slug never changes.
-import { invalidBody } from '../problems.js';
+import { AppError, invalidBody } from '../problems.js';
 import type { Queryable } from '../store/database.js';
 import { EDITABLE_TENANT_FIELDS, updateTenantFields, type TenantEdit, type TenantRow } from '../store/tenants.js';
 import { recordChange, type Origin } from './audit-trail.js';
@@ -12,6 +12,9 @@ import { recordChange, type Origin } from './audit-trail.js';
  * new version.
  */
 export async function editTenant(tx: Queryable, tenant: TenantRow, requested: TenantEdit, origin: Origin, now: Date): Promise<TenantRow> {
+  if (tenant.status === 'archived') {
+    throw new AppError('tenant_inactive', { detail: 'an archived tenant cannot be edited', extensions: { current_status: tenant.status } });
+  }
   const edit: TenantEdit = {};
   for (const field of EDITABLE_TENANT_FIELDS) {
     const value = requested[field];

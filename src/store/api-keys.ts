@@ -52,6 +52,14 @@ export async function listApiKeys(db: Queryable, tenantId: string, includeRevoke
   );
 }
 
+/**
+ * Locks the tenant's keys that are not revoked (FOR UPDATE, in id order), so no revoke or rotation
+ * of one of them runs until the transaction ends.
+ */
+export async function lockLiveKeysOfTenant(tx: Queryable, tenantId: string): Promise<void> {
+  await tx.query('SELECT id FROM api_keys WHERE tenant_id = $1 AND revoked_at IS NULL ORDER BY id FOR UPDATE', [tenantId]);
+}
+
 export async function findApiKey(db: Queryable, id: string): Promise<ApiKeyRow | undefined> {
   const [row] = await db.query<ApiKeyRow>(`SELECT ${COLUMNS} FROM api_keys WHERE id = $1`, [id]);
   return row;

@@ -14,9 +14,10 @@ describe('tenant lifecycle', () => {
   const expected: Record<LifecycleAction, Record<TenantStatus, TenantStatus | null>> = {
     activate: { demo: null, trial: 'active', active: null, frozen: 'active', archived: null },
     cancel: { demo: null, trial: 'frozen', active: 'frozen', frozen: null, archived: null },
+    archive: { demo: null, trial: null, active: null, frozen: 'archived', archived: null },
   };
 
-  for (const action of ['activate', 'cancel'] as const) {
+  for (const action of ['activate', 'cancel', 'archive'] as const) {
     it.each(TENANT_STATUSES)(`${action} from %s`, (status) => {
       expect(nextStatus(action, status)).toBe(expected[action][status]);
     });

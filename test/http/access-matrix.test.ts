@@ -125,6 +125,15 @@ const ROUTES: Row[] = [
       path: `/v1/tenants/${target.id}/cancel`,
       happened: async () => (await statusOf(admin, target.id)) === 'frozen',
     }) },
+  { method: 'POST', path: '/v1/tenants/:id/archive',               expect: grid(200,     403,     403,   403,   403,   403,   403), freshTarget: true,
+    prepare: async (target, admin) => {
+      expect((await admin.post(`/v1/tenants/${target.id}/cancel`)).status).toBe(200);
+    },
+    build: (target, admin) => ({
+      path: `/v1/tenants/${target.id}/archive`,
+      body: { reason: 'matrix' },
+      happened: async () => (await statusOf(admin, target.id)) === 'archived',
+    }) },
   { method: 'POST', path: '/v1/audit',                             expect: grid(201,     201,     403,   403,   403,   403,   403),
     build: (target, admin) => {
       const action = `matrix.probe_${randomBytes(6).toString('hex')}`;

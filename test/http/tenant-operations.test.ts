@@ -4,6 +4,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditEvent } from '../../src/http/schemas/audit.js';
 import type { Tenant } from '../../src/http/schemas/tenant.js';
 import { recordExpiredTrials } from '../../src/jobs/trial-expiry.js';
+import { MockAdapter } from '../../src/keycloak/mock-adapter.js';
+import { syncQueuedOrganizations } from '../../src/services/organization-sync.js';
 import { eachDriver } from '../support/drivers.js';
 import { createTenant, randomSlug } from '../support/factories.js';
 import { problemOf, type Client } from '../support/http.js';
@@ -23,8 +25,9 @@ eachDriver('operating tenants', (driver) => {
   let server: TestServer;
   let api: Client;
   const clock = new TestClock();
+  const keycloak = new MockAdapter('http://keycloak.test/realms/test');
   beforeAll(async () => {
-    server = await startServer(driver, { clock: clock.now });
+    server = await startServer(driver, { clock: clock.now, keycloak: { adapter: keycloak, budgetMs: 5_000 } });
     api = server.api;
   });
   afterAll(() => server.close());
@@ -340,6 +343,99 @@ eachDriver('operating tenants', (driver) => {
       const created = await createTenant(api);
       const itAdmin = await server.as(identities.itAdmin(created.id));
       expect((await itAdmin.get(`/v1/tenants/transitions?before=${new Date().toISOString()}`)).status).toBe(403);
+    });
+  });
+
+  describe('POST /v1/tenants/{id}/archive', () => {
+    it('ends a frozen tenant for good: keys, products and requests closed, each recorded, the organization disabled, the slug kept', async () => {
+      clock.reset();
+      const slug = randomSlug('archive');
+      const created = (await api.post<{ tenant: Tenant }>('/v1/tenants', { body: { slug, name: 'Archive GmbH', admin_email: `it@${slug}.test` } })).body.tenant;
+      expect(created.keycloak_org_id).not.toBeNull();
+      expect((await api.post(`/v1/tenants/${created.id}/activate`)).status).toBe(200);
+      const key = (await api.post<{ id: string; key: string }>('/v1/api-keys', { body: { tenant_id: created.id, name: 'to go' } })).body;
+      const rotated = (await api.post<{ id: string; key: string }>('/v1/api-keys', { body: { tenant_id: created.id, name: 'in grace' } })).body;
+      expect((await api.post(`/v1/api-keys/${rotated.id}/rotate`, { body: { grace_seconds: 3600 } })).status).toBe(201);
+      expect((await api.request('PUT', `/v1/entitlements/${created.id}/compliance`, { body: {} })).status).toBe(200);
+      expect((await api.post('/v1/catalog/trial-request', { body: { tenant_id: created.id, product: 'risk' } })).status).toBe(201);
+      expect((await api.post('/v1/catalog/request', { body: { tenant_id: created.id, product: 'training' } })).status).toBe(202);
+
+      // Only from frozen.
+      const early = await api.post(`/v1/tenants/${created.id}/archive`, { body: { reason: 'contract ended' } });
+      expect(early.status).toBe(409);
+      expect(problemOf(early)).toMatchObject({ code: 'invalid_transition', current_status: 'active' });
+      expect((await api.post(`/v1/tenants/${created.id}/cancel`)).status).toBe(200);
+
+      const archived = await api.post<Tenant>(`/v1/tenants/${created.id}/archive`, { body: { reason: ' contract ended ' } });
+      expect(archived.status, archived.text).toBe(200);
+      expect(archived.body).toMatchObject({ status: 'archived', slug });
+
+      const service = await server.as(identities.service());
+      for (const plaintext of [key.key, rotated.key]) {
+        expect((await service.post<{ code: string }>('/v1/internal/api-keys/verify', { body: { key: plaintext } })).body.code).toBe('REVOKED');
+      }
+      const keys = (await api.get<{ items: Array<{ revoked_at: string | null }> }>(`/v1/api-keys?tenant_id=${created.id}&include_revoked=true`)).body.items;
+      expect(keys.length).toBe(3);
+      expect(keys.every((k) => k.revoked_at !== null)).toBe(true);
+      const entitlements = (await api.get<{ items: Array<{ product: string; status: string }> }>(`/v1/entitlements?tenant_id=${created.id}`)).body.items;
+      expect(entitlements.map((e) => [e.product, e.status])).toEqual([['compliance', 'revoked'], ['risk', 'revoked'], ['training', 'revoked']]);
+      const open = (await api.get<{ items: Array<{ tenant_id: string }> }>(`/v1/catalog/requests?status=open&tenant_id=${created.id}`)).body.items;
+      expect(open).toEqual([]);
+
+      expect(await eventsOf(api, created.id, 'api_key.revoked')).toHaveLength(3);
+      expect(await eventsOf(api, created.id, 'entitlement.revoked')).toHaveLength(3);
+      const [event, ...more] = await eventsOf(api, created.id, 'tenant.archived');
+      expect(more).toEqual([]);
+      expect(event!.fields).toEqual({
+        from_status: 'frozen',
+        to_status: 'archived',
+        reason: 'contract ended',
+        keys_revoked: '3',
+        products_revoked: 'compliance,risk,training',
+      });
+      expect((await api.get(`/v1/audit/verify?tenant_id=${created.id}`)).body).toMatchObject({ ok: true });
+
+      // Keycloak: the organization is disabled by the synchronisation the archive queued.
+      await syncQueuedOrganizations({ db: server.db, keycloak, clock: clock.now, onDrift: () => {} });
+      expect(keycloak.states.get(created.keycloak_org_id!)).toMatchObject({ enabled: false, attributes: { status: ['archived'] } });
+
+      // For good: the slug stays taken, nothing moves it, nothing edits it.
+      const again = await api.post('/v1/tenants', { body: { slug, name: 'Reuse' } });
+      expect(problemOf(again).code).toBe('slug_taken');
+      for (const action of ['activate', 'cancel', 'archive']) {
+        const answer = await api.post(`/v1/tenants/${created.id}/${action}`, action === 'archive' ? { body: { reason: 'again' } } : {});
+        expect(answer.status, action).toBe(409);
+        expect(problemOf(answer).code).toBe('invalid_transition');
+      }
+      const edit = await api.request('PATCH', `/v1/tenants/${created.id}`, { body: { plan: 'x' }, headers: { 'if-match': '*' } });
+      expect(edit.status).toBe(409);
+      expect(problemOf(edit).code).toBe('tenant_inactive');
+    });
+
+    it('archives a tenant whose trial has ended, writing the trial end down first', async () => {
+      clock.reset();
+      const created = await createTenant(api);
+      clock.set(Date.parse(created.trial_ends_at!) + 1);
+      const archived = await api.post<Tenant>(`/v1/tenants/${created.id}/archive`, { body: { reason: 'trial abandoned' } });
+      expect(archived.status, archived.text).toBe(200);
+      expect(await eventsOf(api, created.id, 'tenant.trial_ended')).toHaveLength(1);
+      expect((await eventsOf(api, created.id, 'tenant.archived'))[0]!.fields).toMatchObject({ from_status: 'frozen', keys_revoked: '0', products_revoked: '' });
+    });
+
+    it('needs a reason, and is for operators only', async () => {
+      const created = await createTenant(api);
+      expect((await api.post(`/v1/tenants/${created.id}/cancel`)).status).toBe(200);
+      for (const body of [{}, { reason: '' }, { reason: '  ' }, { reason: 'x'.repeat(501) }, { reason: 'ok', extra: 1 }]) {
+        const answer = await api.post(`/v1/tenants/${created.id}/archive`, { body });
+        expect(answer.status, JSON.stringify(body)).toBe(400);
+        expect(problemOf(answer).code).toBe('validation_failed');
+      }
+      for (const claims of [identities.service(), identities.itAdmin(created.id)]) {
+        const caller = await server.as(claims);
+        expect((await caller.post(`/v1/tenants/${created.id}/archive`, { body: { reason: 'mine' } })).status).toBe(403);
+      }
+      expect((await api.get<Tenant>(`/v1/tenants/${created.id}`)).body.status).toBe('frozen');
+      expect((await api.post(`/v1/tenants/00000000-0000-4000-8000-000000000000/archive`, { body: { reason: 'none' } })).status).toBe(404);
     });
   });
 });

@@ -153,3 +153,8 @@ export const TransitionsSchema = Type.Object(
   },
   { $id: 'TenantTransitions', title: 'TenantTransitions', additionalProperties: false, description: 'The moves due, soonest first' },
 );
+
+export const ArchiveTenantBody = Type.Object(
+  { reason: Text(500, { description: 'why the tenant ends; kept in the tenant.archived event' }) },
+  { additionalProperties: false },
+);
