@@ -20,7 +20,8 @@ import { registerIdempotency } from './http/idempotency.js';
 import { registerRateLimits, type RateLimiting } from './http/rate-limit.js';
 import { registerDeclaredProblems } from './http/declared-problems.js';
 import { answerFrameworkError, registerErrorHandler } from './http/error-handler.js';
-import { EXPORT_STALL_MS, auditRoutes } from './http/audit.js';
+import { auditRoutes } from './http/audit.js';
+import { EXPORT_STALL_MS } from './http/streamed-answer.js';
 import { catalogRoutes } from './http/catalog.js';
 import { entitlementRoutes } from './http/entitlements.js';
 import { healthRoutes } from './http/health.js';
@@ -30,6 +31,7 @@ import { registerNotFoundHandler } from './http/not-found.js';
 import { registerOpenApi } from './http/openapi.js';
 import { REQUEST_ID_HEADER, requestIdFor } from './http/request-id.js';
 import { RequestLog } from './http/request-log.js';
+import { tenantExportRoutes } from './http/tenant-export.js';
 import { tenantRoutes } from './http/tenants.js';
 import { validatorCompiler } from './http/validation.js';
 import { findTenantStanding } from './store/tenants.js';
@@ -50,7 +52,7 @@ export interface AppDeps {
   config: Pick<Config, 'appEnv' | 'bodyLimitBytes'> & Partial<Pick<Config, 'requestTimeoutMs' | 'headersTimeoutMs'>>;
   /** The heavy-read budget (audit export and verify); DEFAULT_HEAVY_READS when absent. */
   heavyReads?: HeavyReadLimits;
-  /** How long an audit export whose client stopped reading keeps its slot; EXPORT_STALL_MS when absent. */
+  /** How long an export (audit, tenant) whose client stopped reading keeps its slot; EXPORT_STALL_MS when absent. */
   exportStallMs?: number;
   /** Rate limiting; none when absent (tests that do not test it). */
   rateLimits?: RateLimiting;
@@ -164,7 +166,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     provisionBudgetMs: deps.keycloak.budgetMs,
     appEnv: deps.config.appEnv,
   });
-  await app.register(auditRoutes, { db, clock, exportStallMs: deps.exportStallMs ?? EXPORT_STALL_MS });
+  const exportStallMs = deps.exportStallMs ?? EXPORT_STALL_MS;
+  await app.register(tenantExportRoutes, { db, clock, exportStallMs });
+  await app.register(auditRoutes, { db, clock, exportStallMs });
   await app.register(catalogRoutes, { db, catalog: deps.catalog, clock });
   await app.register(entitlementRoutes, { db, tenants, catalog: deps.catalog, clock });
   await app.register(apiKeyRoutes, { db, catalog: deps.catalog, pepper: deps.keys.pepper, clock });

@@ -1,6 +1,5 @@
 // /v1/audit: publish events, query them page by page, export them as a stream, and verify a
 // tenant's hash chain.
-import { Readable } from 'node:stream';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import {
   CREATED_MAX_AHEAD_MS,
@@ -20,6 +19,7 @@ import { lockTenantIdForKeyShare } from '../store/tenants.js';
 import { tenantFrom, type Access } from './access.js';
 import { exportLines, EXPORT_FORMATS } from './audit-export.js';
 import { toAuditEvent } from './audit-view.js';
+import { sendStreamed } from './streamed-answer.js';
 import { decodePosition, encodePosition } from './cursor.js';
 import { AppError, invalidBody, notFound } from '../problems.js';
 import {
@@ -50,21 +50,6 @@ function filtersOf(query: AuditFilters & Record<string, unknown>): AuditFilters 
 
 // Operators read every log; a tenant's IT_ADMIN reads that tenant's (tenant_id is required).
 const READ_LOG: Access = { allow: ['platform_admin', 'it_admin'], tenant: tenantFrom.query('tenant_id') };
-
-// An export whose client has stopped reading holds its socket and its slot of the heavy-read
-// budget; after this long without a byte moving it is cut. A client that reads at any pace
-// keeps it alive, and half a minute is far beyond a network hiccup.
-export const EXPORT_STALL_MS = 30_000;
-// How often a running export is checked for a stall: the cut comes at most this late.
-const EXPORT_STALL_CHECK_MS = 1_000;
-
-/** The items of `source`, calling `onPull` as each is taken: how an export knows its client reads. */
-async function* pulled<T>(source: AsyncIterable<T>, onPull: () => void): AsyncGenerator<T> {
-  for await (const item of source) {
-    onPull();
-    yield item;
-  }
-}
 
 // Every id is a UUID of this length; the one an event gets does not change its size.
 const LARGEST_ID = '00000000-0000-0000-0000-000000000000';
@@ -179,22 +164,11 @@ export const auditRoutes: FastifyPluginAsyncTypebox<AuditRoutesOptions> = async 
     async (request, reply) => {
       const format = request.query.format ?? 'ndjson';
       const { contentType, extension } = EXPORT_FORMATS[format];
-      // The stream is pulled only as fast as the socket drains (backpressure): a client that
-      // stops reading stops the pulls, and one that has pulled nothing for exportStallMs is cut,
-      // freeing its heavy-read slot. (Node's own socket timeout fires late while a write is
-      // pending, at about twice its setting.)
-      let lastPull = Date.now();
-      const lines = Readable.from(pulled(exportLines(scanEvents(db, filtersOf(request.query)), format), () => (lastPull = Date.now())));
-      const watchdog = setInterval(() => {
-        if (Date.now() - lastPull > exportStallMs) request.raw.socket.destroy();
-      }, EXPORT_STALL_CHECK_MS);
-      watchdog.unref();
-      reply.raw.once('close', () => clearInterval(watchdog));
-      return reply
-        .type(contentType)
-        .header('content-disposition', `attachment; filename="audit-${clock().toISOString().slice(0, 10)}.${extension}"`)
-        // A stream is sent as is; the schema above documents what it carries.
-        .send(lines as unknown as string);
+      return sendStreamed(request, reply, exportLines(scanEvents(db, filtersOf(request.query)), format), {
+        contentType,
+        filename: `audit-${clock().toISOString().slice(0, 10)}.${extension}`,
+        stallMs: exportStallMs,
+      });
     },
   );
 

@@ -58,7 +58,7 @@ const TRIAL_REFUSALS: Record<TrialRefusal, (code: string) => string> = {
   product_revoked: (code) => `an operator revoked ${code} for this tenant; ask sales to restore it`,
 };
 
-function toRequest(row: ProductRequestRow): ProductRequest {
+export function toRequest(row: ProductRequestRow): ProductRequest {
   return {
     ...row,
     created_at: row.created_at.toISOString(),

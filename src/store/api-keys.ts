@@ -133,3 +133,17 @@ export async function recordKeyUse(db: Queryable, uses: Array<{ id: string; at: 
     [uses.map((u) => u.id), uses.map((u) => u.at)],
   );
 }
+
+/** One page of the tenant's keys, revoked ones included, newest first (the tenant export walks them all). */
+export async function listApiKeysPage(
+  db: Queryable,
+  tenantId: string,
+  after: { createdAt: Date; id: string } | null,
+  limit: number,
+): Promise<ApiKeyRow[]> {
+  return db.query<ApiKeyRow>(
+    `SELECT ${COLUMNS} FROM api_keys WHERE tenant_id = $1 ${after ? 'AND (created_at, id) < ($2, $3)' : ''}
+     ORDER BY created_at DESC, id DESC LIMIT ${Number(limit)}`,
+    after ? [tenantId, after.createdAt, after.id] : [tenantId],
+  );
+}

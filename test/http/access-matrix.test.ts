@@ -134,6 +134,15 @@ const ROUTES: Row[] = [
       body: { reason: 'matrix' },
       happened: async () => (await statusOf(admin, target.id)) === 'archived',
     }) },
+  { method: 'GET',  path: '/v1/tenants/:id/export',                expect: grid(200,     403,     403,   403,   200,   404,   403),
+    build: (target) => ({
+      path: `/v1/tenants/${target.id}/export`,
+      check: (answer) => {
+        expect(answer.headers.get('content-type')).toMatch(/^application\/x-ndjson/);
+        const [first] = answer.text.split('\n');
+        expect(JSON.parse(first!)).toMatchObject({ type: 'tenant', data: { id: target.id } });
+      },
+    }) },
   { method: 'POST', path: '/v1/audit',                             expect: grid(201,     201,     403,   403,   403,   403,   403),
     build: (target, admin) => {
       const action = `matrix.probe_${randomBytes(6).toString('hex')}`;

@@ -438,4 +438,72 @@ eachDriver('operating tenants', (driver) => {
       expect((await api.post(`/v1/tenants/00000000-0000-4000-8000-000000000000/archive`, { body: { reason: 'none' } })).status).toBe(404);
     });
   });
+
+  describe('GET /v1/tenants/{id}/export', () => {
+    // Read raw: the test client would parse an x-ndjson body as one JSON document.
+    const exportOf = async (caller: Client, id: string) => {
+      const response = await fetch(new URL(`/v1/tenants/${id}/export`, server.url), { headers: { authorization: `Bearer ${caller.token}` } });
+      const answer = { status: response.status, headers: response.headers, text: await response.text() };
+      const records = answer.status === 200 ? answer.text.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as { type: string; data: Record<string, unknown> }) : [];
+      return { answer, records };
+    };
+
+    it('streams the tenant, its entitlements, requests, key metadata and audit events, page after page, then the counts', async () => {
+      clock.reset();
+      const created = await createTenant(api);
+      const key = (await api.post<{ id: string; key: string }>('/v1/api-keys', { body: { tenant_id: created.id, name: 'exported' } })).body;
+      expect((await api.request('PUT', `/v1/entitlements/${created.id}/compliance`, { body: {} })).status).toBe(200);
+      expect((await api.post('/v1/catalog/request', { body: { tenant_id: created.id, product: 'training', message: 'please' } })).status).toBe(202);
+      // More keys than one page of the walk (500), written straight to the table.
+      await server.db.query(
+        `INSERT INTO api_keys (tenant_id, name, key_hash, prefix, last4, created_at)
+         SELECT $1::uuid, 'bulk ' || g, sha256(convert_to($1::text || g, 'UTF8')), 'bp_bulk', 'abcd', $2::timestamptz - g * interval '1 second'
+         FROM generate_series(1, 520) AS g`,
+        [created.id, clock.now()],
+      );
+      const { answer, records } = await exportOf(api, created.id);
+      expect(answer.status, answer.text.slice(0, 300)).toBe(200);
+      expect(answer.headers.get('content-type')).toMatch(/^application\/x-ndjson/);
+      expect(answer.headers.get('content-disposition')).toBe(`attachment; filename="tenant-${created.slug}-${clock.now().toISOString().slice(0, 10)}.ndjson"`);
+
+      const types = records.map((r) => r.type);
+      // In order, each part whole.
+      expect([...new Set(types)]).toEqual(['tenant', 'entitlement', 'product_request', 'api_key', 'audit_event', 'end']);
+      expect(records[0]!.data).toMatchObject({ id: created.id, slug: created.slug });
+      expect(records.filter((r) => r.type === 'entitlement').map((r) => r.data.product)).toEqual(['compliance', 'training']);
+      expect(records.filter((r) => r.type === 'product_request').map((r) => r.data.message)).toEqual(['please']);
+      const keys = records.filter((r) => r.type === 'api_key');
+      expect(keys).toHaveLength(521);
+      expect(new Set(keys.map((r) => r.data.id)).size).toBe(521);
+      expect(keys.map((r) => r.data.id)).toContain(key.id);
+      // Metadata only: neither the key nor its hash, anywhere in the document.
+      expect(answer.text).not.toContain(key.key);
+      for (const record of keys) expect(Object.keys(record.data)).not.toContain('key_hash');
+      const audit = (await api.get<{ items: AuditEvent[] }>(`/v1/audit?tenant_id=${created.id}&limit=200`)).body.items;
+      expect(records.filter((r) => r.type === 'audit_event').map((r) => r.data.id)).toEqual(audit.map((e) => e.id));
+      expect(records.at(-1)).toEqual({
+        type: 'end',
+        data: { counts: { tenant: 1, entitlement: 2, product_request: 1, api_key: 521, audit_event: audit.length } },
+      });
+    });
+
+    it("is the tenant's own IT admin's too, and still reads everything once the tenant is archived", async () => {
+      const own = await createTenant(api);
+      const other = await createTenant(api);
+      const itAdmin = await server.as(identities.itAdmin(own.id));
+      expect((await exportOf(itAdmin, own.id)).answer.status).toBe(200);
+      expect((await exportOf(itAdmin, other.id)).answer.status).toBe(404);
+      for (const claims of [identities.member(own.id), identities.service()]) {
+        expect((await exportOf(await server.as(claims), own.id)).answer.status).toBe(403);
+      }
+      expect((await exportOf(api, '00000000-0000-4000-8000-000000000000')).answer.status).toBe(404);
+
+      expect((await api.post(`/v1/tenants/${own.id}/cancel`)).status).toBe(200);
+      expect((await api.post(`/v1/tenants/${own.id}/archive`, { body: { reason: 'done' } })).status).toBe(200);
+      const { records } = await exportOf(api, own.id);
+      expect(records[0]!.data).toMatchObject({ status: 'archived' });
+      expect(records.filter((r) => r.type === 'audit_event').map((r) => r.data.action)).toContain('tenant.archived');
+      expect(records.at(-1)!.type).toBe('end');
+    });
+  });
 });
