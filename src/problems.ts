@@ -32,6 +32,7 @@ export const PROBLEMS = {
   trial_not_offered: { status: 409, meaning: 'the product has no self-serve trial' },
   trial_used: { status: 409, meaning: 'the tenant has had its trial of the product' },
   product_revoked: { status: 409, meaning: 'an operator revoked the product; only a grant brings it back' },
+  request_closed: { status: 409, meaning: 'the sales request is closed already (closed_reason); the tenant may ask again' },
   key_revoked: { status: 409, meaning: 'the key is revoked' },
   key_expired: { status: 409, meaning: 'the key has expired' },
   key_rotated: { status: 409, meaning: 'the key was rotated already; rotate its successor (rotated_to)' },

@@ -7,7 +7,7 @@ import { AppError, notFound } from '../problems.js';
 import { insertApiKey, lockApiKeyForUpdate, retireRotatedKey, revokeApiKey, type ApiKeyRow } from '../store/api-keys.js';
 import type { Queryable } from '../store/database.js';
 import { lockTenantForKeyShare, type TenantRow } from '../store/tenants.js';
-import { recordChange, type Origin } from './audit-trail.js';
+import { actorName, recordChange, type Origin } from './audit-trail.js';
 
 export interface KeySpec {
   tenant: TenantRow;
@@ -43,7 +43,7 @@ export async function issueKey(
     scopes: spec.scopes,
     products: spec.products,
     expiresAt: spec.expiresAt,
-    createdBy: origin.actor.name ?? origin.actor.id,
+    createdBy: actorName(origin),
     now,
   });
   await recordChange(
