@@ -36,6 +36,7 @@ export const PROBLEMS = {
   key_revoked: { status: 409, meaning: 'the key is revoked' },
   key_expired: { status: 409, meaning: 'the key has expired' },
   key_rotated: { status: 409, meaning: 'the key was rotated already; rotate its successor (rotated_to)' },
+  key_widening: { status: 409, meaning: "a key's scopes and products can only be narrowed; create a new key for more (field)" },
   no_admin_email: { status: 409, meaning: 'the tenant has no IT admin to invite' },
   keycloak_provisioning_off: { status: 409, meaning: 'Keycloak provisioning is turned off (KEYCLOAK_PROVISIONING=off)' },
   idempotency_in_progress: { status: 409, meaning: 'a request with this Idempotency-Key is still running' },

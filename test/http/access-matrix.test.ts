@@ -46,7 +46,7 @@ interface BuiltRequest {
 }
 
 interface Row {
-  method: 'GET' | 'HEAD' | 'POST' | 'PUT' | 'DELETE';
+  method: 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
   /** The route as registered (Fastify's :param syntax). */
   path: string;
   /** Each call gets a new trial tenant as its target, because an allowed call changes it. */
@@ -209,6 +209,13 @@ const ROUTES: Row[] = [
     build: (_target, _admin, { id }) => ({
       path: `/v1/api-keys/${id}`,
       check: (answer) => expect(answer.body).toMatchObject({ id, name: 'matrix key' }),
+    }) },
+  { method: 'PATCH', path: '/v1/api-keys/:id',                     expect: grid(200,     403,     403,   403,   200,   404,   403), freshTarget: true,
+    prepare: (target, admin) => newKey(admin, target.id),
+    build: (target, admin, { id }) => ({
+      path: `/v1/api-keys/${id}`,
+      body: { name: 'matrix key, renamed' },
+      happened: async () => (await keysOf(admin, target.id)).some((key) => key.id === id && key.name === 'matrix key, renamed'),
     }) },
   { method: 'DELETE', path: '/v1/api-keys/:id',                    expect: grid(204,     403,     403,   403,   204,   404,   403), freshTarget: true,
     prepare: (target, admin) => newKey(admin, target.id),
