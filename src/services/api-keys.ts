@@ -1,7 +1,7 @@
 // Issuing, revoking, rotating and narrowing a tenant's API keys, with their audit events, inside
-// the caller's transaction: the key routes today; archiving a tenant (every key revoked) next. The plaintext
-// of an issued key is returned to the caller only; what is stored is its hash, and the audit log
-// names a key by id and display prefix, never by secret or hash.
+// the caller's transaction: the key routes today; archiving a tenant (every key revoked) next.
+// The plaintext of an issued key is returned to the caller only; what is stored is its hash, and
+// the audit log names a key by id and display prefix, never by secret or hash.
 import { displayParts, generateApiKey, hashApiKey, wideningOf, type Widening } from '../domain/api-key.js';
 import { isUsable } from '../domain/entitlements.js';
 import { AppError, notFound } from '../problems.js';
