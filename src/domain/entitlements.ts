@@ -14,9 +14,12 @@ export type EntitlementStatus = (typeof ENTITLEMENT_STATUSES)[number];
 /** How an entitlement reached its status: an operator's grant, a self-serve trial, a sales request. */
 export const ENTITLEMENT_SOURCES = ['operator', 'trial', 'sales_request'] as const;
 export type EntitlementSource = (typeof ENTITLEMENT_SOURCES)[number];
-/** A sales request is open until a grant or a revoke answers it. */
+/** A sales request is open until a grant, a revoke or a decline answers it. */
 export const REQUEST_STATUSES = ['open', 'closed'] as const;
 export type RequestStatus = (typeof REQUEST_STATUSES)[number];
+/** Why a request was closed: the product was granted or revoked, or sales declined the request. */
+export const REQUEST_CLOSE_REASONS = ['granted', 'revoked', 'declined'] as const;
+export type RequestCloseReason = (typeof REQUEST_CLOSE_REASONS)[number];
 
 export interface EntitlementFacts {
   product: string;
@@ -92,6 +95,23 @@ export function trialRefusal(existing: TrialHistory | undefined, now: Date): Tri
   if (effectiveStatus(existing, now) === 'active') return 'already_entitled';
   if (existing.trial_started_at !== null) return 'trial_used';
   if (existing.revoked_at !== null) return 'product_revoked';
+  return null;
+}
+
+/** What an entitlement in `requested` was before the tenant asked; null: nothing, there was no row. */
+export type StatusBeforeRequest = { status: 'revoked' | 'trial'; source: EntitlementSource } | null;
+
+/**
+ * What a requested entitlement goes back to when sales declines the request: what it was before
+ * the tenant asked. Asking turns only nothing, a revoked product or an ended trial into
+ * `requested` (store/entitlements.ts markRequested), and the row still tells them apart:
+ * revoked_at is set by a revoke and cleared only by a grant (a trial cannot follow a revoke, see
+ * trialRefusal), and trial_started_at is never cleared. A trial goes back as a trial, which
+ * reads as expired because its end has passed.
+ */
+export function statusBeforeRequest(requested: TrialHistory): StatusBeforeRequest {
+  if (requested.revoked_at !== null) return { status: 'revoked', source: 'operator' };
+  if (requested.trial_started_at !== null) return { status: 'trial', source: 'trial' };
   return null;
 }
 

@@ -1,10 +1,11 @@
 // /v1/api-keys: tenants' keys for headless products. The plaintext key exists only in the answer
 // to create and rotate; what is stored is its hash, what is listed is a prefix and the last 4.
+// A key's name can change, and its scopes and products can shrink; nothing else about it can.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import Type from 'typebox';
 import { findProduct, type Catalog } from '../domain/products.js';
 import { invalidBody, notFound } from '../problems.js';
-import { issueKey, revokeKey, rotateKey } from '../services/api-keys.js';
+import { issueKey, revokeKey, rotateKey, updateKey } from '../services/api-keys.js';
 import { findApiKey, listApiKeys, type ApiKeyRow } from '../store/api-keys.js';
 import type { Database } from '../store/database.js';
 import { findTenantById, lockTenantForKeyShare } from '../store/tenants.js';
@@ -12,7 +13,16 @@ import { tenantFrom, type TenantOf } from './access.js';
 import { unknownProduct } from './entitlements.js';
 import { originOf } from './origin.js';
 import { RefTo } from './schemas/parts.js';
-import { ApiKeyListQuery, ApiKeyParams, ApiKeySchema, CreateApiKeyBody, CreatedApiKeySchema, RotateBody, type ApiKey } from './schemas/api-key.js';
+import {
+  ApiKeyListQuery,
+  ApiKeyParams,
+  ApiKeySchema,
+  CreateApiKeyBody,
+  CreatedApiKeySchema,
+  RotateBody,
+  UpdateApiKeyBody,
+  type ApiKey,
+} from './schemas/api-key.js';
 
 export interface ApiKeyRoutesOptions {
   db: Database;
@@ -112,6 +122,29 @@ export const apiKeyRoutes: FastifyPluginAsyncTypebox<ApiKeyRoutesOptions> = asyn
       const key = await findApiKey(db, request.params.id);
       if (!key) throw notFound('API key');
       return toApiKey(key);
+    },
+  );
+
+  app.patch(
+    '/v1/api-keys/:id',
+    {
+      config: { access: manageKeys(tenantOfKey), problems: ['not_found', 'unknown_product', 'key_revoked', 'key_expired', 'key_widening'] },
+      schema: {
+        operationId: 'updateApiKey',
+        tags: ['api-keys'],
+        summary: 'Rename a key, or narrow its scopes and products; never widen them (a new key is for more)',
+        params: ApiKeyParams,
+        body: UpdateApiKeyBody,
+        response: { 200: RefTo(ApiKeySchema, { description: 'The key as it is now' }) },
+      },
+    },
+    async (request) => {
+      const { name, scopes, products } = request.body;
+      for (const product of products ?? []) if (!findProduct(catalog, product)) throw unknownProduct(product);
+      const edit = { ...(name !== undefined ? { name: name.trim() } : {}), ...(scopes ? { scopes } : {}), ...(products ? { products } : {}) };
+      const now = clock();
+      const origin = originOf(request);
+      return toApiKey(await db.transaction((tx) => updateKey(tx, request.params.id, edit, origin, now)));
     },
   );
 

@@ -1,5 +1,5 @@
-// /v1/catalog: what the platform offers, each product's state for a tenant, sales requests and
-// self-serve trials.
+// /v1/catalog: what the platform offers, each product's state for a tenant, sales requests (and
+// the operators' queue of them: assign, decline) and self-serve trials.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import Type from 'typebox';
 import { findProduct, type Catalog, type Product } from '../domain/products.js';
@@ -29,18 +29,22 @@ import {
 import { findTenantById, lockTenantForUpdate } from '../store/tenants.js';
 import { tenantFrom } from './access.js';
 import { recordChange } from '../services/audit-trail.js';
+import { assignRequest, declineRequest } from '../services/sales-requests.js';
 import { originOf } from './origin.js';
 import { decodePosition, encodePosition } from './cursor.js';
 import { toEntitlement, unknownProduct } from './entitlements.js';
 import { AppError, notFound } from '../problems.js';
 import { Nullable, RefTo } from './schemas/parts.js';
 import {
+  AssignBody,
   CatalogItemSchema,
   CatalogQuery,
+  DeclineBody,
   EntitlementSchema,
   ProductRequestBody,
   ProductRequestSchema,
   RequestListQuery,
+  RequestParams,
   TrialRequestBody,
   type ProductRequest,
 } from './schemas/entitlement.js';
@@ -171,7 +175,7 @@ export const catalogRoutes: FastifyPluginAsyncTypebox<CatalogRoutesOptions> = as
       schema: {
         operationId: 'listProductRequests',
         tags: ['catalog'],
-        summary: 'The sales follow-up queue: requests by status, oldest first',
+        summary: 'The sales follow-up queue: requests by status, tenant or sales owner, oldest first',
         querystring: RequestListQuery,
         response: {
           200: Type.Object(
@@ -182,15 +186,58 @@ export const catalogRoutes: FastifyPluginAsyncTypebox<CatalogRoutesOptions> = as
       },
     },
     async (request) => {
-      const { status = 'open', tenant_id: tenantId, limit = 50, cursor } = request.query;
+      const { status = 'open', tenant_id: tenantId, sales_owner: salesOwner, limit = 50, cursor } = request.query;
       const after = cursor ? decodePosition(cursor) : null;
-      const rows = await listRequests(db, { status, ...(tenantId ? { tenantId } : {}) }, after, limit + 1);
+      const filters = { status, ...(tenantId ? { tenantId } : {}), ...(salesOwner !== undefined ? { salesOwner: salesOwner.trim() } : {}) };
+      const rows = await listRequests(db, filters, after, limit + 1);
       const items = rows.slice(0, limit);
       const last = items.at(-1);
       return {
         items: items.map(toRequest),
         next_cursor: rows.length > limit && last ? encodePosition({ created: last.created_at.toISOString(), id: last.id }) : null,
       };
+    },
+  );
+
+  app.post(
+    '/v1/catalog/requests/:id/decline',
+    {
+      config: { access: { allow: ['platform_admin'] }, problems: ['not_found', 'request_closed'] },
+      schema: {
+        operationId: 'declineProductRequest',
+        tags: ['catalog'],
+        summary: 'Close an open request as declined, with the reason; the tenant may ask again later',
+        params: RequestParams,
+        body: DeclineBody,
+        response: { 200: RefTo(ProductRequestSchema, { description: 'The request, now closed as declined' }) },
+      },
+    },
+    async (request) => {
+      const now = clock();
+      const decline = { id: request.params.id, reason: request.body.reason.trim() };
+      const origin = originOf(request);
+      return toRequest(await db.transaction((tx) => declineRequest(tx, decline, origin, now)));
+    },
+  );
+
+  app.post(
+    '/v1/catalog/requests/:id/assign',
+    {
+      config: { access: { allow: ['platform_admin'] }, problems: ['not_found', 'request_closed'] },
+      schema: {
+        operationId: 'assignProductRequest',
+        tags: ['catalog'],
+        summary: 'Give an open request to a sales owner (null: to nobody)',
+        params: RequestParams,
+        body: AssignBody,
+        response: { 200: RefTo(ProductRequestSchema, { description: 'The request with its sales owner' }) },
+      },
+    },
+    async (request) => {
+      const now = clock();
+      const assign = { id: request.params.id, salesOwner: request.body.sales_owner?.trim() ?? null };
+      const origin = originOf(request);
+      return toRequest(await db.transaction((tx) => assignRequest(tx, assign, origin, now)));
     },
   );
 

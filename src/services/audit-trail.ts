@@ -19,6 +19,9 @@ export interface Origin {
 
 export const SYSTEM_ORIGIN: Origin = { actor: SYSTEM_ACTOR, sourceIp: null };
 
+/** How a row names who made or closed it (created_by, closed_by): the actor's name, else its id. */
+export const actorName = (origin: Origin): string => origin.actor.name ?? origin.actor.id;
+
 export interface Change {
   action: string;
   crud: Crud;

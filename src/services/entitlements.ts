@@ -1,12 +1,13 @@
 // Granting and revoking a tenant's products, with their audit events, inside the caller's
 // transaction: an operator's route today; sales tooling, archiving and Keycloak sync next.
-// Each also answers the open sales requests for the product, so sales need not follow them up.
+// Each also answers the open sales requests for the product, so sales need not follow them up
+// (declining a request without changing the product is services/sales-requests.ts).
 import { effectiveStatus } from '../domain/entitlements.js';
 import { notFound } from '../problems.js';
 import type { Queryable } from '../store/database.js';
 import { closeOpenRequests, grantEntitlement, lockEntitlementForUpdate, revokeEntitlement, type EntitlementRow } from '../store/entitlements.js';
 import { lockTenantForKeyShare, lockTenantForUpdate } from '../store/tenants.js';
-import { recordChange, type Origin } from './audit-trail.js';
+import { actorName, recordChange, type Origin } from './audit-trail.js';
 
 const productTarget = (product: string) => ({ id: product, type: 'product', name: product });
 
@@ -25,7 +26,7 @@ export async function grantProduct(
   if (!tenant) throw notFound('tenant');
   const before = await lockEntitlementForUpdate(tx, tenantId, product);
   const granted = await grantEntitlement(tx, tenantId, product, grant.config, now);
-  const closed = await closeOpenRequests(tx, tenantId, product, 'granted', now);
+  const closed = await closeOpenRequests(tx, tenantId, product, { reason: 'granted', closedBy: actorName(origin), now });
   await recordChange(
     tx,
     origin,
@@ -51,7 +52,7 @@ export async function revokeProduct(tx: Queryable, revoke: { tenantId: string; p
   if (!before) throw notFound('entitlement');
   if (before.status === 'revoked') return;
   await revokeEntitlement(tx, tenantId, product, now);
-  await closeOpenRequests(tx, tenantId, product, 'revoked', now);
+  await closeOpenRequests(tx, tenantId, product, { reason: 'revoked', closedBy: actorName(origin), now });
   await recordChange(
     tx,
     origin,

@@ -75,6 +75,19 @@ export async function revokeApiKey(tx: Queryable, id: string, now: Date): Promis
   await tx.query('UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL', [id, now]);
 }
 
+/** Writes the key's name, scopes and products; the caller holds its lock and decided they may change. */
+export async function updateApiKey(
+  tx: Queryable,
+  id: string,
+  fields: { name: string; scopes: readonly string[]; products: readonly string[] },
+): Promise<ApiKeyRow> {
+  const [row] = await tx.query<ApiKeyRow>(
+    `UPDATE api_keys SET name = $2, scopes = $3::text[], products = $4::text[] WHERE id = $1 RETURNING ${COLUMNS}`,
+    [id, fields.name, fields.scopes, fields.products],
+  );
+  return row!;
+}
+
 /** Ends the old key of a rotation at `expiresAt` and points it at its successor. */
 export async function retireRotatedKey(tx: Queryable, id: string, successor: string, expiresAt: Date): Promise<void> {
   await tx.query('UPDATE api_keys SET expires_at = $3, rotated_to = $2 WHERE id = $1', [id, successor, expiresAt]);

@@ -1,6 +1,12 @@
 // Queries on tenant_products (entitlements) and product_requests (the sales queue). Each takes
 // the Queryable it runs on; the HTTP layer wraps changes and their audit events in one transaction.
-import type { EntitlementSource, RequestStatus, StoredEntitlementStatus } from '../domain/entitlements.js';
+import type {
+  EntitlementSource,
+  RequestCloseReason,
+  RequestStatus,
+  StatusBeforeRequest,
+  StoredEntitlementStatus,
+} from '../domain/entitlements.js';
 import type { Queryable } from './database.js';
 
 export interface EntitlementRow {
@@ -108,6 +114,21 @@ export async function markRequested(tx: Queryable, tenantId: string, product: st
   );
 }
 
+/**
+ * Puts a requested entitlement back to what it was before the tenant asked (domain/entitlements.ts
+ * statusBeforeRequest): that status, or no row at all. A row no longer requested is left alone.
+ */
+export async function revertRequested(tx: Queryable, tenantId: string, product: string, before: StatusBeforeRequest): Promise<void> {
+  if (before === null) {
+    await tx.query(`DELETE FROM tenant_products WHERE tenant_id = $1 AND product = $2 AND status = 'requested'`, [tenantId, product]);
+    return;
+  }
+  await tx.query(
+    `UPDATE tenant_products SET status = $3, source = $4 WHERE tenant_id = $1 AND product = $2 AND status = 'requested'`,
+    [tenantId, product, before.status, before.source],
+  );
+}
+
 export interface ProductRequestRow {
   id: string;
   tenant_id: string;
@@ -115,12 +136,27 @@ export interface ProductRequestRow {
   message: string | null;
   status: RequestStatus;
   requested_by: string | null;
+  sales_owner: string | null;
   created_at: Date;
   closed_at: Date | null;
-  closed_reason: string | null;
+  closed_reason: RequestCloseReason | null;
+  closed_by: string | null;
+  decline_reason: string | null;
 }
 
-const REQUEST_COLUMNS = 'id, tenant_id, product, message, status, requested_by, created_at, closed_at, closed_reason';
+const REQUEST_COLUMNS = `id, tenant_id, product, message, status, requested_by, sales_owner, created_at, closed_at,
+  closed_reason, closed_by, decline_reason`;
+
+async function selectRequest(db: Queryable, id: string, lock: '' | ' FOR UPDATE') {
+  const [row] = await db.query<ProductRequestRow>(`SELECT ${REQUEST_COLUMNS} FROM product_requests WHERE id = $1${lock}`, [id]);
+  return row;
+}
+
+export const findRequest = (db: Queryable, id: string): Promise<ProductRequestRow | undefined> => selectRequest(db, id, '');
+
+/** The request, its row locked (FOR UPDATE) until the transaction ends. */
+export const lockRequestForUpdate = (tx: Queryable, id: string): Promise<ProductRequestRow | undefined> =>
+  selectRequest(tx, id, ' FOR UPDATE');
 
 export async function findOpenRequest(tx: Queryable, tenantId: string, product: string): Promise<ProductRequestRow | undefined> {
   const [row] = await tx.query<ProductRequestRow>(
@@ -142,24 +178,49 @@ export async function insertRequest(
   return row!;
 }
 
-export async function closeOpenRequests(
-  tx: Queryable,
-  tenantId: string,
-  product: string,
-  reason: string,
-  now: Date,
-): Promise<ProductRequestRow[]> {
+/** Who closed requests, when, and why. */
+export interface Closing {
+  reason: Exclude<RequestCloseReason, 'declined'>;
+  closedBy: string;
+  now: Date;
+}
+
+/** Closes the open requests for the product: a grant or a revoke answered them. */
+export async function closeOpenRequests(tx: Queryable, tenantId: string, product: string, closing: Closing): Promise<ProductRequestRow[]> {
   return tx.query<ProductRequestRow>(
-    `UPDATE product_requests SET status = 'closed', closed_at = $4, closed_reason = $3
+    `UPDATE product_requests SET status = 'closed', closed_at = $4, closed_reason = $3, closed_by = $5
      WHERE tenant_id = $1 AND product = $2 AND status = 'open' RETURNING ${REQUEST_COLUMNS}`,
-    [tenantId, product, reason, now],
+    [tenantId, product, closing.reason, closing.now, closing.closedBy],
   );
+}
+
+/** Closes the request as declined; the caller holds its lock and has checked that it is open. */
+export async function closeAsDeclined(
+  tx: Queryable,
+  id: string,
+  decline: { reason: string; closedBy: string; now: Date },
+): Promise<ProductRequestRow> {
+  const [row] = await tx.query<ProductRequestRow>(
+    `UPDATE product_requests SET status = 'closed', closed_at = $2, closed_reason = 'declined', decline_reason = $3, closed_by = $4
+     WHERE id = $1 RETURNING ${REQUEST_COLUMNS}`,
+    [id, decline.now, decline.reason, decline.closedBy],
+  );
+  return row!;
+}
+
+/** Gives the request to a sales owner (null: to nobody). */
+export async function setSalesOwner(tx: Queryable, id: string, salesOwner: string | null): Promise<ProductRequestRow> {
+  const [row] = await tx.query<ProductRequestRow>(
+    `UPDATE product_requests SET sales_owner = $2 WHERE id = $1 RETURNING ${REQUEST_COLUMNS}`,
+    [id, salesOwner],
+  );
+  return row!;
 }
 
 /** One page of requests in a status, oldest first (the order sales works through them). */
 export async function listRequests(
   db: Queryable,
-  filters: { status: RequestStatus; tenantId?: string },
+  filters: { status: RequestStatus; tenantId?: string; salesOwner?: string },
   after: { created: string; id: string } | null,
   limit: number,
 ): Promise<ProductRequestRow[]> {
@@ -168,6 +229,10 @@ export async function listRequests(
   if (filters.tenantId) {
     params.push(filters.tenantId);
     where += ` AND tenant_id = $${params.length}`;
+  }
+  if (filters.salesOwner !== undefined) {
+    params.push(filters.salesOwner);
+    where += ` AND sales_owner = $${params.length}`;
   }
   if (after) {
     params.push(after.created, after.id);

@@ -1,8 +1,9 @@
 // The API key format, checked against an independent CRC32 and base62 written here, so a bug
-// shared by the generator and the checker (both live in src/domain/api-key.ts) still shows.
+// shared by the generator and the checker (both live in src/domain/api-key.ts) still shows; and
+// the rule that a key's scopes and products only ever narrow.
 import { createHash, createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { KEY_LENGTH, KEY_PREFIX, displayParts, generateApiKey, hashApiKey, isWellFormedApiKey } from '../../src/domain/api-key.js';
+import { KEY_LENGTH, KEY_PREFIX, displayParts, generateApiKey, hashApiKey, isWellFormedApiKey, wideningOf } from '../../src/domain/api-key.js';
 
 const BASE62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
 const SHAPE = /^bp_[0-9A-Za-z]{39}$/;
@@ -193,5 +194,47 @@ describe('displayParts', () => {
     expect(parts.prefix).toBe(random.slice(0, 7));
     expect(parts.last4).toBe(random.slice(-4));
     expect(parts.prefix.length + parts.last4.length).toBeLessThan(KEY_LENGTH / 2);
+  });
+});
+
+describe('wideningOf', () => {
+  const limited = { scopes: ['docs:read', 'docs:write'], products: ['risk', 'compliance'] };
+  const unlimited = { scopes: ['docs:read'], products: [] };
+  const usable = ['risk', 'training'];
+
+  it('lets scopes and products shrink, or stay as they are, in any order', () => {
+    for (const next of [
+      {},
+      { scopes: ['docs:write'] },
+      { scopes: [] },
+      { scopes: ['docs:write', 'docs:read'] },
+      { products: ['compliance'] },
+      { products: ['compliance', 'risk'] },
+      { scopes: ['docs:read'], products: ['risk'] },
+    ]) {
+      expect(wideningOf(limited, next, []), JSON.stringify(next)).toBeNull();
+    }
+  });
+
+  it('refuses a scope the key does not have, naming it', () => {
+    expect(wideningOf(limited, { scopes: ['docs:read', 'admin', 'docs:delete'] }, usable)).toEqual({ field: 'scopes', added: ['admin', 'docs:delete'] });
+    expect(wideningOf({ scopes: [], products: [] }, { scopes: ['docs:read'] }, usable)).toEqual({ field: 'scopes', added: ['docs:read'] });
+  });
+
+  it('refuses a product beyond the limit, and an empty list that would lift it', () => {
+    expect(wideningOf(limited, { products: ['risk', 'training'] }, usable)).toEqual({ field: 'products', added: ['training'] });
+    expect(wideningOf(limited, { products: [] }, usable)).toEqual({ field: 'products', added: [] });
+  });
+
+  it('limits a key without a limit to products the tenant may use, and to no others', () => {
+    expect(wideningOf(unlimited, { products: ['training'] }, usable)).toBeNull();
+    expect(wideningOf(unlimited, { products: ['risk', 'training'] }, usable)).toBeNull();
+    expect(wideningOf(unlimited, { products: [] }, usable)).toBeNull();
+    expect(wideningOf(unlimited, { products: ['risk', 'api'] }, usable)).toEqual({ field: 'products', added: ['api'] });
+    expect(wideningOf(unlimited, { products: ['risk'] }, [])).toEqual({ field: 'products', added: ['risk'] });
+  });
+
+  it('names the scopes first when both would widen', () => {
+    expect(wideningOf(limited, { scopes: ['admin'], products: ['api'] }, usable)).toEqual({ field: 'scopes', added: ['admin'] });
   });
 });

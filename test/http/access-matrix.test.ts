@@ -70,6 +70,15 @@ async function newKey(admin: Client, tenantId: string): Promise<{ id: string }> 
   expect(created.status).toBe(201);
   return { id: created.body.id };
 }
+async function openRequest(admin: Client, tenantId: string): Promise<{ id: string }> {
+  const asked = await admin.post<{ id: string }>('/v1/catalog/request', { body: { tenant_id: tenantId, product: 'training' } });
+  expect(asked.status).toBe(202);
+  return { id: asked.body.id };
+}
+const requestOf = async (admin: Client, tenantId: string, status: 'open' | 'closed', id: string) =>
+  (await admin.get<{ items: Array<{ id: string; sales_owner: string | null }> }>(`/v1/catalog/requests?tenant_id=${tenantId}&status=${status}`)).body.items.find(
+    (item) => item.id === id,
+  );
 const entitlementOf = async (admin: Client, tenantId: string, product: string) =>
   (await admin.get<{ items: Array<{ product: string; status: string }> }>(`/v1/entitlements?tenant_id=${tenantId}`)).body.items.find(
     (item) => item.product === product,
@@ -184,6 +193,20 @@ const ROUTES: Row[] = [
     }) },
   { method: 'GET',  path: '/v1/catalog/requests',                  expect: grid(200,     403,     403,   403,   403,   403,   403),
     build: (target) => ({ path: `/v1/catalog/requests?tenant_id=${target.id}` }) },
+  { method: 'POST', path: '/v1/catalog/requests/:id/decline',      expect: grid(200,     403,     403,   403,   403,   403,   403), freshTarget: true,
+    prepare: (target, admin) => openRequest(admin, target.id),
+    build: (target, admin, { id }) => ({
+      path: `/v1/catalog/requests/${id}/decline`,
+      body: { reason: 'matrix says no' },
+      happened: async () => (await requestOf(admin, target.id, 'closed', id!)) !== undefined,
+    }) },
+  { method: 'POST', path: '/v1/catalog/requests/:id/assign',       expect: grid(200,     403,     403,   403,   403,   403,   403), freshTarget: true,
+    prepare: (target, admin) => openRequest(admin, target.id),
+    build: (target, admin, { id }) => ({
+      path: `/v1/catalog/requests/${id}/assign`,
+      body: { sales_owner: 'matrix.sales' },
+      happened: async () => (await requestOf(admin, target.id, 'open', id!))?.sales_owner === 'matrix.sales',
+    }) },
   { method: 'POST', path: '/v1/catalog/trial-request',             expect: grid(201,     403,     403,   403,   201,   404,   403), freshTarget: true,
     build: (target, admin) => ({
       path: '/v1/catalog/trial-request',
@@ -222,6 +245,13 @@ const ROUTES: Row[] = [
     build: (_target, _admin, { id }) => ({
       path: `/v1/api-keys/${id}`,
       check: (answer) => expect(answer.body).toMatchObject({ id, name: 'matrix key' }),
+    }) },
+  { method: 'PATCH', path: '/v1/api-keys/:id',                     expect: grid(200,     403,     403,   403,   200,   404,   403), freshTarget: true,
+    prepare: (target, admin) => newKey(admin, target.id),
+    build: (target, admin, { id }) => ({
+      path: `/v1/api-keys/${id}`,
+      body: { name: 'matrix key, renamed' },
+      happened: async () => (await keysOf(admin, target.id)).some((key) => key.id === id && key.name === 'matrix key, renamed'),
     }) },
   { method: 'DELETE', path: '/v1/api-keys/:id',                    expect: grid(204,     403,     403,   403,   204,   404,   403), freshTarget: true,
     prepare: (target, admin) => newKey(admin, target.id),

@@ -91,6 +91,8 @@ export function apiKeysApi(driver: DriverName) {
     expect(answer.status).toBe(200);
     return answer.body.items;
   };
+  const get = (id: string, caller = api()) => caller.get<ApiKey>(`/v1/api-keys/${id}`);
+  const update = (id: string, body: unknown, caller = api()) => caller.request<ApiKey>('PATCH', `/v1/api-keys/${id}`, { body });
   const revoke = (id: string) => api().request('DELETE', `/v1/api-keys/${id}`);
   const rotate = (id: string, body: Record<string, unknown> = {}) => api().post<CreatedKey>(`/v1/api-keys/${id}/rotate`, { body });
   const verify = async (key: string, question: Record<string, string> = {}) => {
@@ -135,6 +137,6 @@ export function apiKeysApi(driver: DriverName) {
       return service();
     },
     clock,
-    create, createKey, list, listed, revoke, rotate, verify, events, expectProblem, storedRow,
+    create, createKey, list, listed, get, update, revoke, rotate, verify, events, expectProblem, storedRow,
   };
 }

@@ -1,6 +1,7 @@
 // /v1/api-keys: create (the plaintext in that answer alone, its HMAC under the pepper stored),
-// list (newest first, never a secret), revoke (idempotent, and verify says REVOKED); and no
-// plaintext ever shown again, in any list, rotation, audit event or error.
+// list (newest first, never a secret), read one key (its metadata alone, to its own tenant
+// alone), revoke (idempotent, and verify says REVOKED); and no plaintext ever shown again, in any
+// list, rotation, audit event or error. Changing a key is api-key-narrowing.test.ts.
 import { createHmac } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { generateApiKey } from '../../src/domain/api-key.js';
@@ -9,12 +10,13 @@ import { eachDriver } from '../support/drivers.js';
 import { createTenant } from '../support/factories.js';
 import type { Answer } from '../support/http.js';
 import { TEST_PEPPER } from '../support/server.js';
+import { identities } from '../support/identities.js';
 import { DAY_MS, iso, START } from '../support/time.js';
 import { apiKeysApi, API_KEY_FIELDS, NO_SUCH_KEY, NO_SUCH_TENANT, type CreatedKey } from './api-keys-harness.js';
 
 eachDriver('API keys', (driver) => {
   const h = apiKeysApi(driver);
-  const { clock, create, createKey, list, listed, revoke, rotate, verify, events, expectProblem, storedRow } = h;
+  const { clock, create, createKey, list, listed, get, revoke, rotate, verify, events, expectProblem, storedRow } = h;
 
   describe('POST /v1/api-keys', () => {
     let tenant: Tenant;
@@ -169,6 +171,52 @@ eachDriver('API keys', (driver) => {
       expectProblem(await list(NO_SUCH_TENANT), 404, 'not_found');
       expectProblem(await h.api.get('/v1/api-keys'), 400, 'validation_failed');
       expectProblem(await list(NO_SUCH_TENANT, '&include_revoked=maybe'), 400, 'validation_failed');
+    });
+  });
+
+  describe('GET /v1/api-keys/:id', () => {
+    it('answers the key as the list shows it: the documented fields, never the key or its hash', async () => {
+      const tenant = await createTenant(h.api);
+      const created = await createKey(tenant.id, { scopes: ['a:b'], products: ['risk'], expires_at: iso(START + DAY_MS) });
+      const answer = await get(created.id);
+      expect(answer.status).toBe(200);
+      expect(Object.keys(answer.body).sort()).toEqual(API_KEY_FIELDS);
+      const { key, ...shown } = created;
+      expect(answer.body).toEqual(shown);
+      expect(answer.body).toEqual((await listed(tenant.id))[0]);
+      expect(answer.text).not.toContain(key.slice(7, -4));
+      const hash = Buffer.from((await storedRow(created.id)).key_hash as Uint8Array);
+      expect(answer.text).not.toContain(hash.toString('hex'));
+      expect(answer.text).not.toContain(hash.toString('base64'));
+    });
+
+    it('answers a revoked key too, with its revoked_at', async () => {
+      const tenant = await createTenant(h.api);
+      const created = await createKey(tenant.id);
+      clock.set(START + 1_000);
+      expect((await revoke(created.id)).status).toBe(204);
+      expect((await get(created.id)).body).toMatchObject({ id: created.id, revoked_at: iso(START + 1_000) });
+    });
+
+    it("answers the tenant's own IT admin, and another tenant's with 404 as if the key did not exist", async () => {
+      const [tenant, other] = [await createTenant(h.api), await createTenant(h.api)];
+      const created = await createKey(tenant.id);
+      const own = await get(created.id, await h.server.as(identities.itAdmin(tenant.id)));
+      expect(own.status).toBe(200);
+      expect(own.body.id).toBe(created.id);
+      const foreign = await get(created.id, await h.server.as(identities.itAdmin(other.id)));
+      const missing = await get(NO_SUCH_KEY, await h.server.as(identities.itAdmin(other.id)));
+      const { request_id: _a, ...foreignProblem } = expectProblem(foreign, 404, 'not_found');
+      const { request_id: _b, ...missingProblem } = expectProblem(missing, 404, 'not_found');
+      expect(foreignProblem).toEqual(missingProblem);
+      expectProblem(await get(created.id, await h.server.as(identities.member(tenant.id))), 403, 'forbidden');
+      expectProblem(await get(created.id, h.service), 403, 'forbidden');
+    });
+
+    it('answers 404 for an unknown key and 400 for an id that is not a UUID', async () => {
+      expectProblem(await get(NO_SUCH_KEY), 404, 'not_found');
+      const problem = expectProblem(await get('bp_not-a-uuid'), 400, 'validation_failed');
+      expect(problem.errors).toContainEqual(expect.objectContaining({ path: '/id', in: 'params' }));
     });
   });
 

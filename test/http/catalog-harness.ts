@@ -1,6 +1,6 @@
 // The catalog tests' server and helpers: a server on a TestClock (back at START before each
-// test), the catalog, sales request, trial and entitlement calls as a platform admin (or another
-// caller), and the audit events they leave. Call catalogApi(driver) inside a describe block: it
+// test), the catalog, sales request (and queue), trial and entitlement calls as a platform admin
+// (or another caller), and the audit events they leave. Call catalogApi(driver) inside a describe block: it
 // starts the server before the block's tests and closes it after them.
 import { afterAll, beforeAll, beforeEach, expect } from 'vitest';
 import type { AuditEvent } from '../../src/http/schemas/audit.js';
@@ -70,6 +70,10 @@ export function catalogApi(driver: DriverName) {
   const revoke = async (tenantId: string, product: string) => {
     expect((await api().request('DELETE', `/v1/entitlements/${tenantId}/${product}`)).status).toBe(204);
   };
+  const decline = (id: string, body: unknown = { reason: 'No budget this year' }, caller = api()) =>
+    caller.post<ProductRequest>(`/v1/catalog/requests/${id}/decline`, { body });
+  const assign = (id: string, salesOwner: string | null, caller = api()) =>
+    caller.post<ProductRequest>(`/v1/catalog/requests/${id}/assign`, { body: { sales_owner: salesOwner } });
   const requests = (query: Record<string, string | number>) =>
     api().get<RequestPage>(`/v1/catalog/requests?${new URLSearchParams(Object.entries(query).map(([k, v]): [string, string] => [k, String(v)])).toString()}`);
   const events = async (tenantId: string, action: string) => {
@@ -96,6 +100,6 @@ export function catalogApi(driver: DriverName) {
       return api();
     },
     clock,
-    catalogOf, stateOf, entitlementOf, askSales, startTrial, grant, revoke, requests, events, eventCount, expectProblem,
+    catalogOf, stateOf, entitlementOf, askSales, startTrial, grant, revoke, decline, assign, requests, events, eventCount, expectProblem,
   };
 }

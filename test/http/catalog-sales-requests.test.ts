@@ -29,9 +29,12 @@ eachDriver('catalog: sales requests', (driver) => {
         message: 'Please call us about pricing',
         status: 'open',
         requested_by: 'olga.operator',
+        sales_owner: null,
         created_at: iso(START + 5_000),
         closed_at: null,
         closed_reason: null,
+        closed_by: null,
+        decline_reason: null,
       });
       expect(await entitlementOf(tenant.id, 'compliance')).toMatchObject({
         status: 'requested',
@@ -188,7 +191,7 @@ eachDriver('catalog: sales requests', (driver) => {
       expect((await requests({ tenant_id: first.id })).body.items).toEqual([waiting.body]);
       expect((await requests({ tenant_id: first.id, status: 'open' })).body.items).toEqual([waiting.body]);
       expect((await requests({ tenant_id: first.id, status: 'closed' })).body.items).toEqual([
-        { ...granted.body, status: 'closed', closed_at: iso(START + 60_000), closed_reason: 'granted' },
+        { ...granted.body, status: 'closed', closed_at: iso(START + 60_000), closed_reason: 'granted', closed_by: 'olga.operator' },
       ]);
       expect((await requests({ tenant_id: second.id })).body.items).toEqual([elsewhere.body]);
       const everyOpen = (await requests({ limit: 200 })).body.items.map((r) => r.id);

@@ -251,7 +251,7 @@ eachDriver('entitlements', (driver) => {
 
       expect(await requestsOf(tenant.id, 'open')).toEqual([risk]);
       expect(await requestsOf(tenant.id, 'closed')).toEqual([
-        { ...compliance, status: 'closed', closed_at: iso(START + 2 * DAY_MS), closed_reason: 'granted' },
+        { ...compliance, status: 'closed', closed_at: iso(START + 2 * DAY_MS), closed_reason: 'granted', closed_by: 'olga.operator' },
       ]);
       const [event] = await events(tenant.id, 'entitlement.granted');
       expect(event?.fields).toEqual({ from_status: 'requested', requests_closed: '1' });

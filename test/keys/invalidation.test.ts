@@ -39,6 +39,8 @@ function keyClient(admin: Client, service: Client) {
     },
     revoke: (id: string) => expectStatus(admin.request('DELETE', `/v1/api-keys/${id}`), 204),
     rotate: (id: string) => expectStatus(admin.post(`/v1/api-keys/${id}/rotate`, { body: { grace_seconds: 0 } }), 201),
+    narrow: (id: string, body: { scopes?: string[]; products?: string[] }) =>
+      expectStatus(admin.request('PATCH', `/v1/api-keys/${id}`, { body }), 200),
     cancel: (tenantId: string) => expectStatus(admin.post(`/v1/tenants/${tenantId}/cancel`), 200),
     activate: (tenantId: string) => expectStatus(admin.post(`/v1/tenants/${tenantId}/activate`), 200),
     grant: (tenantId: string, product: string) =>
@@ -118,6 +120,26 @@ eachDriver('the verify cache of the server that made a change', (driver) => {
       if (code !== 'EXPIRED') stale.push(`round ${round}: ${code}`);
     }
     expect(stale, `${stale.length} of ${ROUNDS} verifies right after a rotation were stale`).toEqual([]);
+  });
+
+  it('sees a narrowed key (INSUFFICIENT_SCOPE, NOT_ENTITLED) on the very next verify', async () => {
+    const tenant = await createTenant(server.api);
+    await keys.grant(tenant.id, 'risk');
+    await keys.grant(tenant.id, 'compliance');
+    const stale: string[] = [];
+    for (let round = 0; round < ROUNDS / 2; round += 1) {
+      const created = await keys.createKey(tenant.id, { scopes: ['docs:read', 'docs:write'], products: ['risk', 'compliance'] });
+      const warmScope = await keys.code(created.key, { scope: 'docs:write' });
+      const warmProduct = await keys.code(created.key, { product: 'compliance' });
+      if (warmScope !== 'VALID' || warmProduct !== 'VALID') stale.push(`round ${round} before: ${warmScope}, ${warmProduct}`);
+      await keys.narrow(created.id, { scopes: ['docs:read'] });
+      const scope = await keys.code(created.key, { scope: 'docs:write' });
+      if (scope !== 'INSUFFICIENT_SCOPE') stale.push(`round ${round} after narrowing scopes: ${scope}`);
+      await keys.narrow(created.id, { products: ['risk'] });
+      const product = await keys.code(created.key, { product: 'compliance' });
+      if (product !== 'NOT_ENTITLED') stale.push(`round ${round} after narrowing products: ${product}`);
+    }
+    expect(stale, `${stale.length} of ${ROUNDS} verifies right after a narrowing were stale`).toEqual([]);
   });
 
   it('sees a tenant cancelled (TENANT_INACTIVE) and activated again on the very next verify', async () => {
@@ -213,6 +235,15 @@ eachDriver('the verify cache of the server that made a change, with notification
     expect(await keys.code(created.key)).toBe('VALID');
     await keys.rotate(created.id);
     expect(await keys.code(created.key)).toBe('EXPIRED');
+  });
+
+  it('answers INSUFFICIENT_SCOPE on the very next verify after a scope is taken from the key', async () => {
+    const tenant = await createTenant(server.api);
+    const created = await keys.createKey(tenant.id, { scopes: ['docs:read', 'docs:write'] });
+    expect(await keys.code(created.key, { scope: 'docs:write' })).toBe('VALID');
+    await keys.narrow(created.id, { scopes: ['docs:read'] });
+    expect(await keys.code(created.key, { scope: 'docs:write' })).toBe('INSUFFICIENT_SCOPE');
+    expect(await keys.code(created.key, { scope: 'docs:read' })).toBe('VALID');
   });
 
   it('answers TENANT_INACTIVE on the very next verify after a cancel', async () => {

@@ -50,6 +50,24 @@ export const CreateApiKeyBody = Type.Object(
   { additionalProperties: false },
 );
 
+export const UpdateApiKeyBody = Type.Object(
+  {
+    name: Type.Optional(Text(100)),
+    scopes: Type.Optional(
+      Type.Array(Scope, { maxItems: 50, uniqueItems: true, description: 'some of the scopes the key has; never others' }),
+    ),
+    products: Type.Optional(
+      Type.Array(ProductCode, {
+        maxItems: 50,
+        uniqueItems: true,
+        description:
+          'some of the products the key is limited to; for a key without a limit, products the tenant may use now. Never empty for a limited key',
+      }),
+    ),
+  },
+  { additionalProperties: false, minProperties: 1, description: 'What to change: a new name, fewer scopes, fewer products' },
+);
+
 export const ApiKeyListQuery = Type.Object(
   { tenant_id: Uuid(), include_revoked: Type.Optional(Type.Boolean({ default: false })) },
   { additionalProperties: false },

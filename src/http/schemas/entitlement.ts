@@ -1,8 +1,14 @@
 // Shapes of entitlements, the catalog as the portal reads it, and sales requests.
 import Type, { type Static } from 'typebox';
 import { PRODUCT_CODE_PATTERN } from '../../domain/products.js';
-import { CATALOG_STATES, ENTITLEMENT_SOURCES, ENTITLEMENT_STATUSES, REQUEST_STATUSES } from '../../domain/entitlements.js';
-import { Nullable, Timestamp, Uuid } from './parts.js';
+import {
+  CATALOG_STATES,
+  ENTITLEMENT_SOURCES,
+  ENTITLEMENT_STATUSES,
+  REQUEST_CLOSE_REASONS,
+  REQUEST_STATUSES,
+} from '../../domain/entitlements.js';
+import { Nullable, Text, Timestamp, Uuid } from './parts.js';
 
 export const ProductCode = Type.String({ pattern: PRODUCT_CODE_PATTERN, description: 'a product code from the catalog' });
 
@@ -76,18 +82,25 @@ export const ProductRequestSchema = Type.Object(
     message: Nullable(Type.String()),
     status: Type.Enum(REQUEST_STATUSES),
     requested_by: Nullable(Type.String()),
+    sales_owner: Nullable(Type.String({ description: 'who in sales works the request; null: nobody yet' })),
     created_at: Timestamp(),
     closed_at: Nullable(Timestamp()),
-    closed_reason: Nullable(Type.String()),
+    closed_reason: Nullable(Type.Enum(REQUEST_CLOSE_REASONS)),
+    closed_by: Nullable(Type.String({ description: 'who granted, revoked or declined; null while open' })),
+    decline_reason: Nullable(Type.String({ description: 'why sales declined the request' })),
   },
   { $id: 'ProductRequest', title: 'ProductRequest', additionalProperties: false },
 );
 export type ProductRequest = Static<typeof ProductRequestSchema>;
 
+/** A sales owner as tenants carry one (sales_owner of POST /v1/tenants). */
+const SalesOwner = (description: string) => Text(200, { description });
+
 export const RequestListQuery = Type.Object(
   {
     status: Type.Optional(Type.Enum(REQUEST_STATUSES, { default: 'open' })),
     tenant_id: Type.Optional(Uuid()),
+    sales_owner: Type.Optional(SalesOwner("only this sales owner's requests")),
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 200, default: 50 })),
     cursor: Type.Optional(Type.String({ maxLength: 200 })),
   },
@@ -95,3 +108,15 @@ export const RequestListQuery = Type.Object(
 );
 
 export const TrialRequestBody = Type.Object({ tenant_id: Uuid(), product: ProductCode }, { additionalProperties: false });
+
+export const RequestParams = Type.Object({ id: Uuid() }, { additionalProperties: false });
+
+export const DeclineBody = Type.Object(
+  { reason: Text(1000, { description: 'why sales declines; kept with the request and in its audit event' }) },
+  { additionalProperties: false },
+);
+
+export const AssignBody = Type.Object(
+  { sales_owner: Nullable(SalesOwner('who in sales works the request; null: nobody')) },
+  { additionalProperties: false },
+);
