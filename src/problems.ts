@@ -110,6 +110,16 @@ export class AppError extends Error {
 
 export const notFound = (what: string) => new AppError('not_found', { detail: `${what} not found` });
 
+/** An archived tenant has ended for good: it takes no new keys, products or requests. */
+export function refuseIfArchived(tenant: { status: string }): void {
+  if (tenant.status === 'archived') {
+    throw new AppError('tenant_inactive', {
+      detail: 'the tenant is archived: it takes no new keys, products or requests',
+      extensions: { current_status: tenant.status },
+    });
+  }
+}
+
 /** The request breaks its schema (or a rule beyond it) at the fields named. */
 export const invalidInput = (errors: FieldError[], detail?: string) =>
   new AppError('validation_failed', { detail: detail ?? `the request ${errors[0]?.in ?? 'body'} is invalid`, errors });

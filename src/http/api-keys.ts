@@ -57,7 +57,7 @@ export const apiKeyRoutes: FastifyPluginAsyncTypebox<ApiKeyRoutesOptions> = asyn
     '/v1/api-keys',
     {
       // A replay answers the key without its plaintext, which is never kept at rest.
-      config: { access: manageKeys(tenantFrom.body('tenant_id')), idempotent: { withhold: ['key'] }, problems: ['not_found', 'unknown_product'] },
+      config: { access: manageKeys(tenantFrom.body('tenant_id')), idempotent: { withhold: ['key'] }, problems: ['not_found', 'unknown_product', 'tenant_inactive'] },
       schema: {
         operationId: 'createApiKey',
         tags: ['api-keys'],
@@ -170,7 +170,7 @@ export const apiKeyRoutes: FastifyPluginAsyncTypebox<ApiKeyRoutesOptions> = asyn
   app.post(
     '/v1/api-keys/:id/rotate',
     {
-      config: { access: manageKeys(tenantOfKey), problems: ['not_found', 'key_revoked', 'key_rotated', 'key_expired'] },
+      config: { access: manageKeys(tenantOfKey), problems: ['not_found', 'key_revoked', 'key_rotated', 'key_expired', 'tenant_inactive'] },
       // Every field is optional; a rotate sent without a body means the defaults.
       preValidation: async (request) => {
         request.body ??= {};

@@ -33,7 +33,7 @@ import { assignRequest, declineRequest } from '../services/sales-requests.js';
 import { originOf } from './origin.js';
 import { decodePosition, encodePosition } from './cursor.js';
 import { toEntitlement, unknownProduct } from './entitlements.js';
-import { AppError, notFound } from '../problems.js';
+import { AppError, notFound, refuseIfArchived } from '../problems.js';
 import { Nullable, RefTo } from './schemas/parts.js';
 import {
   AssignBody,
@@ -114,7 +114,7 @@ export const catalogRoutes: FastifyPluginAsyncTypebox<CatalogRoutesOptions> = as
   app.post(
     '/v1/catalog/request',
     {
-      config: { access: { allow: ['platform_admin', 'it_admin'], tenant: tenantFrom.body('tenant_id') }, idempotent: {}, problems: ['not_found', 'unknown_product', 'not_requestable', 'already_entitled'] },
+      config: { access: { allow: ['platform_admin', 'it_admin'], tenant: tenantFrom.body('tenant_id') }, idempotent: {}, problems: ['not_found', 'unknown_product', 'not_requestable', 'tenant_inactive', 'already_entitled'] },
       schema: {
         operationId: 'requestProduct',
         tags: ['catalog'],
@@ -136,6 +136,7 @@ export const catalogRoutes: FastifyPluginAsyncTypebox<CatalogRoutesOptions> = as
         // The tenant's row lock serializes its requests: two at once make one.
         const tenant = await lockTenantForUpdate(tx, tenantId);
         if (!tenant) throw notFound('tenant');
+        refuseIfArchived(tenant);
         const entitlement = await findEntitlement(tx, tenantId, code);
         if (entitlement && effectiveStatus(entitlement, now) === 'active') {
           throw new AppError('already_entitled', { detail: `the tenant already has ${code}` });

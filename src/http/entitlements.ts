@@ -66,7 +66,7 @@ export const entitlementRoutes: FastifyPluginAsyncTypebox<EntitlementRoutesOptio
   app.put(
     '/v1/entitlements/:tenant_id/:product',
     {
-      config: { access: { allow: ['platform_admin'] }, problems: ['not_found', 'unknown_product'] },
+      config: { access: { allow: ['platform_admin'] }, problems: ['not_found', 'unknown_product', 'tenant_inactive'] },
       schema: {
         operationId: 'grantEntitlement',
         tags: ['entitlements'],

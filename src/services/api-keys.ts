@@ -4,7 +4,7 @@
 // the audit log names a key by id and display prefix, never by secret or hash.
 import { displayParts, generateApiKey, hashApiKey, wideningOf, type Widening } from '../domain/api-key.js';
 import { isUsable } from '../domain/entitlements.js';
-import { AppError, notFound } from '../problems.js';
+import { AppError, notFound, refuseIfArchived } from '../problems.js';
 import { insertApiKey, lockApiKeyForUpdate, retireRotatedKey, revokeApiKey, updateApiKey, type ApiKeyRow } from '../store/api-keys.js';
 import { listEntitlements } from '../store/entitlements.js';
 import type { Queryable } from '../store/database.js';
@@ -36,6 +36,7 @@ export async function issueKey(
   now: Date,
   event: { action: string; fields?: Record<string, string> } = { action: 'api_key.created' },
 ): Promise<IssuedKey> {
+  refuseIfArchived(spec.tenant);
   const key = generateApiKey();
   const row = await insertApiKey(tx, {
     tenantId: spec.tenant.id,

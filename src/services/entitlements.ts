@@ -3,7 +3,7 @@
 // Each also answers the open sales requests for the product, so sales need not follow them up
 // (declining a request without changing the product is services/sales-requests.ts).
 import { effectiveStatus } from '../domain/entitlements.js';
-import { notFound } from '../problems.js';
+import { notFound, refuseIfArchived } from '../problems.js';
 import type { Queryable } from '../store/database.js';
 import { closeOpenRequests, grantEntitlement, lockEntitlementForUpdate, revokeEntitlement, type EntitlementRow } from '../store/entitlements.js';
 import { lockTenantForKeyShare, lockTenantForUpdate } from '../store/tenants.js';
@@ -24,6 +24,7 @@ export async function grantProduct(
   const { tenantId, product } = grant;
   const tenant = await lockTenantForUpdate(tx, tenantId);
   if (!tenant) throw notFound('tenant');
+  refuseIfArchived(tenant);
   const before = await lockEntitlementForUpdate(tx, tenantId, product);
   const granted = await grantEntitlement(tx, tenantId, product, grant.config, now);
   const closed = await closeOpenRequests(tx, tenantId, product, { reason: 'granted', closedBy: actorName(origin), now });

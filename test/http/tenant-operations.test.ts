@@ -410,6 +410,16 @@ eachDriver('operating tenants', (driver) => {
       const edit = await api.request('PATCH', `/v1/tenants/${created.id}`, { body: { plan: 'x' }, headers: { 'if-match': '*' } });
       expect(edit.status).toBe(409);
       expect(problemOf(edit).code).toBe('tenant_inactive');
+      // Nor does it take anything new: no key, no product, no sales request.
+      for (const refused of [
+        await api.post('/v1/api-keys', { body: { tenant_id: created.id, name: 'late' } }),
+        await api.request('PUT', `/v1/entitlements/${created.id}/compliance`, { body: {} }),
+        await api.post('/v1/catalog/request', { body: { tenant_id: created.id, product: 'risk' } }),
+        await api.post('/v1/catalog/trial-request', { body: { tenant_id: created.id, product: 'training' } }),
+      ]) {
+        expect(refused.status, refused.text).toBe(409);
+        expect(problemOf(refused)).toMatchObject({ code: 'tenant_inactive', current_status: 'archived' });
+      }
     });
 
     it('archives a tenant whose trial has ended, writing the trial end down first', async () => {
