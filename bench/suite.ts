@@ -1,10 +1,10 @@
 // `make bench`: every hot path of the service under load, each beside a bare node:http server
 // measured in the same run at the same concurrency. For each driver (PostgreSQL, the one that
-// counts, then the embedded PGlite) it seeds a database in bulk (1,000 tenants, 20,000 API keys,
-// 1,000,000 audit events), starts the compiled service on it as a child process, and runs the
-// scenarios with autocannon over loopback with keep-alive. Prints one table per driver, checks
-// the targets, profiles the service under the load of any hot path that misses its target, and
-// writes bench/results/suite-<driver>.json.
+// counts, then the embedded PGlite) it seeds a database in bulk (1,000 tenants with 1,000,000
+// audit events, 99,000 more tenants for the list, 20,000 API keys), starts the compiled service
+// on it as a child process, and runs the scenarios with autocannon over loopback with
+// keep-alive. Prints one table per driver, checks the targets, profiles the service under the
+// load of any hot path that misses its target, and writes bench/results/suite-<driver>.json.
 //
 //   make bench [BENCH_ARGS="--driver pg --duration 5"], or npm run bench [-- --driver pg]
 import { randomBytes } from 'node:crypto';
@@ -36,6 +36,7 @@ const USAGE = `usage: npm run bench -- [options]
   --warmup S               unmeasured seconds before each (default 3)
   --tenants N --keys N --events N   the seed (defaults 1000, 20000, 1000000)
   --deep N                 how many events deep the deep audit page starts (default 900000)
+  --directory N            tenants in all for the list scenarios (default 100000)
   --profile auto|always|never  run a hot path that misses its target again under --cpu-prof (default auto)
   --results DIR            where suite-<driver>.json goes (default bench/results)
 BENCH_PG_URL is the admin URL of the PostgreSQL server (default postgres://postgres@127.0.0.1:5432/postgres).`;
@@ -58,6 +59,7 @@ interface Options {
   keys: number;
   events: number;
   deep: number;
+  directory: number;
   profile: 'auto' | 'always' | 'never';
   resultsDir: string;
 }
@@ -73,6 +75,7 @@ function parseOptions(): Options {
       keys: { type: 'string', default: '20000' },
       events: { type: 'string', default: '1000000' },
       deep: { type: 'string', default: '900000' },
+      directory: { type: 'string', default: '100000' },
       profile: { type: 'string', default: 'auto' },
       results: { type: 'string', default: path.join(PROJECT_DIR, 'bench', 'results') },
       help: { type: 'boolean', default: false },
@@ -93,6 +96,7 @@ function parseOptions(): Options {
     keys: count('keys', values.keys, 1),
     events: count('events', values.events, 1000),
     deep: count('deep', values.deep, 1),
+    directory: count('directory', values.directory, 1),
     profile: values.profile as Options['profile'],
     resultsDir: path.resolve(values.results),
   };
@@ -168,6 +172,7 @@ async function seedDatabase(
       keys: options.keys,
       events: options.events,
       deepPage: options.deep,
+      directory: Math.max(options.directory, options.tenants),
       pepper,
       log: (line) => console.log(`  ${line.trim()}`),
     });
@@ -183,6 +188,7 @@ interface DriverRun {
   baselineRps: number;
   peakRssMib: number;
   deepRatio: number;
+  deepTenantRatio: number;
   profiles: Array<{ scenario: string; summary: ProfileSummary; file: string; requestsPerSecond: number }>;
   json: Record<string, unknown>;
 }
@@ -262,6 +268,9 @@ async function benchDriver(driver: DriverName, options: Options, load: LoadSetti
     const first = runs.find((run) => run.scenario.startsWith('audit: first page'))!;
     const deep = runs.find((run) => run.scenario.startsWith('audit: deep page'))!;
     const deepRatio = deep.result.latency.p50 / first.result.latency.p50;
+    const firstTenants = runs.find((run) => run.scenario.startsWith('tenants: first page'))!;
+    const deepTenants = runs.find((run) => run.scenario.startsWith('tenants: deep page'))!;
+    const deepTenantRatio = deepTenants.result.latency.p50 / firstTenants.result.latency.p50;
 
     const missed = runs.filter((run) => run.goal && ratioOf(run) < run.goal.minRatio);
     const toProfile = options.profile === 'always' ? runs.filter((run) => run.goal) : options.profile === 'auto' ? missed : [];
@@ -306,10 +315,11 @@ async function benchDriver(driver: DriverName, options: Options, load: LoadSetti
         server_peak_rss_mib: round(run.result.serverPeakRss / MIB, 1),
       })),
       deep_audit_page: { p50_ratio_to_first_page: round(deepRatio), max: DEEP_PAGE_MAX, met: deepRatio <= DEEP_PAGE_MAX },
+      deep_tenant_page: { p50_ratio_to_first_page: round(deepTenantRatio), max: DEEP_PAGE_MAX, met: deepTenantRatio <= DEEP_PAGE_MAX },
       service_peak_rss_mib: { value: round(peakRssMib, 1), limit: RSS_LIMIT_MIB, met: peakRssMib < RSS_LIMIT_MIB },
       profiles: profiles.map((profile) => ({ scenario: profile.scenario, requests_per_s_under_profiler: round(profile.requestsPerSecond, 1), file: profile.file, ...profile.summary })),
     };
-    return { driver, runs, baselineRps, peakRssMib, deepRatio, profiles, json };
+    return { driver, runs, baselineRps, peakRssMib, deepRatio, deepTenantRatio, profiles, json };
   } finally {
     await teardown.run();
     process.off('SIGINT', stopOnSignal);
@@ -373,6 +383,18 @@ function buildScenarios(service: Server, tokens: { service: string; admin: strin
       expect: '200',
       target: get(fixture.tenants.map((tenant) => `/v1/entitlements?tenant_id=${tenant.id}`), asService),
       goal: { minRatio: 0.4 },
+    },
+    { name: `tenants: first page (${PAGE_LIMIT} of ${int(options.directory)})`, expect: '200', target: get([`/v1/tenants?limit=${PAGE_LIMIT}`], asAdmin) },
+    {
+      name: `tenants: deep page (${int(Math.floor(options.directory * 0.9))} in)`,
+      expect: '200',
+      target: get([`/v1/tenants?limit=${PAGE_LIMIT}&cursor=${fixture.deepTenantCursor}`], asAdmin),
+    },
+    { name: `tenants: search q=${fixture.search.prefix}`, expect: '200', target: get([`/v1/tenants?q=${fixture.search.prefix}`], asAdmin) },
+    {
+      name: 'tenants: sales owner and status',
+      expect: '200',
+      target: get([`/v1/tenants?sales_owner=${encodeURIComponent(fixture.search.salesOwner)}&status=active&limit=${PAGE_LIMIT}`], asAdmin),
     },
     { name: `audit: first page (${PAGE_LIMIT} of ${int(options.events)})`, expect: '200', target: get([`/v1/audit?limit=${PAGE_LIMIT}`], asAdmin) },
     {
@@ -468,6 +490,7 @@ function report(result: DriverRun): string {
       `bare runs (${int(result.baselineRps)} req/s) for the others. srv CPU: cores the service kept busy. ` +
       'bad: non-2xx answers and connection errors (must be empty; verify verdicts are all 200).',
     `Deep audit page p50 ÷ first page p50: ${fixed(result.deepRatio)}x (target <= ${DEEP_PAGE_MAX}x): ${result.deepRatio <= DEEP_PAGE_MAX ? 'met' : 'MISSED'}`,
+    `Deep tenant page p50 ÷ first page p50: ${fixed(result.deepTenantRatio)}x (target <= ${DEEP_PAGE_MAX}x): ${result.deepTenantRatio <= DEEP_PAGE_MAX ? 'met' : 'MISSED'}`,
     `Service peak RSS (VmHWM, whole run): ${fixed(result.peakRssMib, 1)} MiB (target < ${RSS_LIMIT_MIB} MiB): ${result.peakRssMib < RSS_LIMIT_MIB ? 'met' : 'MISSED'}`,
   ];
   return lines.join('\n');

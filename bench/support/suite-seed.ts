@@ -6,7 +6,7 @@
 // load generator; the service only ever sees them in verify requests.
 import type { Database } from '../../src/store/database.js';
 import { displayParts, generateApiKey, hashApiKey } from '../../src/domain/api-key.js';
-import { encodePosition } from '../../src/http/cursor.js';
+import { encodeCursor, encodePosition } from '../../src/http/cursor.js';
 import { seedAuditLog, type SeededTenant } from './seed-audit.js';
 import { QUESTION } from './verify-seed.js';
 
@@ -19,6 +19,8 @@ export interface SuiteSeedOptions {
   events: number;
   /** How deep the deep audit page starts, in events from the newest. */
   deepPage: number;
+  /** Tenants in all, for the list scenarios: the audit seed's, and as many more plain ones. */
+  directory: number;
   pepper: string;
   log: (line: string) => void;
 }
@@ -31,6 +33,10 @@ export interface SuiteFixture {
   revokedKey: string;
   /** The cursor GET /v1/audit would hand out for the page starting deepPage events in. */
   deepCursor: string;
+  /** The cursor GET /v1/tenants would hand out 90% of the way down the list. */
+  deepTenantCursor: string;
+  /** A slug prefix that names about ten tenants, and a sales owner with its share of them. */
+  search: { prefix: string; salesOwner: string };
   seconds: { auditAndTenants: number; entitlementsAndKeys: number };
 }
 
@@ -86,5 +92,36 @@ export async function seedSuite(db: Database, options: SuiteSeedOptions): Promis
   const entitlementsAndKeys = (performance.now() - started) / 1000;
   options.log(`  entitlements and ${keys.length + 1} API keys: ${entitlementsAndKeys.toFixed(1)} s`);
 
-  return { tenants: audit.tenants, keys, revokedKey, deepCursor, seconds: { auditAndTenants: audit.seconds, entitlementsAndKeys } };
+  // The operators' directory: plain tenants up to `directory`, spread over statuses, twenty
+  // plans, two hundred sales owners and a few years of creation times, as GET /v1/tenants sees
+  // a grown registry.
+  const more = Math.max(0, options.directory - audit.tenants.length);
+  await db.query(
+    `INSERT INTO tenants (slug, name, status, kind, plan, sales_owner, erp_id, trial_ends_at, created_at)
+     SELECT 'dir-' || g, 'Directory ' || g,
+            (CASE WHEN g % 10 = 0 THEN 'trial' WHEN g % 17 = 0 THEN 'frozen' ELSE 'active' END)::tenant_status,
+            'customer', 'plan-' || (g % 20), 'owner-' || (g % 200) || '@sales.example.com', 'ERP-' || g,
+            CASE WHEN g % 10 = 0 THEN now() + (g % 14) * interval '1 day' END,
+            now() - g * interval '17 minutes'
+     FROM generate_series(1, $1::int) AS g`,
+    [more],
+  );
+  await db.exec('VACUUM (ANALYZE) tenants');
+  const [deepTenant] = await db.query<{ micros: string; id: string }>(
+    `SELECT (extract(epoch FROM created_at) * 1000000)::bigint::text AS micros, id::text
+     FROM tenants ORDER BY created_at DESC, id DESC OFFSET $1 LIMIT 1`,
+    [Math.floor(options.directory * 0.9)],
+  );
+  if (!deepTenant) throw new Error(`fewer than ${options.directory} tenants`);
+  options.log(`  ${more} more tenants for the directory: ${((performance.now() - started) / 1000 - entitlementsAndKeys).toFixed(1)} s`);
+
+  return {
+    tenants: audit.tenants,
+    keys,
+    revokedKey,
+    deepCursor,
+    deepTenantCursor: encodeCursor([deepTenant.micros, deepTenant.id]),
+    search: { prefix: 'DIR-424', salesOwner: 'owner-42@sales.example.com' },
+    seconds: { auditAndTenants: audit.seconds, entitlementsAndKeys },
+  };
 }
