@@ -1,3 +1,4 @@
+DROP INDEX IF EXISTS product_requests_tenant_status_created_idx;
 DROP INDEX IF EXISTS product_requests_owner_status_created_idx;
 ALTER TABLE product_requests
   DROP CONSTRAINT IF EXISTS product_requests_decline_reason,

@@ -14,3 +14,7 @@ ALTER TABLE product_requests
 -- of a page come out of the index in the list's order. Unassigned requests are not in it.
 CREATE INDEX product_requests_owner_status_created_idx ON product_requests (sales_owner, status, created_at, id)
   WHERE sales_owner IS NOT NULL;
+
+-- One tenant's requests by status, oldest first: the tenant filter of the queue and the tenant
+-- export, which would otherwise walk every tenant's closed requests.
+CREATE INDEX product_requests_tenant_status_created_idx ON product_requests (tenant_id, status, created_at, id);

@@ -57,6 +57,7 @@ export const PROBLEMS = {
   internal_error: { status: 500, meaning: 'an unexpected failure; the body carries no internals' },
   keycloak_failed: { status: 502, meaning: 'Keycloak failed; what failed is recorded and can be retried (error_type, step)' },
   unavailable: { status: 503, meaning: 'a dependency (the database, the token issuer) is unavailable (Retry-After)' },
+  contention: { status: 503, meaning: 'the change met a concurrent one (a deadlock) and was rolled back whole; retry it (Retry-After)' },
   timeout: { status: 503, meaning: 'a query outran DB_STATEMENT_TIMEOUT_MS; nothing was changed (Retry-After)' },
   busy: { status: 503, meaning: 'the replica runs as many exports or verifications as it takes (Retry-After)' },
   draining: { status: 503, meaning: 'the replica is shutting down' },

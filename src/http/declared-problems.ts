@@ -30,7 +30,7 @@ export function problemsOf(route: DeclaredRoute): ProblemCode[] {
   const access = config.access;
   if (access && !('public' in access)) {
     // The token, the roles, the rate limits, and what a refused lookup or the database can say.
-    add('unauthorized', 'forbidden', 'rate_limited', 'unavailable', 'timeout');
+    add('unauthorized', 'forbidden', 'rate_limited', 'unavailable', 'timeout', 'contention');
     // A tenant-scoped caller asking about another tenant is told it does not exist.
     if (access.tenant) add('not_found');
   }

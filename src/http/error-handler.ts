@@ -2,7 +2,7 @@
 // database, a bug), leaves as one problem+json answer. This is the only place that decides
 // which status and code an error becomes.
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { isStatementTimeout, isUnavailable, uniqueViolation } from '../store/errors.js';
+import { isStatementTimeout, isTransactionConflict, isUnavailable, uniqueViolation } from '../store/errors.js';
 import { AppError, invalidInput, type ProblemCode } from '../problems.js';
 import { problemBody } from './problem.js';
 import { REQUEST_ID_HEADER } from './request-id.js';
@@ -48,6 +48,13 @@ function fromDatabaseError(error: unknown): AppError | undefined {
   if (constraint !== undefined) {
     const known = UNIQUE_CONFLICTS[constraint];
     return new AppError(known?.code ?? 'conflict', { detail: known?.detail ?? 'conflicts with an existing resource' });
+  }
+  if (isTransactionConflict(error)) {
+    return new AppError('contention', {
+      detail: 'the change met a concurrent one and was rolled back whole; nothing was written, retry it',
+      headers: { 'retry-after': '1' },
+      cause: error,
+    });
   }
   if (isStatementTimeout(error)) {
     return new AppError('timeout', {

@@ -6,7 +6,7 @@ import type { Config } from '../config.js';
 import { isUuid } from '../domain/ids.js';
 import { initialState, isTenantTrialOver, tenantAt, type LifecycleAction } from '../domain/lifecycle.js';
 import type { KeycloakAdapter } from '../keycloak/adapter.js';
-import { AppError, notFound } from '../problems.js';
+import { AppError, notFound, refuseIfArchived } from '../problems.js';
 import { recordChange } from '../services/audit-trail.js';
 import { provisionTenant, type ProvisionDeps, type ProvisionOutcome } from '../services/provisioning.js';
 import { editTenant } from '../services/tenant-edits.js';
@@ -366,7 +366,10 @@ export const tenantRoutes: FastifyPluginAsyncTypebox<TenantRoutesOptions> = asyn
   app.post(
     '/v1/tenants/:id/keycloak/provision',
     {
-      config: { access: { allow: ['platform_admin'] }, problems: ['not_found', 'no_admin_email', 'keycloak_provisioning_off', 'keycloak_failed'] },
+      config: {
+        access: { allow: ['platform_admin'] },
+        problems: ['not_found', 'tenant_inactive', 'no_admin_email', 'keycloak_provisioning_off', 'keycloak_failed'],
+      },
       // Every field is optional; a retry sent without a body uses the admin given at creation.
       preValidation: async (request) => {
         request.body ??= {};
@@ -385,6 +388,8 @@ export const tenantRoutes: FastifyPluginAsyncTypebox<TenantRoutesOptions> = asyn
     async (request) => {
       const tenant = await findTenantById(db, request.params.id);
       if (!tenant) throw notFound('tenant');
+      // Its organization is disabled for good; inviting an admin into it makes no sense.
+      refuseIfArchived(tenant);
       const email = request.body?.admin_email ?? tenant.admin_email;
       if (!email) {
         throw new AppError('no_admin_email', { detail: 'the tenant has no IT admin to invite; give admin_email' });

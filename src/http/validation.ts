@@ -35,12 +35,15 @@ const RFC3339 = fullFormats['date-time'] as { validate: (value: string) => boole
 
 /**
  * RFC 3339 as JSON Schema means it, narrowed to what both JavaScript and PostgreSQL can hold:
- * a leap second (23:59:60) has no JavaScript Date, and year 0000 is out of PostgreSQL's range.
+ * a leap second (23:59:60) has no JavaScript Date, year 0000 is out of PostgreSQL's range, and
+ * an offset can carry 9999-12-31 into year 10000 in UTC, which a Date writes as +010000-….
  */
 export function isStorableTimestamp(value: string): boolean {
   if (!RFC3339.validate(value)) return false;
   const time = Date.parse(value);
-  return !Number.isNaN(time) && new Date(time).getUTCFullYear() >= 1;
+  if (Number.isNaN(time)) return false;
+  const year = new Date(time).getUTCFullYear();
+  return year >= 1 && year <= 9999;
 }
 
 const FULL_DATE = fullFormats.date as { validate: (value: string) => boolean };

@@ -13,7 +13,7 @@ import { SYSTEM_ORIGIN, recordChange } from '../services/audit-trail.js';
 import { endTrial } from '../services/tenant-lifecycle.js';
 import type { Database, Queryable } from '../store/database.js';
 import { lockExpiredTrials, markTrialExpiryRecorded } from '../store/entitlements.js';
-import { lockEndedTrials, lockTenantForKeyShare } from '../store/tenants.js';
+import { lockEndedTrials, lockTenantForKeyShareIfFree } from '../store/tenants.js';
 
 // Distinct from the migration lock; any constant shared by all replicas works ("trials").
 const TRIAL_EXPIRY_LOCK_KEY = 0x747269616c73;
@@ -50,9 +50,13 @@ const endTenantTrials = (db: Database, now: Date) =>
 const recordProductTrials = (db: Database, now: Date) =>
   inBatches(db, async (tx) => {
     const trials = await lockExpiredTrials(tx, now, BATCH_SIZE);
+    let recorded = 0;
     for (const trial of trials) {
-      // The entitlement row cascades with its tenant, so a locked trial's tenant exists.
-      const tenant = (await lockTenantForKeyShare(tx, trial.tenant_id))!;
+      // A tenant someone holds (an archive, a decline: they lock the tenant, then its products)
+      // is left for the next round; waiting for it while holding its product could deadlock.
+      const tenant = await lockTenantForKeyShareIfFree(tx, trial.tenant_id);
+      if (!tenant) continue;
+      recorded += 1;
       await recordChange(
         tx,
         SYSTEM_ORIGIN,
@@ -68,7 +72,9 @@ const recordProductTrials = (db: Database, now: Date) =>
       );
       await markTrialExpiryRecorded(tx, trial.tenant_id, trial.product, now);
     }
-    return trials.length;
+    // A batch with a tenant left out counts less than BATCH_SIZE, so it is the last of the
+    // round: the next round tries that trial again.
+    return recorded;
   });
 
 export interface Job {

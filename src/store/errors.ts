@@ -24,6 +24,15 @@ const UNREACHABLE_MESSAGES = [/Connection terminated/i, /connection error/i, /PG
 const BUSY_SQLSTATES = new Set(['53300']);
 const BUSY_MESSAGES = [/timeout exceeded when trying to connect/i];
 
+/**
+ * The transaction met a concurrent one and the database rolled it back whole: a deadlock (40P01)
+ * or a serialization failure (40001). Nothing it did was kept; running it again will do.
+ */
+export function isTransactionConflict(error: unknown): boolean {
+  const code = (error as DriverError | null)?.code;
+  return code === '40P01' || code === '40001';
+}
+
 /** A statement cancelled by statement_timeout (SQLSTATE 57014): the database is too slow right now. */
 export function isStatementTimeout(error: unknown): boolean {
   return (error as DriverError | null)?.code === '57014';

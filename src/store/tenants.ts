@@ -98,6 +98,15 @@ export async function lockTenantForKeyShare(tx: Queryable, id: string): Promise<
   return row;
 }
 
+/**
+ * As lockTenantForKeyShare, but never waits: undefined when another transaction holds the row
+ * (or it does not exist). For those that already hold rows a holder of the tenant may want next.
+ */
+export async function lockTenantForKeyShareIfFree(tx: Queryable, id: string): Promise<TenantRow | undefined> {
+  const [row] = await tx.query<TenantRow>(`SELECT ${TENANT_COLUMNS} FROM tenants WHERE id = $1 FOR KEY SHARE SKIP LOCKED`, [id]);
+  return row;
+}
+
 /** Whether the tenant exists; if so, it cannot be deleted until the transaction ends. */
 export async function lockTenantIdForKeyShare(tx: Queryable, id: string): Promise<boolean> {
   const rows = await tx.query('SELECT 1 FROM tenants WHERE id = $1 FOR KEY SHARE', [id]);

@@ -56,7 +56,7 @@ describe('what a route implies', () => {
     });
     expect(codes).toEqual(
       [
-        'bad_request', 'forbidden', 'idempotency_in_progress', 'idempotency_key_reused', 'internal_error', 'malformed_json',
+        'bad_request', 'contention', 'forbidden', 'idempotency_in_progress', 'idempotency_key_reused', 'internal_error', 'malformed_json',
         'not_found', 'payload_too_large', 'rate_limited', 'timeout', 'trial_used', 'unauthorized', 'unavailable',
         'unsupported_media_type', 'uri_too_long', 'validation_failed',
       ].sort(),

@@ -94,7 +94,10 @@ eachDriver('operating tenants', (driver) => {
     });
 
     it('answers 400 to a forged cursor and to bad filters, and lists only for operators and services', async () => {
-      for (const query of ['cursor=bm90IGEgY3Vyc29y', 'status=deleted', 'limit=0', 'limit=201', 'created_after=yesterday', 'q=', 'nope=1']) {
+      // 9999-12-31 an hour west of UTC is year 10000 in UTC, which PostgreSQL cannot read.
+      const badQueries = ['cursor=bm90IGEgY3Vyc29y', 'status=deleted', 'limit=0', 'limit=201', 'created_after=yesterday', 'q=', 'nope=1'];
+      badQueries.push(`created_before=${encodeURIComponent('9999-12-31T23:59:59-01:00')}`, 'trial_ends_before=0000-01-01T00:00:00Z');
+      for (const query of badQueries) {
         const answer = await api.get(`/v1/tenants?${query}`);
         expect(answer.status, query).toBe(400);
         expect(problemOf(answer).code, query).toMatch(/^(invalid_cursor|validation_failed)$/);
@@ -407,6 +410,9 @@ eachDriver('operating tenants', (driver) => {
         expect(answer.status, action).toBe(409);
         expect(problemOf(answer).code).toBe('invalid_transition');
       }
+      const provision = await api.post(`/v1/tenants/${created.id}/keycloak/provision`, { body: {} });
+      expect(provision.status).toBe(409);
+      expect(problemOf(provision).code).toBe('tenant_inactive');
       const edit = await api.request('PATCH', `/v1/tenants/${created.id}`, { body: { plan: 'x' }, headers: { 'if-match': '*' } });
       expect(edit.status).toBe(409);
       expect(problemOf(edit).code).toBe('tenant_inactive');
