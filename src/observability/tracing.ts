@@ -17,7 +17,9 @@
 import { diag, isSpanContextValid, trace } from '@opentelemetry/api';
 import type { Config } from '../config.js';
 import { installDiagLogger } from './otel-diag.js';
+import { redactShapes } from './redact.js';
 import { serviceResource } from './resource.js';
+import type { Span, SpanProcessor } from '@opentelemetry/sdk-trace-node';
 
 /** How to send traces (config.ts decides whether: Config['telemetry'].traces). */
 export type TracingSettings = NonNullable<Config['telemetry']['traces']>;
@@ -25,6 +27,36 @@ export type TracingSettings = NonNullable<Config['telemetry']['traces']>;
 // Kubernetes probes every few seconds; a trace per probe is noise and export cost.
 const PROBE_PATHS = new Set(['/healthz', '/readyz']);
 const DEFAULT_SHUTDOWN_TIMEOUT_MS = 3_000;
+
+/** The string values of attributes that carry a secret's shape, redacted. */
+function redactedValues(attributes: Record<string, unknown>): [string, string][] {
+  const changed: [string, string][] = [];
+  for (const [name, value] of Object.entries(attributes)) {
+    if (typeof value !== 'string') continue;
+    const redacted = redactShapes(value);
+    if (redacted !== value) changed.push([name, redacted]);
+  }
+  return changed;
+}
+
+/**
+ * Keeps API keys and JWTs out of spans as redact.ts keeps them out of log lines: a key typed into
+ * a URL path or query would otherwise travel in url.path, url.query or an exception's message.
+ * Runs as each span ends, before the batch takes it (onEnding: the span is still writable).
+ */
+const redactingSpanProcessor: SpanProcessor = {
+  onStart() {},
+  onEnding(span: Span) {
+    for (const [name, redacted] of redactedValues(span.attributes)) span.setAttribute(name, redacted);
+    for (const event of span.events) {
+      if (event.attributes) for (const [name, redacted] of redactedValues(event.attributes)) event.attributes[name] = redacted;
+    }
+    if (span.status.message) span.status.message = redactShapes(span.status.message);
+  },
+  onEnd() {},
+  forceFlush: () => Promise.resolve(),
+  shutdown: () => Promise.resolve(),
+};
 
 interface TracingState {
   shutdown: () => Promise<void>;
@@ -82,7 +114,7 @@ export async function startTracing(settings: TracingSettings): Promise<void> {
   // The exporter reads the endpoint, headers, timeout and compression from OTEL_EXPORTER_OTLP_*;
   // the batch processor its delay and sizes from OTEL_BSP_*; the provider the sampler from
   // OTEL_TRACES_SAMPLER (default parentbased_always_on).
-  const provider = new NodeTracerProvider({ resource, spanProcessors: [new BatchSpanProcessor(exporter)] });
+  const provider = new NodeTracerProvider({ resource, spanProcessors: [redactingSpanProcessor, new BatchSpanProcessor(exporter)] });
   provider.register(); // the global tracer provider, AsyncLocalStorage context, W3C propagation
 
   const isProbe = (url: string | undefined) => PROBE_PATHS.has((url ?? '').split('?')[0] ?? '');

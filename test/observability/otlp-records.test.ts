@@ -7,6 +7,7 @@ import { AggregationTemporality, DataPointType, type HistogramMetricData, type M
 import { Counter, Gauge, Histogram, Registry, Summary } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { logRecordOf } from '../../src/observability/log-export.js';
+import { createLogger } from '../../src/observability/logger.js';
 import { registryProducer } from '../../src/observability/registry-producer.js';
 import { RequestDurations } from '../../src/observability/request-durations.js';
 
@@ -144,5 +145,29 @@ describe('a written log line as a log record', () => {
     expect(logRecordOf('not json\n')).toBeNull();
     expect(logRecordOf('[1, 2]\n')).toBeNull();
     expect(logRecordOf('"text"\n')).toBeNull();
+  });
+});
+
+describe('the copy of each line the log export takes', () => {
+  it('is the line as written, after redaction: no secret reaches the export that stdout did not show', () => {
+    const written: string[] = [];
+    const copied: string[] = [];
+    const logger = createLogger({ appEnv: 'prod', logLevel: 'info' }, { destination: { write: (line: string) => written.push(line) }, copy: (line) => copied.push(line) });
+    const key = 'bp_DD8cqTre6WeClkoclquITYIlZQb1zCEdz3mq1bV';
+    const jwt = 'eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4eXoifQ.c2lnbmF0dXJlLXBhcnQ';
+    logger.info({ headers: { authorization: `Bearer ${jwt}` }, client_secret: 's3cret-value' }, `verify failed for ${key}`);
+    logger.debug('below the level: neither written nor copied');
+    expect(copied).toEqual(written);
+    expect(copied).toHaveLength(1);
+    for (const secret of [key, jwt, 's3cret-value']) expect(copied[0]).not.toContain(secret);
+    const record = logRecordOf(copied[0]!)!;
+    expect(record.body).toBe('verify failed for [redacted]');
+    expect(record.attributes).toMatchObject({ headers: { authorization: '[redacted]' }, client_secret: '[redacted]' });
+  });
+
+  it('is not taken at all when logs are not exported', () => {
+    const written: string[] = [];
+    createLogger({ appEnv: 'prod', logLevel: 'info' }, { destination: { write: (line: string) => written.push(line) } }).info('x');
+    expect(written).toHaveLength(1);
   });
 });
