@@ -9,7 +9,7 @@
 // Sending never touches a request: emit() puts the record in a bounded queue, a batch leaves each
 // second in the background, and a receiver that is down or slow costs the records that do not fit
 // (dropped past the queue's bound), never a request's time.
-import { ROOT_CONTEXT, TraceFlags, diag, trace, type Context } from '@opentelemetry/api';
+import { ROOT_CONTEXT, TraceFlags, context, diag, trace, type Context } from '@opentelemetry/api';
 import { SeverityNumber, type LogAttributes, type LogRecord } from '@opentelemetry/api-logs';
 import type { OtlpProtocol } from '../config.js';
 import { installDiagLogger } from './otel-diag.js';
@@ -36,11 +36,17 @@ const NOT_ATTRIBUTES = new Set(['level', 'time', 'msg', 'trace_id', 'span_id', '
 const HEX_TRACE_ID = /^[0-9a-f]{32}$/;
 const HEX_SPAN_ID = /^[0-9a-f]{16}$/;
 
-/** The span the line was written in, as the context a record carries; undefined outside one. */
-function contextOf(line: Record<string, unknown>): Context | undefined {
+/**
+ * The span the line was written in, as the context a record carries; undefined outside one. The
+ * line is written synchronously inside its span, so the active context is that span's, with its
+ * sampling flag; ids alone (a line from elsewhere) make a context that claims no sampling.
+ */
+function contextOf(line: Record<string, unknown>, active: Context): Context | undefined {
   const { trace_id: traceId, span_id: spanId } = line;
   if (typeof traceId !== 'string' || typeof spanId !== 'string' || !HEX_TRACE_ID.test(traceId) || !HEX_SPAN_ID.test(spanId)) return undefined;
-  return trace.setSpanContext(ROOT_CONTEXT, { traceId, spanId, traceFlags: TraceFlags.SAMPLED, isRemote: false });
+  const current = trace.getSpanContext(active);
+  if (current?.traceId === traceId && current.spanId === spanId) return active;
+  return trace.setSpanContext(ROOT_CONTEXT, { traceId, spanId, traceFlags: TraceFlags.NONE, isRemote: false });
 }
 
 /** pino's serialized error ({type, message, stack, ...}) as the semantic conventions' exception attributes. */
@@ -57,7 +63,7 @@ function exceptionAttributes(err: unknown): LogAttributes {
 }
 
 /** One written JSON line as a log record; null for a line that is not a JSON object. */
-export function logRecordOf(text: string): LogRecord | null {
+export function logRecordOf(text: string, active: Context = context.active()): LogRecord | null {
   let line: unknown;
   try {
     line = JSON.parse(text);
@@ -71,12 +77,12 @@ export function logRecordOf(text: string): LogRecord | null {
   for (const [name, value] of Object.entries(fields)) {
     if (!NOT_ATTRIBUTES.has(name)) attributes[name] = value as LogAttributes[string];
   }
-  const context = contextOf(fields);
+  const spanContext = contextOf(fields, active);
   return {
     ...(typeof fields.time === 'number' ? { timestamp: fields.time } : {}),
     ...(severity ? { severityNumber: severity.number, severityText: severity.text } : {}),
     ...(typeof fields.msg === 'string' ? { body: fields.msg } : {}),
-    ...(context ? { context } : {}),
+    ...(spanContext ? { context: spanContext } : {}),
     attributes,
   };
 }

@@ -159,6 +159,7 @@ describe('metrics and logs over OTLP/JSON, beside traces', { timeout: PROCESS_TE
     const line = service.lines().find((l) => l.request_id === requestIds.read && l.msg === 'request')!;
     expect(read.traceId).toBe(line.trace_id);
     expect(read.spanId).toBe(line.span_id);
+    expect(read.flags).toBe(1); // sampled, as the span was
     const span = await receiver.waitForSpan((s) => serverSpanOf('GET', BY_SLUG)(s) && s.traceId === read.traceId);
     expect(span.traceId).toMatch(/^[0-9a-f]{32}$/);
 

@@ -1,6 +1,6 @@
 // What the OTLP bridges make of the service's own data: prom-client's registry as OTel metric data
 // (registry-producer.ts), and a written log line as a log record (log-export.ts).
-import { trace } from '@opentelemetry/api';
+import { ROOT_CONTEXT, TraceFlags, trace } from '@opentelemetry/api';
 import { SeverityNumber } from '@opentelemetry/api-logs';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { AggregationTemporality, DataPointType, type HistogramMetricData, type MetricData, type SumMetricData } from '@opentelemetry/sdk-metrics';
@@ -125,8 +125,12 @@ describe('a written log line as a log record', () => {
     const traceId = '0af7651916cd43dd8448eb211c80319c';
     const spanId = 'b7ad6b7169203331';
     const record = logRecordOf(line({ msg: 'request', trace_id: traceId, span_id: spanId }));
-    expect(trace.getSpanContext(record!.context!)).toMatchObject({ traceId, spanId });
+    expect(trace.getSpanContext(record!.context!)).toMatchObject({ traceId, spanId, traceFlags: TraceFlags.NONE });
     expect(record!.attributes).toEqual({});
+    // Written inside that span (as every line is), the record takes the span's own context, sampling flag included.
+    const inSpan = trace.setSpanContext(ROOT_CONTEXT, { traceId, spanId, traceFlags: TraceFlags.SAMPLED });
+    const sampled = logRecordOf(line({ msg: 'request', trace_id: traceId, span_id: spanId }), inSpan);
+    expect(trace.getSpanContext(sampled!.context!)).toMatchObject({ traceId, spanId, traceFlags: TraceFlags.SAMPLED });
     // Ids of the wrong shape are not a context.
     expect(logRecordOf(line({ msg: 'x', trace_id: 'nope', span_id: spanId }))!.context).toBeUndefined();
   });

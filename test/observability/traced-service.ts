@@ -188,6 +188,8 @@ export interface ReceivedLogRecord {
   attributes: Record<string, AttributeValue>;
   traceId: string;
   spanId: string;
+  /** W3C trace flags: 1 sampled. */
+  flags: number;
   scope: string;
   resource: Record<string, AttributeValue>;
 }
@@ -205,6 +207,7 @@ export interface OtlpJsonLogsRequest {
         attributes?: OtlpKeyValue[];
         traceId?: string;
         spanId?: string;
+        flags?: number;
       }[];
     }[];
   }[];
@@ -222,6 +225,7 @@ export function logRecordsOf(request: OtlpJsonLogsRequest): ReceivedLogRecord[] 
         attributes: attributesOf(record.attributes),
         traceId: record.traceId ?? '',
         spanId: record.spanId ?? '',
+        flags: record.flags ?? 0,
         scope: scopeLogs.scope?.name ?? '',
         resource,
       })),
