@@ -8,7 +8,7 @@ const oneOf = <const T extends string[]>(values: T, defaultValue: T[number]) =>
   Type.Enum(values, { default: defaultValue, description: `one of ${values.join(', ')}` });
 
 /** What OTLP/HTTP can carry here; gRPC would need another exporter family and is refused. */
-export const OTLP_PROTOCOLS = ['http/protobuf', 'http/json'] as const;
+const OTLP_PROTOCOLS = ['http/protobuf', 'http/json'] as const;
 export type OtlpProtocol = (typeof OTLP_PROTOCOLS)[number];
 /**
  * OTEL_METRICS_EXPORTER's names: otlp pushes, prometheus is GET /metrics (always there where

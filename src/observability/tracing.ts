@@ -15,11 +15,11 @@
 // _TIMEOUT, _COMPRESSION, OTEL_TRACES_SAMPLER(_ARG), OTEL_BSP_*, and the resource's variables
 // (resource.ts).
 import { diag, isSpanContextValid, trace } from '@opentelemetry/api';
+import type { Span, SpanProcessor } from '@opentelemetry/sdk-trace-node';
 import type { Config } from '../config.js';
 import { installDiagLogger } from './otel-diag.js';
 import { redactShapes } from './redact.js';
 import { serviceResource } from './resource.js';
-import type { Span, SpanProcessor } from '@opentelemetry/sdk-trace-node';
 
 /** How to send traces (config.ts decides whether: Config['telemetry'].traces). */
 export type TracingSettings = NonNullable<Config['telemetry']['traces']>;
