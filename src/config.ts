@@ -7,6 +7,21 @@ import Value from 'typebox/value';
 const oneOf = <const T extends string[]>(values: T, defaultValue: T[number]) =>
   Type.Enum(values, { default: defaultValue, description: `one of ${values.join(', ')}` });
 
+/** What OTLP/HTTP can carry here; gRPC would need another exporter family and is refused. */
+const OTLP_PROTOCOLS = ['http/protobuf', 'http/json'] as const;
+export type OtlpProtocol = (typeof OTLP_PROTOCOLS)[number];
+/**
+ * OTEL_METRICS_EXPORTER's names: otlp pushes, prometheus is GET /metrics (always there where
+ * METRICS_ADDR and METRICS_ON_MAIN_LISTENER put it), none pushes nothing.
+ */
+const METRICS_EXPORTERS = ['otlp', 'prometheus', 'none'] as const;
+/** OTEL_LOGS_EXPORTER's names: otlp sends each line as a log record too; none keeps them on stdout alone. */
+const LOGS_EXPORTERS = ['otlp', 'none'] as const;
+
+const otlpEndpoint = (description: string) => Type.String({ default: '', description });
+const otlpProtocol = () =>
+  Type.Enum(['', ...OTLP_PROTOCOLS], { default: '', description: `one of ${OTLP_PROTOCOLS.join(', ')} (no gRPC)` });
+
 // A URL check in JSON Schema alone would accept "http:foo"; the deeper checks run in refine().
 const EnvSchema = Type.Object(
   {
@@ -192,6 +207,33 @@ const EnvSchema = Type.Object(
       default: '',
       description: 'true or false (unset: true in dev without METRICS_ADDR, false otherwise)',
     }),
+    // OpenTelemetry's standard variables that decide whether and how traces, metrics and logs
+    // leave the process over OTLP/HTTP. The SDK reads the rest itself (headers, timeouts, batch
+    // sizes, the sampler, resource attributes); an endpoint is left for the exporter to resolve
+    // too (the base URL gets /v1/<signal> appended, a signal's own is taken as is).
+    OTEL_SDK_DISABLED: Type.String({ default: '', description: 'true or false (true: nothing is exported over OTLP)' }),
+    OTEL_EXPORTER_OTLP_ENDPOINT: otlpEndpoint('empty or the http(s) base URL of an OTLP/HTTP receiver, e.g. http://otel-collector:4318'),
+    OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: otlpEndpoint('empty or the http(s) URL traces are posted to'),
+    OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: otlpEndpoint('empty or the http(s) URL metrics are posted to'),
+    OTEL_EXPORTER_OTLP_LOGS_ENDPOINT: otlpEndpoint('empty or the http(s) URL log records are posted to'),
+    OTEL_EXPORTER_OTLP_PROTOCOL: otlpProtocol(),
+    OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: otlpProtocol(),
+    OTEL_EXPORTER_OTLP_METRICS_PROTOCOL: otlpProtocol(),
+    OTEL_EXPORTER_OTLP_LOGS_PROTOCOL: otlpProtocol(),
+    // Unset keeps what the service did before it could push: metrics are scraped, logs are read
+    // from stdout. Pushing is a decision someone writes down, with the receiver it goes to.
+    OTEL_METRICS_EXPORTER: Type.String({
+      default: '',
+      description: 'a comma-separated list of otlp and prometheus, or none (unset: prometheus)',
+    }),
+    OTEL_LOGS_EXPORTER: Type.String({ default: '', description: 'otlp or none (unset: none, standard output only)' }),
+    OTEL_METRIC_EXPORT_INTERVAL: Type.String({
+      // The specification's default: a minute is what a scrape interval usually is, and each push
+      // carries every series of the registry.
+      default: '60000',
+      pattern: '^[1-9][0-9]{2,8}$',
+      description: 'milliseconds between metric exports, 100 to 999999999',
+    }),
   },
   { additionalProperties: true },
 );
@@ -297,6 +339,15 @@ export interface Config {
   redisUrl: string | null;
   shutdownDrainMs: number;
   shutdownGraceMs: number;
+  /** What is sent over OTLP/HTTP, signal by signal; null: that signal is not exported. */
+  telemetry: {
+    /** On when an endpoint for traces is set; started by the tracing preload. */
+    traces: { protocol: OtlpProtocol } | null;
+    /** The registry behind GET /metrics, pushed as well (OTEL_METRICS_EXPORTER includes otlp). */
+    metrics: { protocol: OtlpProtocol; exportIntervalMs: number } | null;
+    /** Every log line, sent as a log record as well (OTEL_LOGS_EXPORTER=otlp). */
+    logs: { protocol: OtlpProtocol } | null;
+  };
 }
 
 /** What the migrate command reads: the database and the environment, nothing of the server's. */
@@ -385,6 +436,79 @@ function databaseOf(env: DatabaseEnv): Config['database'] {
     : { kind: 'embedded', dataDir: env.EMBEDDED_DB_DIR === '' ? null : env.EMBEDDED_DB_DIR };
 }
 
+type Signal = 'traces' | 'metrics' | 'logs';
+const SIGNAL_ENDPOINT = {
+  traces: 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT',
+  metrics: 'OTEL_EXPORTER_OTLP_METRICS_ENDPOINT',
+  logs: 'OTEL_EXPORTER_OTLP_LOGS_ENDPOINT',
+} as const satisfies Record<Signal, VariableName>;
+const SIGNAL_PROTOCOL = {
+  traces: 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL',
+  metrics: 'OTEL_EXPORTER_OTLP_METRICS_PROTOCOL',
+  logs: 'OTEL_EXPORTER_OTLP_LOGS_PROTOCOL',
+} as const satisfies Record<Signal, VariableName>;
+
+/**
+ * The exporters a comma-separated list names (case and blanks as the specification allows), or
+ * null when it names one this service does not have, or none beside another: an exporter someone
+ * asked for that would silently not run is refused rather than dropped.
+ */
+function exportersOf<const T extends string>(value: string, known: readonly T[]): Set<T> | null {
+  const names = new Set(
+    value
+      .split(',')
+      .map((name) => name.trim().toLowerCase())
+      .filter((name) => name !== ''),
+  );
+  if ([...names].some((name) => !(known as readonly string[]).includes(name))) return null;
+  if (names.has('none') && names.size > 1) return null;
+  return names as Set<T>;
+}
+
+/** The OpenTelemetry variables each on its own: URLs, exporter names, the switch. */
+function checkTelemetryValues(env: Env, problems: Problems): void {
+  if (!['', 'true', 'false'].includes(env.OTEL_SDK_DISABLED.toLowerCase())) {
+    problems.add('OTEL_SDK_DISABLED', hintFor('OTEL_SDK_DISABLED'));
+  }
+  for (const name of ['OTEL_EXPORTER_OTLP_ENDPOINT', ...Object.values(SIGNAL_ENDPOINT)] as const) {
+    if (env[name] !== '' && !isHttpUrl(env[name])) problems.add(name, hintFor(name));
+  }
+  if (!exportersOf(env.OTEL_METRICS_EXPORTER, METRICS_EXPORTERS)) problems.add('OTEL_METRICS_EXPORTER', hintFor('OTEL_METRICS_EXPORTER'));
+  if (!exportersOf(env.OTEL_LOGS_EXPORTER, LOGS_EXPORTERS)) problems.add('OTEL_LOGS_EXPORTER', hintFor('OTEL_LOGS_EXPORTER'));
+}
+
+/** What each signal sends over OTLP, after the rules of how the variables combine. */
+function telemetryOf(env: Env, problems: Problems, metricsServed: boolean): Config['telemetry'] {
+  const metricsExporters = exportersOf(env.OTEL_METRICS_EXPORTER, METRICS_EXPORTERS) ?? new Set();
+  const logsExporters = exportersOf(env.OTEL_LOGS_EXPORTER, LOGS_EXPORTERS) ?? new Set();
+  // Named on purpose and served nowhere, the scrape someone set up would find nothing.
+  if (metricsExporters.has('prometheus') && !metricsServed) {
+    problems.add('OTEL_METRICS_EXPORTER', 'prometheus only where GET /metrics is served: set METRICS_ADDR or METRICS_ON_MAIN_LISTENER=true, or leave prometheus out');
+  }
+  if (env.OTEL_SDK_DISABLED.toLowerCase() === 'true') return { traces: null, metrics: null, logs: null };
+
+  const hasEndpoint = (signal: Signal) => env[SIGNAL_ENDPOINT[signal]] !== '' || env.OTEL_EXPORTER_OTLP_ENDPOINT !== '';
+  const protocolOf = (signal: Signal): OtlpProtocol => env[SIGNAL_PROTOCOL[signal]] || env.OTEL_EXPORTER_OTLP_PROTOCOL || 'http/protobuf';
+  // Asked for with nowhere to send it: the SDK would fall back to localhost:4318 and lose every
+  // export unless a collector happened to listen there.
+  for (const [signal, exporters, variable] of [
+    ['metrics', metricsExporters, 'OTEL_METRICS_EXPORTER'],
+    ['logs', logsExporters, 'OTEL_LOGS_EXPORTER'],
+  ] as const) {
+    if (exporters.has('otlp') && !hasEndpoint(signal)) {
+      problems.add(SIGNAL_ENDPOINT[signal], `an http(s) URL when ${variable} includes otlp and OTEL_EXPORTER_OTLP_ENDPOINT is empty`);
+    }
+  }
+  return {
+    // Traces keep the rule they had before metrics and logs could be pushed: an endpoint turns them on.
+    traces: hasEndpoint('traces') ? { protocol: protocolOf('traces') } : null,
+    metrics: metricsExporters.has('otlp')
+      ? { protocol: protocolOf('metrics'), exportIntervalMs: Number(env.OTEL_METRIC_EXPORT_INTERVAL) }
+      : null,
+    logs: logsExporters.has('otlp') ? { protocol: protocolOf('logs') } : null,
+  };
+}
+
 /**
  * What stage and prod refuse unless an exception is written down, and what no environment may
  * combine: each rule closes a way for the service to run open, or to report what did not happen.
@@ -443,6 +567,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       problems.add('REDIS_URL', hintFor('REDIS_URL'));
     }
   }
+  checkTelemetryValues(env, problems);
   checkDatabase(env, problems);
   // Without an issuer only the development issuer could sign tokens; it must never run for real.
   if (isDeployed(env.APP_ENV) && env.KEYCLOAK_ISSUER === '') {
@@ -463,6 +588,10 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     problems.add('API_KEY_PEPPER', `a secret of at least 32 characters when APP_ENV is ${env.APP_ENV}`);
   }
   failClosed(env, problems);
+  const metricsListen = env.METRICS_ADDR === '' ? null : parseListen(env.METRICS_ADDR);
+  const metricsOnMainListener =
+    env.METRICS_ON_MAIN_LISTENER === '' ? env.APP_ENV === 'dev' && env.METRICS_ADDR === '' : env.METRICS_ON_MAIN_LISTENER === 'true';
+  const telemetry = telemetryOf(env, problems, metricsOnMainListener || metricsListen !== null);
   problems.throwIfAny();
 
   return {
@@ -505,11 +634,11 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       authFailuresPerMinute: Number(env.RATE_LIMIT_AUTH_FAILURES_PER_MINUTE),
     },
     redisUrl: env.REDIS_URL === '' ? null : env.REDIS_URL,
-    metricsListen: env.METRICS_ADDR === '' ? null : parseListen(env.METRICS_ADDR),
-    metricsOnMainListener:
-      env.METRICS_ON_MAIN_LISTENER === '' ? env.APP_ENV === 'dev' && env.METRICS_ADDR === '' : env.METRICS_ON_MAIN_LISTENER === 'true',
+    metricsListen,
+    metricsOnMainListener,
     shutdownDrainMs: Number(env.SHUTDOWN_DRAIN_SECONDS) * 1000,
     shutdownGraceMs: Number(env.SHUTDOWN_GRACE_SECONDS) * 1000,
+    telemetry,
   };
 }
 

@@ -19,7 +19,8 @@ import { LocalCounter, RedisCounter, type Counter } from './http/rate-limit.js';
 import { createLogger } from './observability/logger.js';
 import { observeKeyCache, observePool } from './observability/metrics.js';
 import { startMetricsServer } from './observability/metrics-server.js';
-import { shutdownTracing, traceLogMixin, tracingWithoutPreload } from './observability/tracing.js';
+import { startOtlpExports } from './observability/otlp-exports.js';
+import { isTracingOn, shutdownTracing, traceLogMixin, tracingWithoutPreload } from './observability/tracing.js';
 import { openDatabase } from './store/open.js';
 
 function fail(message: string): never {
@@ -43,10 +44,13 @@ function rateLimitCounter(redisUrl: string | null, logger: Logger): Counter {
 }
 
 async function start(config: Config): Promise<void> {
+  // Metrics and logs pushed over OTLP, when asked for: started before the logger, so that every
+  // line from the first one on is also sent as a log record.
+  const otlp = await startOtlpExports(config.telemetry);
   // With tracing on (the preload started it), every line written inside a request carries its
   // trace_id and span_id; with it off, no mixin runs at all.
-  const logger = createLogger(config, { mixin: traceLogMixin() });
-  if (tracingWithoutPreload()) {
+  const logger = createLogger(config, { mixin: traceLogMixin(), copy: otlp.copyLogLine });
+  if (tracingWithoutPreload(config.telemetry)) {
     logger.warn('OTEL_EXPORTER_OTLP_ENDPOINT is set but the process was started without the tracing preload: no traces');
   }
   const catalog = await loadCatalog(config.catalogPath ?? undefined);
@@ -132,9 +136,10 @@ async function start(config: Config): Promise<void> {
     await keys.stop();
     await caching.stop();
     await db.close();
-    // The spans of the last requests are still in the batch: send them (bounded, never throws).
-    await shutdownTracing();
     logger.info('stopped');
+    // The spans of the last requests, the last metrics and the last lines (the one above included)
+    // are still buffered: send them, side by side, each bounded and never throwing.
+    await Promise.all([shutdownTracing(), otlp.shutdown()]);
     process.exit(0);
   };
   for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, (s) => void stop(s));
@@ -147,6 +152,7 @@ async function start(config: Config): Promise<void> {
       issuer: auth.devIssuer ? 'embedded development issuer (POST /dev/token)' : config.auth.issuer,
       keycloak: keycloak.adapter.kind,
       metrics: metricsServedOn(config),
+      otlp: otlpSignals(config),
     },
     'tenant-registry ready',
   );
@@ -157,6 +163,15 @@ async function start(config: Config): Promise<void> {
 function metricsServedOn(config: Config): string {
   const where = [config.metricsOnMainListener ? 'ADDR' : '', config.metricsListen ? 'METRICS_ADDR' : ''].filter(Boolean);
   return where.length > 0 ? where.join(' and ') : 'not served';
+}
+
+/** What is exported over OTLP, for the boot log. */
+function otlpSignals(config: Config): string {
+  // Traces only when the preload did start them (without it, the warning above says why not).
+  const signals = (['traces', 'metrics', 'logs'] as const).filter(
+    (signal) => config.telemetry[signal] !== null && (signal !== 'traces' || isTracingOn()),
+  );
+  return signals.length > 0 ? signals.join(', ') : 'none';
 }
 
 /** What this configuration leaves out on purpose, said once at boot with how to change it. */

@@ -54,6 +54,7 @@ describe('loadConfig', () => {
       metricsOnMainListener: true,
       shutdownDrainMs: 5000,
       shutdownGraceMs: 10_000,
+      telemetry: { traces: null, metrics: null, logs: null },
     });
   });
 

@@ -1,6 +1,7 @@
 // The service's pino logger: JSON lines (what log pipelines ingest) everywhere, except a readable
 // coloured output in dev on a terminal. Every line is redacted (redact.ts): secret-named fields
-// as the object is formatted, secret-shaped text in the finished line.
+// as the object is formatted, secret-shaped text in the finished line. With logs exported over
+// OTLP, the finished, redacted line is also handed to the exporter (copy), whatever stdout shows.
 import { pino, type DestinationStream, type Logger } from 'pino';
 import type { Config } from '../config.js';
 import { redactFields, redactShapes } from './redact.js';
@@ -10,6 +11,8 @@ export interface LoggerOptions {
   mixin?: () => Record<string, unknown>;
   /** Where lines go; standard output by default. Tests capture them here. */
   destination?: DestinationStream;
+  /** Also receives every line, redacted as written, in JSON (log-export.ts sends it as an OTLP record). */
+  copy?: (line: string) => void;
 }
 
 export function createLogger(config: Pick<Config, 'appEnv' | 'logLevel'>, options: LoggerOptions = {}): Logger {
@@ -25,11 +28,18 @@ export function createLogger(config: Pick<Config, 'appEnv' | 'logLevel'>, option
       target: 'pino-pretty',
       options: { translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,service' },
     }) as DestinationStream;
-    return pino(settings, redacting(pretty));
+    return pino(settings, redacting(pretty, options.copy));
   }
-  return pino(settings, redacting(options.destination ?? pino.destination({ dest: 1, sync: true })));
+  return pino(settings, redacting(options.destination ?? pino.destination({ dest: 1, sync: true }), options.copy));
 }
 
-function redacting(destination: DestinationStream): DestinationStream {
-  return { write: (line: string) => destination.write(redactShapes(line)) };
+function redacting(destination: DestinationStream, copy: ((line: string) => void) | undefined): DestinationStream {
+  if (!copy) return { write: (line: string) => destination.write(redactShapes(line)) };
+  return {
+    write: (line: string) => {
+      const redacted = redactShapes(line);
+      destination.write(redacted);
+      copy(redacted);
+    },
+  };
 }

@@ -5,31 +5,28 @@
 //   node --import ./dist/src/observability/tracing-preload.js dist/src/main.js     (build)
 //   node --import tsx --import ./src/observability/tracing-preload.ts src/main.ts  (dev, tests)
 //
-// With tracing off (no OTEL_EXPORTER_OTLP_ENDPOINT) it does nothing: no loader hook, no SDK.
+// With tracing off (no OTLP endpoint for traces) it does nothing: no loader hook, no SDK.
 // With it on, it registers import-in-the-middle's loader hook in its "only the hooked modules"
 // mode (every other module loads untouched), starts the SDK, and waits until the loader has
 // acknowledged the modules the instrumentations hook before the application's import begins.
-// A bad tracing variable stops the process here, with one line on stderr, like config.ts does.
+// Metrics and logs need no hook: main.ts starts their export once the configuration is read.
 import { register } from 'node:module';
-import { startTracing, tracingSettings, TracingConfigError } from './tracing.js';
+import { ConfigError, loadConfig } from '../config.js';
+import { startTracing } from './tracing.js';
 
-function fail(message: string): never {
-  process.stderr.write(`tenant-registry: ${message}\n`);
-  process.exit(1);
-}
-
-let settings: ReturnType<typeof tracingSettings>;
+// The configuration as main.ts reads it, by the same rules. A bad one starts no tracing here:
+// main.ts reads it again and stops the process with the one line naming every bad variable.
+let traces: ReturnType<typeof loadConfig>['telemetry']['traces'] = null;
 try {
-  settings = tracingSettings();
+  traces = loadConfig().telemetry.traces;
 } catch (error) {
-  if (error instanceof TracingConfigError) fail(error.message);
-  throw error;
+  if (!(error instanceof ConfigError)) throw error;
 }
 
-if (settings) {
+if (traces) {
   const { createAddHookMessageChannel } = await import('import-in-the-middle');
   const { registerOptions, waitForAllMessagesAcknowledged } = createAddHookMessageChannel();
   register('import-in-the-middle/hook.mjs', import.meta.url, registerOptions);
-  await startTracing(settings);
+  await startTracing(traces);
   await waitForAllMessagesAcknowledged();
 }

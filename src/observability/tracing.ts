@@ -8,61 +8,55 @@
 // tracing-preload.ts calls before the application's modules are imported: under ESM, pg and
 // node:http can only be instrumented if the hooks are in place before they are first imported.
 //
-// Everything else follows the standard OTEL_* variables, read by the SDK itself: the endpoint
-// (the base URL; /v1/traces is appended, or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT used as is),
-// OTEL_EXPORTER_OTLP_PROTOCOL (http/protobuf, the default, or http/json; grpc is refused),
-// OTEL_EXPORTER_OTLP_HEADERS, _TIMEOUT, _COMPRESSION, OTEL_TRACES_SAMPLER(_ARG), OTEL_BSP_*,
-// OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES; OTEL_SDK_DISABLED=true turns tracing off.
-import { diag, DiagLogLevel, isSpanContextValid, trace, type DiagLogger } from '@opentelemetry/api';
+// Whether traces are sent, and as http/protobuf or http/json, is config.ts's to decide and check
+// (Config['telemetry'].traces; OTEL_SDK_DISABLED=true turns it off). Everything else follows the
+// standard OTEL_* variables, read by the SDK itself: the endpoint (the base URL; /v1/traces is
+// appended, or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT used as is), OTEL_EXPORTER_OTLP_HEADERS,
+// _TIMEOUT, _COMPRESSION, OTEL_TRACES_SAMPLER(_ARG), OTEL_BSP_*, and the resource's variables
+// (resource.ts).
+import { diag, isSpanContextValid, trace } from '@opentelemetry/api';
+import type { Span, SpanProcessor } from '@opentelemetry/sdk-trace-node';
+import type { Config } from '../config.js';
+import { installDiagLogger } from './otel-diag.js';
+import { redactShapes } from './redact.js';
+import { serviceResource } from './resource.js';
 
-/** What startTracing() needs, read from the environment; null: tracing is off. */
-export interface TracingSettings {
-  protocol: 'http/protobuf' | 'http/json';
-}
+/** How to send traces (config.ts decides whether: Config['telemetry'].traces). */
+export type TracingSettings = NonNullable<Config['telemetry']['traces']>;
 
-/** A tracing variable that breaks its rule; one line, naming the variable, never its value. */
-export class TracingConfigError extends Error {
-  constructor(readonly variable: string, expected: string) {
-    // Endpoints and headers may carry credentials (user:password@, an API key): never echoed.
-    super(`invalid ${variable}: expected ${expected}`);
-    this.name = 'TracingConfigError';
-  }
-}
-
-const PROTOCOLS = ['http/protobuf', 'http/json'] as const;
 // Kubernetes probes every few seconds; a trace per probe is noise and export cost.
 const PROBE_PATHS = new Set(['/healthz', '/readyz']);
 const DEFAULT_SHUTDOWN_TIMEOUT_MS = 3_000;
 
-const nonEmpty = (value: string | undefined) => (value === undefined || value.trim() === '' ? undefined : value.trim());
-
-function isHttpUrl(value: string): boolean {
-  try {
-    const url = new URL(value);
-    return (url.protocol === 'http:' || url.protocol === 'https:') && url.hostname !== '';
-  } catch {
-    return false;
+/** The string values of attributes that carry a secret's shape, redacted. */
+function redactedValues(attributes: Record<string, unknown>): [string, string][] {
+  const changed: [string, string][] = [];
+  for (const [name, value] of Object.entries(attributes)) {
+    if (typeof value !== 'string') continue;
+    const redacted = redactShapes(value);
+    if (redacted !== value) changed.push([name, redacted]);
   }
+  return changed;
 }
 
-/** Reads and checks the variables that decide whether and how to trace; throws TracingConfigError. */
-export function tracingSettings(env: NodeJS.ProcessEnv = process.env): TracingSettings | null {
-  if (nonEmpty(env.OTEL_SDK_DISABLED)?.toLowerCase() === 'true') return null;
-  const endpoints = ['OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', 'OTEL_EXPORTER_OTLP_ENDPOINT'] as const;
-  const set = endpoints.filter((name) => nonEmpty(env[name]) !== undefined);
-  if (set.length === 0) return null;
-  for (const name of set) {
-    if (!isHttpUrl(nonEmpty(env[name])!)) throw new TracingConfigError(name, 'an http(s) URL of an OTLP/HTTP receiver');
-  }
-  const protocolVariable = nonEmpty(env.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL)
-    ? 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL'
-    : 'OTEL_EXPORTER_OTLP_PROTOCOL';
-  const protocol = nonEmpty(env[protocolVariable]) ?? 'http/protobuf';
-  if (!(PROTOCOLS as readonly string[]).includes(protocol)) {
-    throw new TracingConfigError(protocolVariable, `one of ${PROTOCOLS.join(', ')}`);
-  }
-  return { protocol: protocol as TracingSettings['protocol'] };
-}
+/**
+ * Keeps API keys and JWTs out of spans as redact.ts keeps them out of log lines: a key typed into
+ * a URL path or query would otherwise travel in url.path, url.query or an exception's message.
+ * Runs as each span ends, before the batch takes it (onEnding: the span is still writable).
+ */
+const redactingSpanProcessor: SpanProcessor = {
+  onStart() {},
+  onEnding(span: Span) {
+    for (const [name, redacted] of redactedValues(span.attributes)) span.setAttribute(name, redacted);
+    for (const event of span.events) {
+      if (event.attributes) for (const [name, redacted] of redactedValues(event.attributes)) event.attributes[name] = redacted;
+    }
+    if (span.status.message) span.status.message = redactShapes(span.status.message);
+  },
+  onEnd() {},
+  forceFlush: () => Promise.resolve(),
+  shutdown: () => Promise.resolve(),
+};
 
 interface TracingState {
   shutdown: () => Promise<void>;
@@ -80,51 +74,12 @@ export function isTracingOn(): boolean {
 }
 
 /**
- * True when the environment asks for traces but the process was started without the preload
+ * True when the configuration asks for traces but the process was started without the preload
  * (plain `node dist/src/main.js`): main.ts warns, since no span would ever be sent.
  */
-export function tracingWithoutPreload(env: NodeJS.ProcessEnv = process.env): boolean {
-  if (isTracingOn()) return false;
-  try {
-    return tracingSettings(env) !== null;
-  } catch {
-    return true;
-  }
+export function tracingWithoutPreload(telemetry: Config['telemetry']): boolean {
+  return telemetry.traces !== null && !isTracingOn();
 }
-
-/** A diag argument as short text: an error's message, not its stack (the SDK passes errors as JSON). */
-function shortText(value: unknown): string {
-  if (value instanceof Error) return value.message;
-  if (typeof value === 'string') {
-    if (!value.startsWith('{')) return value;
-    try {
-      const parsed = JSON.parse(value) as { message?: unknown };
-      return typeof parsed.message === 'string' ? parsed.message : value;
-    } catch {
-      return value;
-    }
-  }
-  return JSON.stringify(value) ?? String(value);
-}
-
-/** The OTel SDK's own warnings and errors (an export that failed) as one line each on stderr. */
-function stderrDiagLogger(): DiagLogger {
-  const write = (level: string) => (message: string, ...args: unknown[]) => {
-    const text = [message, ...args].map(shortText).join(' ').replace(/\s*\n\s*/g, ' ');
-    process.stderr.write(`tenant-registry: otel ${level}: ${text}\n`);
-  };
-  return { error: write('error'), warn: write('warn'), info: write('info'), debug: write('debug'), verbose: write('verbose') };
-}
-
-const DIAG_LEVELS: Record<string, DiagLogLevel> = {
-  NONE: DiagLogLevel.NONE,
-  ERROR: DiagLogLevel.ERROR,
-  WARN: DiagLogLevel.WARN,
-  INFO: DiagLogLevel.INFO,
-  DEBUG: DiagLogLevel.DEBUG,
-  VERBOSE: DiagLogLevel.VERBOSE,
-  ALL: DiagLogLevel.ALL,
-};
 
 /**
  * Starts the tracer provider, the OTLP exporter and the instrumentations. Call it once, before
@@ -132,45 +87,34 @@ const DIAG_LEVELS: Record<string, DiagLogLevel> = {
  */
 export async function startTracing(settings: TracingSettings): Promise<void> {
   if (isTracingOn()) return;
-  diag.setLogger(stderrDiagLogger(), DIAG_LEVELS[(process.env.OTEL_LOG_LEVEL ?? '').toUpperCase()] ?? DiagLogLevel.WARN);
+  installDiagLogger();
 
   const [
     { NodeTracerProvider, BatchSpanProcessor },
-    { resourceFromAttributes, detectResources, envDetector, hostDetector, serviceInstanceIdDetector },
-    { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION },
     { registerInstrumentations },
     { HttpInstrumentation },
     { PgInstrumentation },
     { UndiciInstrumentation },
     { FastifyOtelInstrumentation },
-    { SERVICE_VERSION },
+    resource,
   ] = await Promise.all([
     import('@opentelemetry/sdk-trace-node'),
-    import('@opentelemetry/resources'),
-    import('@opentelemetry/semantic-conventions'),
     import('@opentelemetry/instrumentation'),
     import('@opentelemetry/instrumentation-http'),
     import('@opentelemetry/instrumentation-pg'),
     import('@opentelemetry/instrumentation-undici'),
     import('@fastify/otel'),
-    import('../version.js'),
+    serviceResource(),
   ]);
   const exporter =
     settings.protocol === 'http/json'
       ? new (await import('@opentelemetry/exporter-trace-otlp-http')).OTLPTraceExporter()
       : new (await import('@opentelemetry/exporter-trace-otlp-proto')).OTLPTraceExporter();
 
-  // Precedence, lowest first: the SDK's defaults, this service's name and version, what the host
-  // and the environment say (OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES win, as everywhere).
-  const resource = resourceFromAttributes({
-    [ATTR_SERVICE_NAME]: 'tenant-registry',
-    [ATTR_SERVICE_VERSION]: SERVICE_VERSION,
-  }).merge(detectResources({ detectors: [hostDetector, serviceInstanceIdDetector, envDetector] }));
-
   // The exporter reads the endpoint, headers, timeout and compression from OTEL_EXPORTER_OTLP_*;
   // the batch processor its delay and sizes from OTEL_BSP_*; the provider the sampler from
   // OTEL_TRACES_SAMPLER (default parentbased_always_on).
-  const provider = new NodeTracerProvider({ resource, spanProcessors: [new BatchSpanProcessor(exporter)] });
+  const provider = new NodeTracerProvider({ resource, spanProcessors: [redactingSpanProcessor, new BatchSpanProcessor(exporter)] });
   provider.register(); // the global tracer provider, AsyncLocalStorage context, W3C propagation
 
   const isProbe = (url: string | undefined) => PROBE_PATHS.has((url ?? '').split('?')[0] ?? '');

@@ -1,6 +1,7 @@
-// The traced service and a stand-in collector, for the tracing tests: the service started as the
-// start/dev scripts start it (the tracing preload before src/main.ts), and a local OTLP/HTTP
-// receiver on loopback that decodes OTLP/JSON into flat spans and keeps protobuf as bytes.
+// The traced service and a stand-in collector, for the tracing and OTLP export tests: the service
+// started as the start/dev scripts start it (the tracing preload before src/main.ts), and a local
+// OTLP/HTTP receiver on loopback that decodes OTLP/JSON into flat spans, metrics and log records,
+// and keeps protobuf as bytes.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer, type IncomingHttpHeaders } from 'node:http';
@@ -9,7 +10,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { embeddedDatabaseFor, NODE_TS, PROCESS_WAIT_MS, PROJECT_DIR, freePort } from '../process/spawn.js';
 
 // ---------------------------------------------------------------------------------------------
-// The receiver: POST /v1/traces, OTLP/JSON decoded into flat spans, protobuf kept as bytes.
+// The receiver: every POST kept; OTLP/JSON of /v1/traces, /v1/metrics and /v1/logs decoded into
+// flat spans, metrics and log records; protobuf kept as bytes.
 
 export interface Export {
   path: string;
@@ -17,7 +19,7 @@ export interface Export {
   body: Buffer;
 }
 
-export type AttributeValue = string | number | boolean | null | AttributeValue[];
+export type AttributeValue = string | number | boolean | null | AttributeValue[] | { [key: string]: AttributeValue };
 
 export interface ReceivedSpan {
   traceId: string;
@@ -37,6 +39,7 @@ export interface OtlpAnyValue {
   intValue?: number | string;
   doubleValue?: number;
   arrayValue?: { values?: OtlpAnyValue[] };
+  kvlistValue?: { values?: OtlpKeyValue[] };
 }
 export interface OtlpKeyValue {
   key: string;
@@ -58,10 +61,13 @@ export function valueOf(value: OtlpAnyValue): AttributeValue {
   if (value.intValue !== undefined) return Number(value.intValue);
   if (value.doubleValue !== undefined) return value.doubleValue;
   if (value.arrayValue !== undefined) return (value.arrayValue.values ?? []).map(valueOf);
+  if (value.kvlistValue !== undefined) return attributesOf(value.kvlistValue.values);
   return null;
 }
 
-export const attributesOf = (list: OtlpKeyValue[] = []) => Object.fromEntries(list.map((kv) => [kv.key, valueOf(kv.value)]));
+export function attributesOf(list: OtlpKeyValue[] = []): Record<string, AttributeValue> {
+  return Object.fromEntries(list.map((kv) => [kv.key, valueOf(kv.value)]));
+}
 
 export function spansOf(request: OtlpJsonRequest): ReceivedSpan[] {
   return request.resourceSpans.flatMap((resourceSpans) => {
@@ -81,39 +87,204 @@ export function spansOf(request: OtlpJsonRequest): ReceivedSpan[] {
   });
 }
 
+/** One data point of a metric: a number (sum, gauge) or a histogram's buckets. */
+export interface ReceivedPoint {
+  attributes: Record<string, AttributeValue>;
+  value?: number;
+  count?: number;
+  sum?: number;
+  bucketCounts?: number[];
+  explicitBounds?: number[];
+  startTimeUnixNano: string;
+  timeUnixNano: string;
+}
+
+export interface ReceivedMetric {
+  name: string;
+  description: string;
+  unit: string;
+  kind: 'sum' | 'gauge' | 'histogram' | 'other';
+  /** Sums only. */
+  isMonotonic?: boolean;
+  /** 1 delta, 2 cumulative. */
+  aggregationTemporality?: number;
+  points: ReceivedPoint[];
+  scope: string;
+  resource: Record<string, AttributeValue>;
+}
+
+interface OtlpJsonPoint {
+  attributes?: OtlpKeyValue[];
+  asDouble?: number;
+  asInt?: number | string;
+  count?: number | string;
+  sum?: number;
+  bucketCounts?: (number | string)[];
+  explicitBounds?: number[];
+  startTimeUnixNano: string;
+  timeUnixNano: string;
+}
+interface OtlpJsonMetric {
+  name: string;
+  description?: string;
+  unit?: string;
+  sum?: { dataPoints: OtlpJsonPoint[]; isMonotonic?: boolean; aggregationTemporality?: number };
+  gauge?: { dataPoints: OtlpJsonPoint[] };
+  histogram?: { dataPoints: OtlpJsonPoint[]; aggregationTemporality?: number };
+}
+export interface OtlpJsonMetricsRequest {
+  resourceMetrics: { resource?: { attributes?: OtlpKeyValue[] }; scopeMetrics: { scope?: { name: string }; metrics: OtlpJsonMetric[] }[] }[];
+}
+
+function pointOf(point: OtlpJsonPoint): ReceivedPoint {
+  return {
+    attributes: attributesOf(point.attributes),
+    ...(point.asDouble !== undefined ? { value: point.asDouble } : {}),
+    ...(point.asInt !== undefined ? { value: Number(point.asInt) } : {}),
+    ...(point.count !== undefined ? { count: Number(point.count) } : {}),
+    ...(point.sum !== undefined ? { sum: point.sum } : {}),
+    ...(point.bucketCounts !== undefined ? { bucketCounts: point.bucketCounts.map(Number) } : {}),
+    ...(point.explicitBounds !== undefined ? { explicitBounds: point.explicitBounds } : {}),
+    startTimeUnixNano: point.startTimeUnixNano,
+    timeUnixNano: point.timeUnixNano,
+  };
+}
+
+export function metricsOf(request: OtlpJsonMetricsRequest): ReceivedMetric[] {
+  return request.resourceMetrics.flatMap((resourceMetrics) => {
+    const resource = attributesOf(resourceMetrics.resource?.attributes);
+    return resourceMetrics.scopeMetrics.flatMap((scopeMetrics) =>
+      scopeMetrics.metrics.map((metric): ReceivedMetric => {
+        const base = { name: metric.name, description: metric.description ?? '', unit: metric.unit ?? '', scope: scopeMetrics.scope?.name ?? '', resource };
+        if (metric.sum) {
+          return {
+            ...base,
+            kind: 'sum',
+            isMonotonic: metric.sum.isMonotonic ?? false,
+            aggregationTemporality: metric.sum.aggregationTemporality ?? 0,
+            points: metric.sum.dataPoints.map(pointOf),
+          };
+        }
+        if (metric.gauge) return { ...base, kind: 'gauge', points: metric.gauge.dataPoints.map(pointOf) };
+        if (metric.histogram) {
+          return {
+            ...base,
+            kind: 'histogram',
+            aggregationTemporality: metric.histogram.aggregationTemporality ?? 0,
+            points: metric.histogram.dataPoints.map(pointOf),
+          };
+        }
+        return { ...base, kind: 'other', points: [] };
+      }),
+    );
+  });
+}
+
+export interface ReceivedLogRecord {
+  timeUnixNano: string;
+  severityNumber: number;
+  severityText: string;
+  body: AttributeValue;
+  attributes: Record<string, AttributeValue>;
+  traceId: string;
+  spanId: string;
+  /** W3C trace flags: 1 sampled. */
+  flags: number;
+  scope: string;
+  resource: Record<string, AttributeValue>;
+}
+
+export interface OtlpJsonLogsRequest {
+  resourceLogs: {
+    resource?: { attributes?: OtlpKeyValue[] };
+    scopeLogs: {
+      scope?: { name: string };
+      logRecords: {
+        timeUnixNano: string;
+        severityNumber?: number;
+        severityText?: string;
+        body?: OtlpAnyValue;
+        attributes?: OtlpKeyValue[];
+        traceId?: string;
+        spanId?: string;
+        flags?: number;
+      }[];
+    }[];
+  }[];
+}
+
+export function logRecordsOf(request: OtlpJsonLogsRequest): ReceivedLogRecord[] {
+  return request.resourceLogs.flatMap((resourceLogs) => {
+    const resource = attributesOf(resourceLogs.resource?.attributes);
+    return resourceLogs.scopeLogs.flatMap((scopeLogs) =>
+      scopeLogs.logRecords.map((record) => ({
+        timeUnixNano: record.timeUnixNano,
+        severityNumber: record.severityNumber ?? 0,
+        severityText: record.severityText ?? '',
+        body: record.body ? valueOf(record.body) : null,
+        attributes: attributesOf(record.attributes),
+        traceId: record.traceId ?? '',
+        spanId: record.spanId ?? '',
+        flags: record.flags ?? 0,
+        scope: scopeLogs.scope?.name ?? '',
+        resource,
+      })),
+    );
+  });
+}
+
 export interface Receiver {
   /** The base URL, as OTEL_EXPORTER_OTLP_ENDPOINT takes it. */
   url: string;
   exports: Export[];
-  /** Every span of every OTLP/JSON export received so far. */
+  /** Every span of every OTLP/JSON export to /v1/traces received so far. */
   spans(): ReceivedSpan[];
+  /** Every metric of every OTLP/JSON export to /v1/metrics (or `path`) received so far, oldest export first. */
+  metrics(path?: string): ReceivedMetric[];
+  /** Every log record of every OTLP/JSON export to /v1/logs (or `path`) received so far. */
+  logRecords(path?: string): ReceivedLogRecord[];
   /** Polls until some span matches; fails at the deadline with what did arrive. */
   waitForSpan(match: (span: ReceivedSpan) => boolean, timeoutMs?: number): Promise<ReceivedSpan>;
+  /** Polls read() until some item matches; fails at the deadline naming what was awaited. */
+  waitFor<T>(read: () => T[], match: (item: T) => boolean, what: string, timeoutMs?: number): Promise<T>;
+  /** Requests received and not answered (a receiver that never answers keeps them all). */
+  pending(): number;
   close(): Promise<void>;
 }
 
-export async function startReceiver(): Promise<Receiver> {
+export interface ReceiverOptions {
+  /** 'never': take each request whole and never answer, as a collector that hangs does. */
+  answer?: 'ok' | 'never';
+}
+
+export async function startReceiver(options: ReceiverOptions = {}): Promise<Receiver> {
   const exports: Export[] = [];
+  let pending = 0;
   const server = createServer((request, response) => {
     const chunks: Buffer[] = [];
     request.on('data', (chunk: Buffer) => chunks.push(chunk));
     request.on('end', () => {
       const contentType = contentTypeOf(request.headers);
       exports.push({ path: request.url ?? '', contentType, body: Buffer.concat(chunks) });
-      // An empty ExportTraceServiceResponse: {} in JSON, zero bytes in protobuf.
+      if (options.answer === 'never') {
+        pending += 1;
+        response.once('close', () => (pending -= 1));
+        return;
+      }
+      // An empty Export*ServiceResponse: {} in JSON, zero bytes in protobuf.
       response.writeHead(200, { 'content-type': contentType });
       response.end(contentType === 'application/json' ? '{}' : '');
     });
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
+  const jsonTo = (path: string) => exports.filter((e) => e.path === path && e.contentType === 'application/json');
   const receiver: Receiver = {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     exports,
-    spans: () =>
-      exports
-        .filter((e) => e.path === '/v1/traces' && e.contentType === 'application/json')
-        .flatMap((e) => spansOf(JSON.parse(e.body.toString('utf8')) as OtlpJsonRequest)),
+    spans: () => jsonTo('/v1/traces').flatMap((e) => spansOf(JSON.parse(e.body.toString('utf8')) as OtlpJsonRequest)),
+    metrics: (path = '/v1/metrics') => jsonTo(path).flatMap((e) => metricsOf(JSON.parse(e.body.toString('utf8')) as OtlpJsonMetricsRequest)),
+    logRecords: (path = '/v1/logs') => jsonTo(path).flatMap((e) => logRecordsOf(JSON.parse(e.body.toString('utf8')) as OtlpJsonLogsRequest)),
     async waitForSpan(match, timeoutMs = PROCESS_WAIT_MS) {
       const deadline = performance.now() + timeoutMs;
       for (;;) {
@@ -126,7 +297,24 @@ export async function startReceiver(): Promise<Receiver> {
         await sleep(50);
       }
     },
-    close: () => new Promise((resolve) => server.close(() => resolve())),
+    async waitFor(read, match, what, timeoutMs = PROCESS_WAIT_MS) {
+      const deadline = performance.now() + timeoutMs;
+      for (;;) {
+        const found = read().find(match);
+        if (found !== undefined) return found;
+        if (performance.now() > deadline) {
+          throw new Error(`no ${what} within ${timeoutMs} ms; received: ${JSON.stringify(exports.map((e) => `${e.path} ${e.contentType}`))}`);
+        }
+        await sleep(50);
+      }
+    },
+    pending: () => pending,
+    close: () =>
+      new Promise((resolve) => {
+        server.close(() => resolve());
+        // A receiver that never answers still holds its requests open.
+        server.closeAllConnections();
+      }),
   };
   return receiver;
 }
