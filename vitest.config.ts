@@ -13,7 +13,11 @@ const SERIAL = [
   // (PROCESS_WAIT_MS), and freePort() picks ports no client socket can take in the meantime.
   'test/process/drain.test.ts',
   'test/process/shutdown.test.ts',
-  'test/reliability/**/*.test.ts',
+  // The reliability suite but its fuzzing, which counts answers, not time.
+  'test/reliability/hostile-load.test.ts',
+  'test/reliability/keycloak-faults.test.ts',
+  'test/reliability/outage.test.ts',
+  'test/reliability/replicas.test.ts',
   // Rate limits count requests per minute window; limits.test.ts times 408s and statement timeouts.
   'test/http/rate-limit.test.ts',
   'test/http/rate-limit-budgets.test.ts',
