@@ -2,12 +2,10 @@
 // with one line naming it; a receiver that hangs or is not there never costs a request its answer
 // and never holds up shutdown, because every export runs in the background with a timeout and a
 // bounded queue. (otlp-export.test.ts: what is sent when all is well.)
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { PROCESS_TEST_TIMEOUT_MS, PROCESS_WAIT_MS, PROJECT_DIR, devToken, freePort } from '../process/spawn.js';
+import { PROCESS_TEST_TIMEOUT_MS, PROCESS_WAIT_MS, devToken, freePort } from '../process/spawn.js';
 import { client } from '../support/http.js';
-import { PASSED_THROUGH, SERVICE_ARGS, killAll, startReceiver, startTraced, stop, type Receiver } from './traced-service.js';
+import { bootOnce, killAll, startReceiver, startTraced, stop, type Receiver } from './traced-service.js';
 
 afterEach(killAll);
 afterAll(killAll);
@@ -20,19 +18,7 @@ describe('bad OTLP variables stop the process at boot', { timeout: PROCESS_TEST_
     ['OTEL_EXPORTER_OTLP_LOGS_ENDPOINT', { OTEL_LOGS_EXPORTER: 'otlp' }],
     ['OTEL_EXPORTER_OTLP_METRICS_PROTOCOL', { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4318', OTEL_METRICS_EXPORTER: 'otlp', OTEL_EXPORTER_OTLP_METRICS_PROTOCOL: 'grpc' }],
   ])('%s: one line naming it, exit 1, nothing on stdout', async (variable, env) => {
-    const port = await freePort();
-    const childEnv: NodeJS.ProcessEnv = {};
-    for (const name of PASSED_THROUGH) if (process.env[name] !== undefined) childEnv[name] = process.env[name];
-    const child = spawn(process.execPath, SERVICE_ARGS, {
-      cwd: PROJECT_DIR,
-      env: { ...childEnv, ADDR: `127.0.0.1:${port}`, LOG_LEVEL: 'info', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-    const [code] = (await once(child, 'close')) as [number | null];
+    const { code, stdout, stderr } = await bootOnce(env);
     expect(code).toBe(1);
     expect(stdout).toBe('');
     expect(stderr).toMatch(new RegExp(`^tenant-registry: invalid ${variable}: expected [^\\n]+\\n$`));

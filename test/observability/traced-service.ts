@@ -441,3 +441,21 @@ export function descendantsOf(root: ReceivedSpan, spans: ReceivedSpan[]): Receiv
   }
   return found;
 }
+
+/** Starts the service with `env` and waits for it to end by itself: a boot that is meant to fail. */
+export async function bootOnce(env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const port = await freePort();
+  const childEnv: NodeJS.ProcessEnv = {};
+  for (const name of PASSED_THROUGH) if (process.env[name] !== undefined) childEnv[name] = process.env[name];
+  const child = spawn(process.execPath, SERVICE_ARGS, {
+    cwd: PROJECT_DIR,
+    env: { ...childEnv, ADDR: `127.0.0.1:${port}`, LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  const [code] = (await once(child, 'close')) as [number | null];
+  return { code, stdout, stderr };
+}

@@ -1,13 +1,11 @@
 // Tracing off, and tracing misconfigured, in the real process: without an endpoint (or with the
 // SDK disabled) no SDK loads and nothing is sent, and a bad tracing variable stops the process at
 // boot with one line naming it and never its value. (tracing.test.ts: what is sent when it is on.)
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { PROCESS_TEST_TIMEOUT_MS, PROJECT_DIR, devToken, freePort } from '../process/spawn.js';
+import { PROCESS_TEST_TIMEOUT_MS, devToken } from '../process/spawn.js';
 import { client } from '../support/http.js';
-import { PASSED_THROUGH, SERVICE_ARGS, jsonExport, killAll, startReceiver, startTraced, stop, type Receiver } from './traced-service.js';
+import { bootOnce, jsonExport, killAll, startReceiver, startTraced, stop, type Receiver } from './traced-service.js';
 
 afterEach(killAll);
 afterAll(killAll);
@@ -62,19 +60,7 @@ describe('bad tracing variables stop the process at boot', { timeout: PROCESS_TE
     ['OTEL_EXPORTER_OTLP_ENDPOINT', { OTEL_EXPORTER_OTLP_ENDPOINT: 'ftp://user:hunter2secret@collector' }],
     ['OTEL_EXPORTER_OTLP_PROTOCOL', { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4318', OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' }],
   ])('%s: one line naming it, exit 1, the value not echoed', async (variable, env) => {
-    const port = await freePort();
-    const childEnv: NodeJS.ProcessEnv = {};
-    for (const name of PASSED_THROUGH) if (process.env[name] !== undefined) childEnv[name] = process.env[name];
-    const child = spawn(process.execPath, SERVICE_ARGS, {
-      cwd: PROJECT_DIR,
-      env: { ...childEnv, ADDR: `127.0.0.1:${port}`, LOG_LEVEL: 'info', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-    const [code] = (await once(child, 'close')) as [number | null];
+    const { code, stdout, stderr } = await bootOnce(env);
     expect(code).toBe(1);
     expect(stdout).toBe('');
     expect(stderr).toMatch(/^tenant-registry: invalid [A-Z_]+: expected [^\n]+\n$/);

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { queryEvents, type AuditFilters, type AuditPosition } from '../../src/store/audit.js';
 import type { Queryable } from '../../src/store/database.js';
 import { eachDriver, openMigratedDatabase, type TestDatabase } from '../support/drivers.js';
+import { describePlan, explain, nodesOf, type PlanNode } from '../support/query-plans.js';
 
 const TENANTS = 20;
 const ROWS = 50_000;
@@ -43,20 +44,6 @@ SELECT gen_random_uuid(), tid, tid::text, s + 1,
 ANALYZE;
 `;
 
-interface PlanNode {
-  'Node Type': string;
-  'Relation Name'?: string;
-  'Index Name'?: string;
-  'Index Cond'?: string;
-  'Actual Rows'?: number;
-  'Actual Loops'?: number;
-  'Rows Removed by Filter'?: number;
-  'Rows Removed by Index Recheck'?: number;
-  'Shared Hit Blocks'?: number;
-  'Shared Read Blocks'?: number;
-  Plans?: PlanNode[];
-}
-
 interface CapturedQuery {
   text: string;
   params: unknown[];
@@ -77,8 +64,6 @@ async function captureQuery(filters: AuditFilters, after: AuditPosition | null, 
   return captured;
 }
 
-const nodesOf = (node: PlanNode): PlanNode[] => [node, ...(node.Plans ?? []).flatMap(nodesOf)];
-
 /** Rows the scans of audit_log touched: returned plus thrown away by a filter or recheck. */
 const rowsExamined = (plan: PlanNode) =>
   nodesOf(plan)
@@ -92,11 +77,6 @@ const rowsExamined = (plan: PlanNode) =>
     );
 
 const buffersOf = (plan: PlanNode) => (plan['Shared Hit Blocks'] ?? 0) + (plan['Shared Read Blocks'] ?? 0);
-
-const describePlan = (plan: PlanNode): string =>
-  nodesOf(plan)
-    .map((node) => [node['Node Type'], node['Index Name'] ?? node['Relation Name']].filter(Boolean).join(' on '))
-    .join(' / ');
 
 const COMBINATIONS: [name: string, filters: AuditFilters][] = [
   ['tenant + time range', { tenant_id: TENANT, since: '2025-03-01T00:00:00.000Z', until: '2025-11-01T00:00:00.000Z' }],
@@ -115,13 +95,7 @@ eachDriver('audit query plans', (driver) => {
   });
   afterAll(() => database.close());
 
-  async function explain(query: CapturedQuery, analyze: boolean): Promise<PlanNode> {
-    const options = analyze ? 'ANALYZE, BUFFERS, FORMAT JSON' : 'FORMAT JSON';
-    const [row] = await db.query<{ 'QUERY PLAN': unknown }>(`EXPLAIN (${options}) ${query.text}`, query.params);
-    const output = row!['QUERY PLAN'];
-    const parsed = (typeof output === 'string' ? JSON.parse(output) : output) as [{ Plan: PlanNode }];
-    return parsed[0].Plan;
-  }
+  const explainPlan = (query: CapturedQuery, analyze: boolean): Promise<PlanNode> => explain(db, query, analyze ? 'ANALYZE, BUFFERS' : '');
 
   /** Every event matching the filters, newest first, as the cursors of a full walk would see them. */
   const allOf = async (filters: AuditFilters) => (await queryEvents(db, filters, null, ROWS, Number.MAX_SAFE_INTEGER)).events;
@@ -155,7 +129,7 @@ eachDriver('audit query plans', (driver) => {
         const all = await allOf(filters);
         // Deep, yet with more than a page left after the cursor.
         const after = depth === 'first page' ? null : await cursorAt(filters, all.length - 2 * LIMIT);
-        const plan = await explain(await captureQuery(filters, after), false);
+        const plan = await explainPlan(await captureQuery(filters, after), false);
         const nodes = nodesOf(plan);
         const summary = describePlan(plan);
         expect(nodes.some((node) => node['Node Type'] === 'Seq Scan' && node['Relation Name'] === 'audit_log'), summary).toBe(false);
@@ -180,7 +154,7 @@ eachDriver('audit query plans', (driver) => {
     const costs = [];
     for (const index of [null, Math.floor(all.length / 2), all.length - 2 * LIMIT]) {
       const after = index === null ? null : await cursorAt(filters, index);
-      const plan = await explain(await captureQuery(filters, after), true);
+      const plan = await explainPlan(await captureQuery(filters, after), true);
       expect(plan['Actual Rows']).toBe(LIMIT);
       costs.push({ examined: rowsExamined(plan), buffers: buffersOf(plan), summary: describePlan(plan) });
     }
@@ -194,7 +168,7 @@ eachDriver('audit query plans', (driver) => {
     const depth = 1_200;
     const query = await captureQuery(filters, null);
     const offsetPage = { ...query, text: query.text.replace(/LIMIT 50\b/, `OFFSET ${depth} LIMIT 50`) };
-    expect(rowsExamined(await explain(offsetPage, true))).toBeGreaterThanOrEqual(depth + LIMIT);
+    expect(rowsExamined(await explainPlan(offsetPage, true))).toBeGreaterThanOrEqual(depth + LIMIT);
   });
 
   it('walks the whole time range page by page: every event once, in order', async () => {

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Queryable } from '../../src/store/database.js';
 import { listRequests } from '../../src/store/entitlements.js';
 import { eachDriver, openMigratedDatabase, type TestDatabase } from '../support/drivers.js';
+import { describePlan, explain, nodesOf, type PlanNode } from '../support/query-plans.js';
 
 const TENANTS = 20;
 const REQUESTS = 40_000;
@@ -31,19 +32,6 @@ SELECT ('00000000-0000-4000-8000-' || lpad((g % ${TENANTS} + 1)::text, 12, '0'))
 
 ANALYZE;
 `;
-
-interface PlanNode {
-  'Node Type': string;
-  'Relation Name'?: string;
-  'Index Name'?: string;
-  Plans?: PlanNode[];
-}
-
-const nodesOf = (node: PlanNode): PlanNode[] => [node, ...(node.Plans ?? []).flatMap(nodesOf)];
-const describePlan = (plan: PlanNode) =>
-  nodesOf(plan)
-    .map((node) => [node['Node Type'], node['Index Name'] ?? node['Relation Name']].filter(Boolean).join(' on '))
-    .join(' / ');
 
 type Filters = Parameters<typeof listRequests>[1];
 type Position = Parameters<typeof listRequests>[2];
@@ -74,10 +62,7 @@ eachDriver('sales queue query plans', (driver) => {
   afterAll(() => database.close());
 
   async function plan(filters: Filters, after: Position): Promise<PlanNode> {
-    const query = await captureQuery(filters, after);
-    const [row] = await db.query<{ 'QUERY PLAN': unknown }>(`EXPLAIN (FORMAT JSON) ${query.text}`, query.params);
-    const output = row!['QUERY PLAN'];
-    return ((typeof output === 'string' ? JSON.parse(output) : output) as [{ Plan: PlanNode }])[0].Plan;
+    return explain(db, await captureQuery(filters, after));
   }
 
   describe.each([

@@ -4,25 +4,14 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Queryable } from '../../src/store/database.js';
 import { tenantListQuery, type TenantFilters, type TenantPosition } from '../../src/store/tenants.js';
 import { eachDriver, openMigratedDatabase, type TestDatabase } from '../support/drivers.js';
+import { explain, nodesOf, type PlanNode } from '../support/query-plans.js';
 import { DAY_MS, START } from '../support/time.js';
 
 const TENANTS = 100_000;
 const NOW = new Date(START);
 
-interface PlanNode {
-  'Node Type': string;
-  'Relation Name'?: string;
-  'Index Name'?: string;
-  Plans?: PlanNode[];
-}
-
-const nodesOf = (node: PlanNode): PlanNode[] => [node, ...(node.Plans ?? []).flatMap(nodesOf)];
-
 async function planOf(db: Queryable, filters: TenantFilters, after: TenantPosition | null = null): Promise<PlanNode[]> {
-  const { text, params } = tenantListQuery(filters, { after, limit: 51, now: NOW });
-  const [row] = await db.query<{ 'QUERY PLAN': Array<{ Plan: PlanNode }> | string }>(`EXPLAIN (FORMAT JSON) ${text}`, params);
-  const plan = row!['QUERY PLAN'];
-  return nodesOf((typeof plan === 'string' ? (JSON.parse(plan) as Array<{ Plan: PlanNode }>) : plan)[0]!.Plan);
+  return nodesOf(await explain(db, tenantListQuery(filters, { after, limit: 51, now: NOW })));
 }
 
 eachDriver('tenant list plans at 100,000 tenants', (driver) => {
