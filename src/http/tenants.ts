@@ -1,6 +1,6 @@
 // /v1/tenants: create a tenant, read it by id or slug, move it through its lifecycle.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { TenantCache } from '../caching/tenant-cache.js';
 import type { Config } from '../config.js';
 import { isUuid } from '../domain/ids.js';
@@ -82,6 +82,9 @@ export function toTenant(stored: TenantRow, now: Date): Tenant {
  * changes then (it reads as frozen) without a write.
  */
 const etagOf = (row: TenantRow, now: Date) => strongEtag(isTenantTrialOver(row, now) ? `${row.version}-trial-over` : String(row.version));
+
+/** A tenant as the answer, with the ETag that If-Match takes. */
+const sendTenant = (reply: FastifyReply, row: TenantRow, now: Date) => reply.header('etag', etagOf(row, now)).send(toTenant(row, now));
 
 // The list's cursor: created_at in microseconds (a Date would round it to milliseconds, and
 // tenants created within one millisecond would be skipped or repeated) and the id.
@@ -168,7 +171,7 @@ export const tenantRoutes: FastifyPluginAsyncTypebox<TenantRoutesOptions> = asyn
       const facts = await tenants.byIdOrSlug({ id: request.params.id });
       if (!facts) throw notFound('tenant');
       const now = clock();
-      return reply.header('etag', etagOf(facts.tenant, now)).send(toTenant(facts.tenant, now));
+      return sendTenant(reply, facts.tenant, now);
     },
   );
 
@@ -292,7 +295,7 @@ export const tenantRoutes: FastifyPluginAsyncTypebox<TenantRoutesOptions> = asyn
         }
         return editTenant(tx, tenant, request.body, originOf(request), now);
       });
-      return reply.header('etag', etagOf(row, now)).send(toTenant(row, now));
+      return sendTenant(reply, row, now);
     },
   );
 
@@ -312,7 +315,7 @@ export const tenantRoutes: FastifyPluginAsyncTypebox<TenantRoutesOptions> = asyn
       const facts = await tenants.byIdOrSlug({ slug: request.params.slug });
       if (!facts) throw notFound('tenant');
       const now = clock();
-      return reply.header('etag', etagOf(facts.tenant, now)).send(toTenant(facts.tenant, now));
+      return sendTenant(reply, facts.tenant, now);
     },
   );
 
@@ -336,7 +339,7 @@ export const tenantRoutes: FastifyPluginAsyncTypebox<TenantRoutesOptions> = asyn
       async (request, reply) => {
         const now = clock();
         const row = await db.transaction((tx) => transitionTenant(tx, request.params.id, action, originOf(request), now));
-        return reply.header('etag', etagOf(row, now)).send(toTenant(row, now));
+        return sendTenant(reply, row, now);
       },
     );
   }
@@ -359,7 +362,7 @@ export const tenantRoutes: FastifyPluginAsyncTypebox<TenantRoutesOptions> = asyn
     async (request, reply) => {
       const now = clock();
       const row = await db.transaction((tx) => archiveTenant(tx, request.params.id, request.body.reason.trim(), originOf(request), now));
-      return reply.header('etag', etagOf(row, now)).send(toTenant(row, now));
+      return sendTenant(reply, row, now);
     },
   );
 

@@ -144,10 +144,13 @@ export async function lockEndedTrials(tx: Queryable, now: Date, limit: number): 
   );
 }
 
-/** Running trials that end by `before`, soonest first (the transitions preview). */
+/**
+ * Trials that will be over by `before` and are not written down yet, soonest first: what
+ * lockEndedTrials will take by then (the transitions preview).
+ */
 export async function listTrialsEndingBefore(db: Queryable, before: Date, limit: number): Promise<TenantRow[]> {
   return db.query<TenantRow>(
-    `SELECT ${TENANT_COLUMNS} FROM tenants WHERE status = 'trial' AND trial_ends_at <= $1
+    `SELECT ${TENANT_COLUMNS} FROM tenants WHERE ${trialOverSql('$1')}
      ORDER BY trial_ends_at, id LIMIT ${Number(limit)}`,
     [before],
   );
