@@ -21,6 +21,8 @@ import { registerRateLimits, type RateLimiting } from './http/rate-limit.js';
 import { registerDeclaredProblems } from './http/declared-problems.js';
 import { answerFrameworkError, registerErrorHandler } from './http/error-handler.js';
 import { auditRoutes } from './http/audit.js';
+import { DEFAULT_EVENT_STREAM, eventRoutes, type EventStreamOptions } from './http/events.js';
+import type { FeedSignal } from './events/feed-signal.js';
 import { EXPORT_STALL_MS } from './http/streamed-answer.js';
 import { catalogRoutes } from './http/catalog.js';
 import { entitlementRoutes } from './http/entitlements.js';
@@ -67,16 +69,23 @@ export interface AppDeps {
   checkProblems?: boolean;
   /** A pino logger; tests pass a silent one. */
   logger: FastifyBaseLogger;
+  /** News of committed change events, which wakes the event streams (events/feed-signal.ts). */
+  feed: FeedSignal;
+  /** The event stream's heartbeat; DEFAULT_EVENT_STREAM when absent. */
+  eventStream?: EventStreamOptions;
   /** The time source of lifecycle rules (trial ends); tests can pin it. */
   clock?: () => Date;
 }
 
 // Each heavy read holds about a megabyte of events while it runs. Eight exports per replica (two
 // per caller) keep a stalled export's cost bounded; three verifications (one per caller), since
-// each also holds one of the DB_POOL_SIZE connections for its whole walk.
+// each also holds one of the DB_POOL_SIZE connections for its whole walk. Event streams hold at
+// most a few pages each (http/events.ts) and no connection while they wait.
 export const DEFAULT_HEAVY_READS: HeavyReadLimits = {
   export: { perReplica: 8, perCaller: 2 },
   verify: { perReplica: 3, perCaller: 1 },
+  // An event stream holds a socket and a waiter, and one read of the feed per batch of commits.
+  stream: { perReplica: 200, perCaller: 5 },
 };
 
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
@@ -169,6 +178,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const exportStallMs = deps.exportStallMs ?? EXPORT_STALL_MS;
   await app.register(tenantExportRoutes, { db, clock, exportStallMs });
   await app.register(auditRoutes, { db, clock, exportStallMs });
+  await app.register(eventRoutes, { db, feed: deps.feed, stream: deps.eventStream ?? DEFAULT_EVENT_STREAM, stallMs: exportStallMs });
   await app.register(catalogRoutes, { db, catalog: deps.catalog, clock });
   await app.register(entitlementRoutes, { db, tenants, catalog: deps.catalog, clock });
   await app.register(apiKeyRoutes, { db, catalog: deps.catalog, pepper: deps.keys.pepper, clock });

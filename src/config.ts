@@ -182,6 +182,30 @@ const EnvSchema = Type.Object(
       default: '',
       description: 'empty (rate limits counted per replica) or a redis:// URL shared by all replicas',
     }),
+    EVENT_RETENTION_DAYS: Type.String({
+      // A consumer that was away for up to this long resumes from its cursor; one away longer
+      // gets 410 cursor_expired and starts again from the oldest kept event.
+      default: '30',
+      pattern: '^[1-9][0-9]{0,3}$',
+      description: 'whole days the change feed keeps its events, 1 to 9999',
+    }),
+    WEBHOOK_ALLOW_PRIVATE: Type.String({
+      // Endpoints resolving to loopback, private or link-local addresses are refused: a webhook
+      // must not let an operator's token reach the registry's own network (SSRF).
+      default: '',
+      pattern: '^[A-Za-z0-9.:/,-]{0,2000}$',
+      description: 'empty, or comma-separated hosts, addresses and CIDR ranges webhooks may reach although private',
+    }),
+    NATS_URL: Type.String({
+      default: '',
+      pattern: '^$|^(nats|tls)://[^\\s,]+(,(nats|tls)://[^\\s,]+)*$',
+      description: 'empty (no JetStream relay) or nats:// URLs, comma-separated, of the NATS servers',
+    }),
+    NATS_STREAM: Type.String({
+      default: 'TENANT_REGISTRY_EVENTS',
+      pattern: '^[A-Za-z0-9_-]{1,64}$',
+      description: 'the JetStream stream the relay publishes to (created if missing)',
+    }),
     SHUTDOWN_DRAIN_SECONDS: Type.String({
       // On SIGTERM the service first answers /readyz 503 and keeps serving this long, so the load
       // balancer notices and stops sending before the listener closes; 5 s covers a probe period.
@@ -339,6 +363,14 @@ export interface Config {
   redisUrl: string | null;
   shutdownDrainMs: number;
   shutdownGraceMs: number;
+  /** The change feed and its deliveries. */
+  events: {
+    retentionMs: number;
+    /** Hosts, addresses and CIDR ranges webhooks may reach although private or loopback. */
+    webhookAllowPrivate: string[];
+    /** null: no JetStream relay. */
+    nats: { servers: string[]; stream: string } | null;
+  };
   /** What is sent over OTLP/HTTP, signal by signal; null: that signal is not exported. */
   telemetry: {
     /** On when an endpoint for traces is set; started by the tracing preload. */
@@ -638,6 +670,11 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     metricsOnMainListener,
     shutdownDrainMs: Number(env.SHUTDOWN_DRAIN_SECONDS) * 1000,
     shutdownGraceMs: Number(env.SHUTDOWN_GRACE_SECONDS) * 1000,
+    events: {
+      retentionMs: Number(env.EVENT_RETENTION_DAYS) * 86_400_000,
+      webhookAllowPrivate: env.WEBHOOK_ALLOW_PRIVATE.split(',').filter((entry) => entry !== ''),
+      nats: env.NATS_URL === '' ? null : { servers: env.NATS_URL.split(','), stream: env.NATS_STREAM },
+    },
     telemetry,
   };
 }

@@ -10,6 +10,7 @@ import { startHousekeeping } from './jobs/housekeeping.js';
 import { startTrialExpiryJob } from './jobs/trial-expiry.js';
 import { startKeycloakSyncJob } from './jobs/keycloak-sync.js';
 import { startCaching } from './caching/setup.js';
+import { startFeedSignal } from './events/feed-signal.js';
 import { startKeyVerification } from './keys/setup.js';
 import { keycloakAdapterFor } from './keycloak/setup.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
@@ -60,6 +61,7 @@ async function start(config: Config): Promise<void> {
   // and an issuer that is unreachable or names another issuer is logged now, not at first use.
   void auth.issuer?.check();
   const caching = await startCaching(db);
+  const feed = await startFeedSignal(db);
   const keys = startKeyVerification(db, caching.keyCache, {
     pepper: config.apiKeyPepper,
     clock: () => new Date(),
@@ -70,6 +72,7 @@ async function start(config: Config): Promise<void> {
   const rateLimits = { counter: rateLimitCounter(config.redisUrl, logger), limits: config.rateLimits };
   const app = await buildApp({
     caching,
+    feed,
     auth,
     catalog,
     keys,
@@ -108,6 +111,7 @@ async function start(config: Config): Promise<void> {
 
   const housekeeping = startHousekeeping(db, {
     clock: () => new Date(),
+    eventRetentionMs: config.events.retentionMs,
     onError: (error) => logger.warn({ err: error }, 'housekeeping failed; retrying next round'),
   });
 
@@ -134,6 +138,7 @@ async function start(config: Config): Promise<void> {
     await rateLimits.counter.close();
     await metricsServer?.close();
     await keys.stop();
+    await feed.stop();
     await caching.stop();
     await db.close();
     logger.info('stopped');

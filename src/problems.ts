@@ -41,6 +41,7 @@ export const PROBLEMS = {
   no_admin_email: { status: 409, meaning: 'the tenant has no IT admin to invite' },
   keycloak_provisioning_off: { status: 409, meaning: 'Keycloak provisioning is turned off (KEYCLOAK_PROVISIONING=off)' },
   idempotency_in_progress: { status: 409, meaning: 'a request with this Idempotency-Key is still running' },
+  cursor_expired: { status: 410, meaning: "the events after this cursor are past the feed's retention (EVENT_RETENTION_DAYS); read from the oldest kept (no cursor)" },
   // 412 and 428: optimistic concurrency (ETag, If-Match).
   precondition_failed: { status: 412, meaning: 'the resource changed since the read whose ETag If-Match carries (ETag: the current one)' },
   // 413-431: size and shape limits.

@@ -54,6 +54,7 @@ describe('loadConfig', () => {
       metricsOnMainListener: true,
       shutdownDrainMs: 5000,
       shutdownGraceMs: 10_000,
+      events: { retentionMs: 30 * 86_400_000, webhookAllowPrivate: [], nats: null },
       telemetry: { traces: null, metrics: null, logs: null },
     });
   });

@@ -62,7 +62,8 @@ eachDriver('openapi.yaml', (driver) => {
     expect(operations.length).toBeGreaterThan(5);
     for (const { method, path } of operations) {
       const concrete = path.replace(/\{(\w+)\}/g, (_m, name: string) => SAMPLE_PARAMS[name] ?? 'x');
-      const answer = await api.request(method, concrete);
+      // An unreadable resume point makes the event stream answer at once (400) instead of streaming.
+      const answer = await api.request(method, concrete, { headers: { 'last-event-id': 'probe' } });
       const code = typeof answer.body === 'object' ? answer.body.code : undefined;
       expect(code, `${method} ${path}`).not.toBe('route_not_found');
       expect(answer.status, `${method} ${path}`).not.toBe(405);

@@ -18,7 +18,7 @@ declare module 'fastify' {
   }
 }
 
-export type HeavyRead = 'export' | 'verify';
+export type HeavyRead = 'export' | 'verify' | 'stream';
 
 export interface HeavyReadLimit {
   /** Heavy reads running at once on this replica. */
@@ -76,12 +76,13 @@ export class HeavyReadGate {
 
 export type HeavyReadLimits = Record<HeavyRead, HeavyReadLimit>;
 
-const NAMES: Record<HeavyRead, string> = { export: 'audit exports', verify: 'chain verifications' };
+const NAMES: Record<HeavyRead, string> = { export: 'audit exports', verify: 'chain verifications', stream: 'event streams' };
 
 export function registerHeavyReads(app: FastifyInstance, limits: HeavyReadLimits): Record<HeavyRead, HeavyReadGate> {
   const gates = {
     export: new HeavyReadGate(limits.export, NAMES.export),
     verify: new HeavyReadGate(limits.verify, NAMES.verify),
+    stream: new HeavyReadGate(limits.stream, NAMES.stream),
   };
   app.addHook('onRoute', (route) => {
     const kind = route.config?.heavyRead;

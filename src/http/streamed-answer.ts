@@ -22,12 +22,12 @@ async function* pulled<T>(source: AsyncIterable<T>, onPull: () => void): AsyncGe
   }
 }
 
-/** Sends `chunks` as the body of an attachment named `filename`, cut if the client stalls. */
+/** Sends `chunks` as the body (of an attachment, given a `filename`), cut if the client stalls. */
 export function sendStreamed(
   request: FastifyRequest,
   reply: FastifyReply,
   chunks: AsyncIterable<string>,
-  options: { contentType: string; filename: string; stallMs: number },
+  options: { contentType: string; filename?: string; stallMs: number; headers?: Record<string, string> },
 ): FastifyReply {
   let lastPull = Date.now();
   const body = Readable.from(pulled(chunks, () => (lastPull = Date.now())));
@@ -36,8 +36,6 @@ export function sendStreamed(
   }, STALL_CHECK_MS);
   watchdog.unref();
   reply.raw.once('close', () => clearInterval(watchdog));
-  return reply
-    .type(options.contentType)
-    .header('content-disposition', `attachment; filename="${options.filename}"`)
-    .send(body);
+  if (options.filename !== undefined) reply.header('content-disposition', `attachment; filename="${options.filename}"`);
+  return reply.headers(options.headers ?? {}).type(options.contentType).send(body);
 }

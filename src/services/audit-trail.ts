@@ -3,7 +3,9 @@
 // service in this folder takes an Origin (who caused the change): a request's principal (http/origin.ts)
 // or the service's own scheduled work (SYSTEM_ORIGIN).
 import type { AuditActor, AuditEventInput, AuditTarget, Crud, StringMap } from '../domain/audit.js';
+import { changeEventData } from '../domain/change-event.js';
 import { appendEvent } from '../store/audit.js';
+import { insertChangeEvent } from '../store/events.js';
 import { requestSync } from '../store/keycloak-sync.js';
 import type { Queryable } from '../store/database.js';
 import { SERVICE_VERSION } from '../version.js';
@@ -32,6 +34,9 @@ export interface Change {
   fields?: StringMap;
 }
 
+/** What a change was made to: its target, else the tenant itself. */
+const targetOf = (change: Change): AuditTarget => change.target ?? { id: change.tenant.id, name: change.tenant.slug, type: 'tenant' };
+
 export function changeEvent(origin: Origin, change: Change): AuditEventInput {
   const { tenant } = change;
   return {
@@ -41,7 +46,7 @@ export function changeEvent(origin: Origin, change: Change): AuditEventInput {
     product: change.product ?? null,
     group: { id: tenant.id, name: tenant.name },
     actor: origin.actor,
-    target: change.target ?? { id: tenant.id, name: tenant.slug, type: 'tenant' },
+    target: targetOf(change),
     source_ip: origin.sourceIp,
     component: 'tenant-registry',
     version: SERVICE_VERSION,
@@ -50,12 +55,20 @@ export function changeEvent(origin: Origin, change: Change): AuditEventInput {
 }
 
 /**
- * Appends the event of a change in the transaction that made it. A change of what the tenant's
- * Keycloak organization carries also queues its synchronisation there, in the same transaction:
- * every change passes here, so none can be forgotten (services/organization-sync.ts).
+ * Appends the audit event of a change in the transaction that made it, and the change event that
+ * consumers of the feed, webhooks and JetStream receive (under the same id). A change of what the
+ * tenant's Keycloak organization carries also queues its synchronisation there, in the same
+ * transaction: every change passes here, so none can be forgotten (services/organization-sync.ts).
  */
 export async function recordChange(tx: Queryable, origin: Origin, change: Change, now: Date): Promise<void> {
-  await appendEvent(tx, changeEvent(origin, change), now);
+  const { id } = await appendEvent(tx, changeEvent(origin, change), now);
+  await insertChangeEvent(tx, {
+    id,
+    type: change.action,
+    tenantId: change.tenant.id,
+    occurredAt: now,
+    data: changeEventData(origin.actor, targetOf(change), change.product ?? null, change.fields ?? null),
+  });
   if (ORGANIZATION_ACTIONS.has(change.action)) await requestSync(tx, change.tenant.id, now);
 }
 

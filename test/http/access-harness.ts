@@ -28,6 +28,15 @@ export function expectOnlyEventsOf(events: Array<{ tenant_id: string | null }>, 
  * One request, as http.ts's call() makes it, except that only JSON documents are parsed: the
  * export answers NDJSON, which is read line by line.
  */
+/** The body; of an event stream, which never ends, its first chunk. */
+async function bodyText(response: Response): Promise<string> {
+  if (!(response.headers.get('content-type') ?? '').startsWith('text/event-stream') || response.body === null) return response.text();
+  const reader = response.body.getReader();
+  const first = await reader.read();
+  await reader.cancel();
+  return new TextDecoder().decode(first.value as Uint8Array | undefined);
+}
+
 export async function send(
   baseUrl: string,
   method: string,
@@ -39,7 +48,7 @@ export async function send(
   const headers: Record<string, string> = { ...extraHeaders, ...(token === undefined ? {} : { authorization: `Bearer ${token}` }) };
   if (body !== undefined) headers['content-type'] = 'application/json';
   const response = await fetch(new URL(path, baseUrl), { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-  const text = await response.text();
+  const text = await bodyText(response);
   const isJson = /^application\/(problem\+)?json\b/.test(response.headers.get('content-type') ?? '');
   return { status: response.status, headers: response.headers, body: isJson && text !== '' ? (JSON.parse(text) as Record<string, unknown>) : {}, text };
 }

@@ -166,6 +166,23 @@ const ROUTES: Row[] = [
       path: `/v1/audit?tenant_id=${target.id}`,
       check: (answer) => expectOnlyEventsOf(eventsIn(answer), target),
     }) },
+  { method: 'GET',  path: '/v1/events',                            expect: grid(200,     200,     403,   403,   200,   404,   403),
+    build: (target) => ({
+      path: `/v1/events?tenant_id=${target.id}`,
+      check: (answer) => {
+        const items = answer.body.items as Array<{ tenant_id: string }>;
+        expect(items.length).toBeGreaterThan(0);
+        expect(items.every((event) => event.tenant_id === target.id)).toBe(true);
+      },
+    }) },
+  { method: 'GET',  path: '/v1/events/stream',                     expect: grid(200,     200,     403,   403,   200,   404,   403),
+    build: (target) => ({
+      path: `/v1/events/stream?tenant_id=${target.id}&after=0`,
+      check: (answer) => {
+        expect(answer.headers.get('content-type')).toMatch(/^text\/event-stream/);
+        expect(answer.text).toMatch(/^retry: \d+\n\n/);
+      },
+    }) },
   { method: 'GET',  path: '/v1/audit/export',                      expect: grid(200,     403,     403,   403,   200,   404,   403),
     build: (target) => ({
       path: `/v1/audit/export?tenant_id=${target.id}&format=ndjson`,

@@ -30,7 +30,7 @@ interface Fetched {
 
 const NOW = new Date(START);
 /** The budgets of the server under test: two exports and two verifications at once, one of each per caller. */
-const HEAVY = { export: { perReplica: 2, perCaller: 1 }, verify: { perReplica: 2, perCaller: 1 } };
+const HEAVY = { export: { perReplica: 2, perCaller: 1 }, verify: { perReplica: 2, perCaller: 1 }, stream: { perReplica: 2, perCaller: 1 } };
 /** The stall limit of the app that is left unread (the service's own is 30 s: EXPORT_STALL_MS). */
 const EXPORT_STALL_MS = 4_000;
 /** How long the background stall waits for the server to cut it. */

@@ -8,6 +8,7 @@ import { loadConfig } from '../../src/config.js';
 import { startCaching, type Caching } from '../../src/caching/setup.js';
 import { startKeyVerification, type KeyVerification } from '../../src/keys/setup.js';
 import { MockAdapter } from '../../src/keycloak/mock-adapter.js';
+import { startFeedSignal, type FeedSignal } from '../../src/events/feed-signal.js';
 import { openMigratedDatabase, type TestDatabase } from '../support/drivers.js';
 
 describe('the development issuer routes', () => {
@@ -15,13 +16,16 @@ describe('the development issuer routes', () => {
   let app: FastifyInstance;
   let caching: Caching;
   let keys: KeyVerification;
+  let feed: FeedSignal;
   beforeAll(async () => {
     database = await openMigratedDatabase('pglite');
     const config = loadConfig({});
     caching = await startCaching(database.db);
     keys = startKeyVerification(database.db, caching.keyCache, { pepper: null, clock: () => new Date(), onError: () => {} });
+    feed = await startFeedSignal(database.db);
     app = await buildApp({
       caching,
+      feed,
       auth: await authenticationFor(config),
       catalog: await loadCatalog(),
       keys,
@@ -32,6 +36,7 @@ describe('the development issuer routes', () => {
   });
   afterAll(async () => {
     await app.close();
+    await feed.stop();
     await keys.stop();
     await caching.stop();
     await database.close();

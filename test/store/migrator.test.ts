@@ -11,7 +11,17 @@ import { createTestPgDatabase, type TestPgDatabase } from '../support/postgres.j
 
 // What 0001 creates (the original service's schema), then what later migrations add to it.
 const SCHEMA_TABLES = ['api_keys', 'audit_log', 'tenant_idp_config', 'tenant_products', 'tenant_projects', 'tenants'];
-const LATER_TABLES = ['audit_chains', 'cache_invalidations', 'idempotency_keys', 'keycloak_sync', 'product_requests', 'tenant_admins'];
+const LATER_TABLES = [
+  'audit_chains',
+  'cache_invalidations',
+  'change_event_heads',
+  'change_events',
+  'feed_consumers',
+  'idempotency_keys',
+  'keycloak_sync',
+  'product_requests',
+  'tenant_admins',
+];
 const LATER_ENUMS = ['entitlement_status', 'keycloak_provisioning', 'product_request_status'];
 const SCHEMA_ENUMS = ['idp_kind', 'tenant_kind', 'tenant_project_status', 'tenant_status'];
 

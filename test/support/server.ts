@@ -11,6 +11,7 @@ import { startCaching, type Caching } from '../../src/caching/setup.js';
 import { startKeyVerification, type KeyVerification } from '../../src/keys/setup.js';
 import { MockAdapter } from '../../src/keycloak/mock-adapter.js';
 import { createTokenVerifier } from '../../src/auth/verifier.js';
+import { startFeedSignal } from '../../src/events/feed-signal.js';
 import type { Database } from '../../src/store/database.js';
 import { openMigratedDatabase, type DriverName } from './drivers.js';
 import { client, type Client } from './http.js';
@@ -52,8 +53,10 @@ export async function startServerOn(db: Database, overrides: Partial<AppDeps> = 
   });
   const caching = await startCaching(db);
   const keys = startKeyVerification(db, caching.keyCache, { pepper: TEST_PEPPER, clock: overrides.clock ?? (() => new Date()), onError: () => {} });
+  const feed = await startFeedSignal(db);
   const app = await buildApp({
     caching,
+    feed,
     auth: { verifier, devIssuer: null },
     catalog: await loadCatalog(),
     keys,
@@ -76,6 +79,7 @@ export async function startServerOn(db: Database, overrides: Partial<AppDeps> = 
     keys: overrides.keys ?? keys,
     async close() {
       await app.close();
+      await feed.stop();
       await keys.stop();
       await caching.stop();
       await issuer.close();

@@ -1,0 +1,170 @@
+// /v1/events: the change feed, read page by page or followed as Server-Sent Events. Both read the
+// same sequence with the same cursor (an event's seq), so a consumer can switch between them.
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyRequest } from 'fastify';
+import type { ChangeEvent } from '../domain/change-event.js';
+import type { FeedSignal } from '../events/feed-signal.js';
+import type { Database } from '../store/database.js';
+import { readFeed, type FeedFilters, type FeedRead } from '../store/events.js';
+import { AppError, invalidInput } from '../problems.js';
+import { tenantFrom, type Access } from './access.js';
+import { sendStreamed } from './streamed-answer.js';
+import { EventListQuery, EventPageSchema, EventStreamQuery, SEQ_PATTERN, parseTypeFilters } from './schemas/event.js';
+import { RefTo } from './schemas/parts.js';
+
+export interface EventStreamOptions {
+  /** How long a stream without events goes before it sends a comment line (proxies cut idle ones). */
+  heartbeatMs: number;
+}
+
+export const DEFAULT_EVENT_STREAM: EventStreamOptions = { heartbeatMs: 15_000 };
+
+// Operators and service accounts read every tenant's events; an IT admin reads its own tenant's.
+const READ_FEED: Access = { allow: ['platform_admin', 'service', 'it_admin'], tenant: tenantFrom.query('tenant_id') };
+
+// Events per read of the stream: each read is one chunk held until the client takes it, and at
+// most a few chunks wait for a client that reads slowly (Readable.from's buffer), so this bounds
+// the memory a slow reader costs before its stall cuts it.
+const STREAM_PAGE = 100;
+
+const SEQ = new RegExp(SEQ_PATTERN);
+
+function filtersOf(query: { types?: string; tenant_id?: string }): FeedFilters {
+  const types = parseTypeFilters(query.types);
+  if (types === undefined) {
+    throw invalidInput([
+      { path: '/types', in: 'querystring', message: 'must be comma-separated event types (a.b or a.*), at most 20' },
+    ]);
+  }
+  return { types, tenantId: query.tenant_id ?? null };
+}
+
+/** Refuses a cursor retention has passed (410) or one this feed never reached (400). */
+function checkCursor(after: number | null, read: Pick<FeedRead, 'head' | 'pruned'>): void {
+  if (after === null) return;
+  if (after < read.pruned) {
+    throw new AppError('cursor_expired', {
+      detail: `events up to ${read.pruned} are past retention; read again without a cursor to start from the oldest kept`,
+      extensions: { oldest_seq: read.pruned + 1 },
+    });
+  }
+  if (after > read.head) {
+    throw new AppError('invalid_cursor', {
+      detail: `the feed has not reached ${after} (its newest event is ${read.head}); this cursor is from another feed`,
+      errors: [{ path: '/after', in: 'querystring', message: 'is ahead of the newest event' }],
+    });
+  }
+}
+
+/** Where a stream starts: Last-Event-ID (a reconnecting EventSource), else `after`, else now. */
+function streamStart(request: FastifyRequest, after: string | undefined): number | null {
+  const header = request.headers['last-event-id'];
+  if (header === undefined) return after === undefined ? null : Number(after);
+  if (typeof header !== 'string' || !SEQ.test(header.trim())) {
+    throw new AppError('invalid_cursor', {
+      detail: 'Last-Event-ID must be the id of an event this stream sent',
+      errors: [{ path: '/last-event-id', in: 'headers', message: 'is not an event seq' }],
+    });
+  }
+  return Number(header.trim());
+}
+
+const sseOf = (event: ChangeEvent) => `id: ${event.seq}\ndata: ${JSON.stringify(event)}\n\n`;
+
+async function* streamLines(
+  db: Database,
+  feed: FeedSignal,
+  from: number,
+  filters: FeedFilters,
+  options: EventStreamOptions,
+  signal: AbortSignal,
+): AsyncGenerator<string> {
+  // Clients reconnect after this long when the stream drops.
+  yield 'retry: 2000\n\n';
+  let cursor = from;
+  while (!signal.aborted) {
+    const read = await readFeed(db, cursor, filters, STREAM_PAGE);
+    if (read.events.length > 0) yield read.events.map(sseOf).join('');
+    cursor = read.next;
+    if (cursor < read.head) continue;
+    const woken = await feed.wait(cursor, options.heartbeatMs, signal);
+    if (!woken && !signal.aborted) yield ': heartbeat\n\n';
+  }
+}
+
+export const eventRoutes: FastifyPluginAsyncTypebox<{
+  db: Database;
+  feed: FeedSignal;
+  stream: EventStreamOptions;
+  stallMs: number;
+}> = async (app, { db, feed, stream, stallMs }) => {
+  // Open streams end when the app closes; they would otherwise hold the listener open until the
+  // shutdown deadline.
+  const open = new Set<AbortController>();
+  app.addHook('preClose', (done) => {
+    for (const controller of open) controller.abort();
+    done();
+  });
+
+  app.get(
+    '/v1/events',
+    {
+      config: { access: READ_FEED, problems: ['invalid_cursor', 'cursor_expired'] },
+      schema: {
+        operationId: 'listEvents',
+        tags: ['events'],
+        summary: 'Change events in sequence order, after a cursor',
+        description:
+          'Every change the registry makes, one event each, committed with the change. `seq` has no gaps, so a consumer that follows `next_cursor` misses nothing; `tenant_prev_seq` lets a consumer of one tenant check the same. Events older than the retention (EVENT_RETENTION_DAYS) are gone: a cursor before them answers 410 cursor_expired.',
+        querystring: EventListQuery,
+        response: { 200: RefTo(EventPageSchema) },
+      },
+    },
+    async (request) => {
+      const filters = filtersOf(request.query);
+      const after = request.query.after === undefined ? null : Number(request.query.after);
+      const read = await readFeed(db, after, filters, request.query.limit ?? 100);
+      checkCursor(after, read);
+      return { items: read.events, next_cursor: String(read.next), has_more: read.next < read.head };
+    },
+  );
+
+  app.get(
+    '/v1/events/stream',
+    {
+      config: { access: READ_FEED, heavyRead: 'stream', problems: ['invalid_cursor', 'cursor_expired'] },
+      schema: {
+        operationId: 'streamEvents',
+        tags: ['events'],
+        summary: 'Change events as Server-Sent Events, as they commit',
+        description:
+          'Each event is one SSE message whose `id` is its seq and whose `data` is the event as JSON. A reconnecting EventSource sends `Last-Event-ID` and resumes after it; without it the stream starts after `after`, or with the next event. A comment line comes when nothing happened for 15 seconds. A client that stops reading is disconnected rather than buffered for.',
+        querystring: EventStreamQuery,
+        response: {
+          200: {
+            description: 'The stream',
+            content: { 'text/event-stream': { schema: { type: 'string', description: 'id: <seq>, data: <ChangeEvent JSON>' } } },
+          },
+        },
+      },
+    },
+    async (request, reply) => {
+      const filters = filtersOf(request.query);
+      const start = streamStart(request, request.query.after);
+      // The first read checks the cursor before the answer starts; the stream reads it again.
+      const probe = await readFeed(db, start, filters, 1);
+      checkCursor(start, probe);
+      const controller = new AbortController();
+      open.add(controller);
+      reply.raw.once('close', () => {
+        controller.abort();
+        open.delete(controller);
+      });
+      return sendStreamed(request, reply, streamLines(db, feed, start ?? probe.head, filters, stream, controller.signal), {
+        contentType: 'text/event-stream; charset=utf-8',
+        stallMs,
+        headers: { 'cache-control': 'no-store', 'x-accel-buffering': 'no' },
+      });
+    },
+  );
+};
