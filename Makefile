@@ -75,6 +75,13 @@ openapi: $(NPM_INSTALLED)
 bench: $(NPM_INSTALLED)
 	scripts/ensure-postgres
 	npm run --silent bench -- $(BENCH_ARGS)
+	npm run --silent bench:events
+
+## bench-events: commit-to-delivery latency of the SSE stream, a webhook and JetStream under steady writes, and the relay's rate against PostgreSQL's insert rate
+.PHONY: bench-events
+bench-events: $(NPM_INSTALLED)
+	scripts/ensure-postgres
+	npm run --silent bench:events -- $(BENCH_ARGS)
 
 ## bench-audit: seed 1M audit events in a throwaway database, time appends and pages (BENCH_ARGS="--driver pglite")
 .PHONY: bench-audit
