@@ -94,9 +94,17 @@ export interface NatsRelay {
   stop(options?: { release?: boolean }): Promise<void>;
 }
 
-/** A subject token per dotted part of the type; anything NATS would read as a wildcard or separator is replaced. */
-function subjectOf(prefix: string, type: string): string {
-  return `${prefix}.${type.replace(/[^A-Za-z0-9_.-]/g, '_')}`;
+/**
+ * <prefix>.<type>, one subject token per dotted part of the type. The registry's types are plain
+ * dotted names; anything else NATS would read as a wildcard or an empty token is replaced, so no
+ * event can be refused for its subject (and hold up every event after it).
+ */
+export function subjectFor(prefix: string, type: string): string {
+  const tokens = type
+    .split('.')
+    .filter((token) => token !== '')
+    .map((token) => token.replace(/[^A-Za-z0-9_-]/g, '_'));
+  return `${prefix}.${tokens.length > 0 ? tokens.join('.') : '_'}`;
 }
 
 /** Resolves after ms, or at once when signal aborts. */
@@ -222,7 +230,7 @@ export function startNatsRelay(options: NatsRelayOptions): NatsRelay {
       const hdrs = headers();
       hdrs.set(SEQ_HEADER, String(event.seq));
       const outcome = js
-        .publish(subjectOf(prefix, event.type), JSON.stringify(event), {
+        .publish(subjectFor(prefix, event.type), JSON.stringify(event), {
           msgID: event.id,
           headers: hdrs,
           expect: { streamName: options.stream },

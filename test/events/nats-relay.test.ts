@@ -4,7 +4,7 @@
 import { nanos, StorageType } from 'nats';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { startFeedSignal, type FeedSignal } from '../../src/events/feed-signal.js';
-import { startNatsRelay, type NatsRelay, type NatsRelayOptions } from '../../src/events/nats-relay.js';
+import { startNatsRelay, subjectFor, type NatsRelay, type NatsRelayOptions } from '../../src/events/nats-relay.js';
 import { DUPLICATE_WINDOW_MS, natsServers, subjectCovers } from '../../src/events/nats-stream.js';
 import { consumerState } from '../../src/store/feed-consumers.js';
 import { eachDriver, openMigratedDatabase, type TestDatabase } from '../support/drivers.js';
@@ -24,6 +24,18 @@ describe('subjectCovers', () => {
     ['trtest.a.events.tenant.>', false],
   ])('%s takes every subject under trtest.a.events: %s', (subject, covers) => {
     expect(subjectCovers(subject, 'trtest.a.events')).toBe(covers);
+  });
+});
+
+describe('subjectFor', () => {
+  it.each([
+    ['tenant.created', 'p.events.tenant.created'],
+    ['api_key.revoked', 'p.events.api_key.revoked'],
+    ['odd>type.*', 'p.events.odd_type._'],
+    ['a..b.', 'p.events.a.b'],
+    ['', 'p.events._'],
+  ])('publishes %j to %s', (type, subject) => {
+    expect(subjectFor('p.events', type)).toBe(subject);
   });
 });
 
