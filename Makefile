@@ -98,7 +98,7 @@ bench-verify: $(NPM_INSTALLED)
 reliability: $(NPM_INSTALLED)
 	scripts/ensure-postgres
 	rm -rf reliability/figures
-	npx vitest run test/reliability
+	npx vitest run test/reliability test/events/nats-relay-outage.test.ts test/events/nats-relay-failover.test.ts
 	npx tsx test/reliability/report.ts
 
 lint: $(NPM_INSTALLED)

@@ -206,6 +206,13 @@ const EnvSchema = Type.Object(
       pattern: '^[A-Za-z0-9_-]{1,64}$',
       description: 'the JetStream stream the relay publishes to (created if missing)',
     }),
+    NATS_SUBJECT_PREFIX: Type.String({
+      // Each event goes to <prefix>.<type>; the stream takes <prefix>.>, so two registries
+      // (staging beside prod on one NATS) keep apart by prefix and stream.
+      default: 'tenant-registry.events',
+      pattern: '^[A-Za-z0-9_-]{1,64}(\\.[A-Za-z0-9_-]{1,64}){0,7}$',
+      description: 'dotted subject tokens (letters, digits, _ -), no wildcards: events are published to <prefix>.<type>',
+    }),
     SHUTDOWN_DRAIN_SECONDS: Type.String({
       // On SIGTERM the service first answers /readyz 503 and keeps serving this long, so the load
       // balancer notices and stops sending before the listener closes; 5 s covers a probe period.
@@ -369,7 +376,7 @@ export interface Config {
     /** Hosts, addresses and CIDR ranges webhooks may reach although private or loopback. */
     webhookAllowPrivate: string[];
     /** null: no JetStream relay. */
-    nats: { servers: string[]; stream: string } | null;
+    nats: { servers: string[]; stream: string; subjectPrefix: string } | null;
   };
   /** What is sent over OTLP/HTTP, signal by signal; null: that signal is not exported. */
   telemetry: {
@@ -673,7 +680,10 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     events: {
       retentionMs: Number(env.EVENT_RETENTION_DAYS) * 86_400_000,
       webhookAllowPrivate: env.WEBHOOK_ALLOW_PRIVATE.split(',').filter((entry) => entry !== ''),
-      nats: env.NATS_URL === '' ? null : { servers: env.NATS_URL.split(','), stream: env.NATS_STREAM },
+      nats:
+        env.NATS_URL === ''
+          ? null
+          : { servers: env.NATS_URL.split(','), stream: env.NATS_STREAM, subjectPrefix: env.NATS_SUBJECT_PREFIX },
     },
     telemetry,
   };

@@ -3,6 +3,8 @@
 // drain delay, so the load balancer stops sending before the listener closes; then, as on SIGINT
 // (Ctrl-C, no delay), it stops accepting, finishes in-flight requests, closes the database and
 // exits 0.
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import { buildApp } from './app.js';
 import { authenticationFor } from './auth/setup.js';
 import { loadCatalog } from './catalog-file.js';
@@ -10,7 +12,8 @@ import { startHousekeeping } from './jobs/housekeeping.js';
 import { startTrialExpiryJob } from './jobs/trial-expiry.js';
 import { startKeycloakSyncJob } from './jobs/keycloak-sync.js';
 import { startCaching } from './caching/setup.js';
-import { startFeedSignal } from './events/feed-signal.js';
+import { startFeedSignal, type FeedSignal } from './events/feed-signal.js';
+import { startNatsRelay, type NatsRelay } from './events/nats-relay.js';
 import { startKeyVerification } from './keys/setup.js';
 import { keycloakAdapterFor } from './keycloak/setup.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
@@ -18,16 +21,37 @@ import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { LocalCounter, RedisCounter, type Counter } from './http/rate-limit.js';
 import { createLogger } from './observability/logger.js';
-import { observeKeyCache, observePool } from './observability/metrics.js';
+import { observeKeyCache, observeNatsRelay, observePool } from './observability/metrics.js';
 import { startMetricsServer } from './observability/metrics-server.js';
 import { startOtlpExports } from './observability/otlp-exports.js';
 import { isTracingOn, shutdownTracing, traceLogMixin, tracingWithoutPreload } from './observability/tracing.js';
+import type { Database } from './store/database.js';
 import { openDatabase } from './store/open.js';
 
 function fail(message: string): never {
   // One line on stderr: the orchestrator shows it as the reason the container did not start.
   process.stderr.write(`tenant-registry: ${message}\n`);
   process.exit(1);
+}
+
+/** The JetStream relay when NATS_URL is set: it connects in the background, so the service starts without NATS. */
+function natsRelayFor(config: Config, db: Database, feed: FeedSignal, logger: Logger): NatsRelay | null {
+  const nats = config.events.nats;
+  if (nats === null) return null;
+  const relay = startNatsRelay({
+    db,
+    feed,
+    servers: nats.servers,
+    stream: nats.stream,
+    subjectPrefix: nats.subjectPrefix,
+    // Unique per process: a restarted replica is a new holder and waits out its old lease.
+    holder: `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`,
+    streamMaxAgeMs: config.events.retentionMs,
+    onError: (error) => logger.warn({ err: error }, 'JetStream relay failed; retrying'),
+    log: logger,
+  });
+  observeNatsRelay(relay);
+  return relay;
 }
 
 function rateLimitCounter(redisUrl: string | null, logger: Logger): Counter {
@@ -114,6 +138,7 @@ async function start(config: Config): Promise<void> {
     eventRetentionMs: config.events.retentionMs,
     onError: (error) => logger.warn({ err: error }, 'housekeeping failed; retrying next round'),
   });
+  const natsRelay = natsRelayFor(config, db, feed, logger);
 
   let stopping = false;
   const stop = async (signal: string) => {
@@ -135,6 +160,8 @@ async function start(config: Config): Promise<void> {
     await trialExpiry?.stop();
     await keycloakSync?.stop();
     await housekeeping.stop();
+    // Before the database closes: the relay saves its cursor and hands its lease back.
+    await natsRelay?.stop();
     await rateLimits.counter.close();
     await metricsServer?.close();
     await keys.stop();

@@ -129,6 +129,22 @@ describe('loadConfig', () => {
     });
   });
 
+  it('reads the JetStream relay from NATS_URL, NATS_STREAM and NATS_SUBJECT_PREFIX', () => {
+    expect(loadConfig({ NATS_URL: 'nats://127.0.0.1:4222' }).events.nats).toEqual({
+      servers: ['nats://127.0.0.1:4222'],
+      stream: 'TENANT_REGISTRY_EVENTS',
+      subjectPrefix: 'tenant-registry.events',
+    });
+    expect(
+      loadConfig({ NATS_URL: 'nats://a:4222,nats://b:4222', NATS_STREAM: 'REGISTRY_STAGE', NATS_SUBJECT_PREFIX: 'stage.registry' }).events.nats,
+    ).toEqual({ servers: ['nats://a:4222', 'nats://b:4222'], stream: 'REGISTRY_STAGE', subjectPrefix: 'stage.registry' });
+  });
+
+  // A wildcard or an empty token would make the stream's subjects (<prefix>.>) take what is not ours.
+  it.each(['tenant-registry.>', 'tenant.*.events', 'tenant-registry.', '.events', 'a b', 'a..b'])('refuses NATS_SUBJECT_PREFIX=%s', (prefix) => {
+    expect(refusal({ NATS_URL: 'nats://127.0.0.1:4222', NATS_SUBJECT_PREFIX: prefix }).variable).toBe('NATS_SUBJECT_PREFIX');
+  });
+
   it('takes an IPv6 listen address in brackets', () => {
     expect(loadConfig({ ADDR: '[::1]:8091' }).listen).toEqual({ host: '::1', port: 8091 });
   });

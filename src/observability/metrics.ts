@@ -93,3 +93,40 @@ new Gauge({
 export function observePool(pool: { totalCount: number; idleCount: number; waitingCount: number }): void {
   poolSource = pool;
 }
+
+export const natsRelayPublished = new Counter({
+  name: 'tenant_registry_nats_relay_published_total',
+  help: 'Change events the JetStream relay published, by what the stream answered (stored, or duplicate: it had the event already)',
+  labelNames: ['result'] as const,
+});
+
+let natsRelaySource: { state(): { lag: number; leaseHeld: boolean; connected: boolean } } | null = null;
+
+new Gauge({
+  name: 'tenant_registry_nats_relay_lag',
+  help: 'Change events committed but not yet in the JetStream stream (newest seq - last published seq)',
+  collect() {
+    if (natsRelaySource) this.set(natsRelaySource.state().lag);
+  },
+});
+
+new Gauge({
+  name: 'tenant_registry_nats_relay_lease_held',
+  help: '1 when this replica holds the JetStream relay lease and publishes, 0 when it stands by',
+  collect() {
+    if (natsRelaySource) this.set(natsRelaySource.state().leaseHeld ? 1 : 0);
+  },
+});
+
+new Gauge({
+  name: 'tenant_registry_nats_relay_connected',
+  help: '1 when the JetStream relay is connected to a NATS server, 0 while it is not',
+  collect() {
+    if (natsRelaySource) this.set(natsRelaySource.state().connected ? 1 : 0);
+  },
+});
+
+/** The relay whose state the scrape reports (the one main.ts starts when NATS_URL is set). */
+export function observeNatsRelay(relay: { state(): { lag: number; leaseHeld: boolean; connected: boolean } }): void {
+  natsRelaySource = relay;
+}

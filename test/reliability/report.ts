@@ -24,6 +24,8 @@ const EXPECTED = [
   'hostile input [pglite]',
   'hostile input [pg]',
   'keycloak faults',
+  'JetStream relay through a NATS restart [pg]',
+  'JetStream relay failover [pg]',
 ];
 
 const OUTPUT = fileURLToPath(new URL('../../RELIABILITY.md', import.meta.url));
