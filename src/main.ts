@@ -3,6 +3,8 @@
 // drain delay, so the load balancer stops sending before the listener closes; then, as on SIGINT
 // (Ctrl-C, no delay), it stops accepting, finishes in-flight requests, closes the database and
 // exits 0.
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import { buildApp } from './app.js';
 import { authenticationFor } from './auth/setup.js';
 import { loadCatalog } from './catalog-file.js';
@@ -11,6 +13,8 @@ import { startTrialExpiryJob } from './jobs/trial-expiry.js';
 import { startKeycloakSyncJob } from './jobs/keycloak-sync.js';
 import { startCaching } from './caching/setup.js';
 import { startFeedSignal } from './events/feed-signal.js';
+import { parseAllowlist } from './events/url-guard.js';
+import { startWebhookDispatcher } from './events/webhook-dispatcher.js';
 import { startKeyVerification } from './keys/setup.js';
 import { keycloakAdapterFor } from './keycloak/setup.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
@@ -62,6 +66,8 @@ async function start(config: Config): Promise<void> {
   void auth.issuer?.check();
   const caching = await startCaching(db);
   const feed = await startFeedSignal(db);
+  // Read before anything listens: an allowlist entry that is not a host, address or range stops the boot.
+  const webhookAllowlist = parseAllowlist(config.events.webhookAllowPrivate);
   const keys = startKeyVerification(db, caching.keyCache, {
     pepper: config.apiKeyPepper,
     clock: () => new Date(),
@@ -82,6 +88,7 @@ async function start(config: Config): Promise<void> {
     shutdown,
     rateLimits,
     metricsOnMainPort: config.metricsOnMainListener,
+    webhooks: { allowPrivate: webhookAllowlist },
   });
   observeKeyCache(caching.keyCache);
   if (db.poolState) observePool(db.poolState());
@@ -115,6 +122,15 @@ async function start(config: Config): Promise<void> {
     onError: (error) => logger.warn({ err: error }, 'housekeeping failed; retrying next round'),
   });
 
+  // One replica at a time delivers webhooks (the lease); the others stand by.
+  const webhooks = startWebhookDispatcher({
+    db,
+    feed,
+    holder: `${hostname()}/${process.pid}/${randomUUID().slice(0, 8)}`,
+    allowPrivate: webhookAllowlist,
+    onError: (error) => logger.warn({ err: error }, 'webhook dispatch failed; retrying'),
+  });
+
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
@@ -135,6 +151,7 @@ async function start(config: Config): Promise<void> {
     await trialExpiry?.stop();
     await keycloakSync?.stop();
     await housekeeping.stop();
+    await webhooks.stop();
     await rateLimits.counter.close();
     await metricsServer?.close();
     await keys.stop();
