@@ -69,8 +69,28 @@ export function signingSecrets(row: Pick<WebhookRow, 'secret' | 'previous_secret
   return previous ? [row.secret, row.previous_secret!] : [row.secret];
 }
 
-/** The body of a delivery: the event exactly as GET /v1/events shows it. */
-export const payloadOf = (event: ChangeEvent): string => JSON.stringify(event);
+/**
+ * The body of a delivery: the event exactly as GET /v1/events shows it, members in the order of
+ * its schema. The stored event comes out of jsonb with its keys reordered; written as read, the
+ * same event would be other bytes on the wire than in the feed.
+ */
+export function payloadOf(event: ChangeEvent): string {
+  const { actor, target, product, fields } = event.data;
+  return JSON.stringify({
+    id: event.id,
+    seq: event.seq,
+    type: event.type,
+    tenant_id: event.tenant_id,
+    tenant_prev_seq: event.tenant_prev_seq,
+    occurred_at: event.occurred_at,
+    data: {
+      actor: { id: actor.id, name: actor.name },
+      target: { id: target.id, type: target.type, name: target.name },
+      product,
+      fields,
+    },
+  });
+}
 
 const pause = (ms: number, signal: AbortSignal) =>
   new Promise<void>((resolve) => {
