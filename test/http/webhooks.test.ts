@@ -12,7 +12,7 @@ import { createTenant } from '../support/factories.js';
 import { problemOf, type Answer } from '../support/http.js';
 import { startServer, type TestServer } from '../support/server.js';
 
-interface Webhook {
+type Webhook = {
   id: string;
   url: string;
   description: string | null;
@@ -27,7 +27,7 @@ interface Webhook {
   updated_at: string;
   created_by: string;
   secret?: string;
-}
+};
 
 const WEBHOOK_FIELDS = [
   'id', 'url', 'description', 'types', 'tenant_id', 'enabled', 'last_seq', 'attempts', 'next_attempt_at',
@@ -128,8 +128,8 @@ eachDriver('webhooks API', (driver) => {
       expect(event).toMatchObject({
         action: 'webhook.created',
         tenant_id: null,
-        target: expect.objectContaining({ id: created.id, type: 'webhook' }),
-        fields: expect.objectContaining({ url: 'https://203.0.113.11/in', types: 'api_key.*', enabled: 'true' }),
+        target: expect.objectContaining({ id: created.id, type: 'webhook' }) as unknown,
+        fields: { url: 'https://203.0.113.11/in', types: 'api_key.*', tenant_id: '', enabled: 'true', from_seq: String(created.last_seq + 1) },
       });
       expect(JSON.stringify(event)).not.toContain('do-not-log');
       const [chain] = await server.db.query<{ last_seq: number }>(`SELECT last_seq FROM audit_chains WHERE chain_key = 'platform'`);
