@@ -215,6 +215,8 @@ export function startWebhookDispatcher(options: WebhookDispatcherOptions): Webho
       );
     }, Math.max(1, Math.floor(leaseMs / 3)));
     const running = new Map<string, Promise<void>>();
+    // An endpoint whose work failed (a query, not a delivery) rests a moment rather than spin.
+    const resting = new Map<string, number>();
     let seenHead = feed.head;
     try {
       while (!ended.signal.aborted) {
@@ -225,15 +227,19 @@ export function startWebhookDispatcher(options: WebhookDispatcherOptions): Webho
           const now = clock().getTime();
           for (const row of await webhooksBehind(db)) {
             if (running.has(row.id)) continue;
-            const due = row.next_attempt_at?.getTime() ?? 0;
+            const due = Math.max(row.next_attempt_at?.getTime() ?? 0, resting.get(row.id) ?? 0);
             if (due > now) {
               waitMs = Math.min(waitMs, due - now);
               continue;
             }
             // The rest wait for a slot; a finishing endpoint kicks the next round.
             if (running.size >= concurrency) continue;
+            resting.delete(row.id);
             const task = work(row.id, ended.signal, end)
-              .catch(onError)
+              .catch((error: unknown) => {
+                resting.set(row.id, clock().getTime() + ERROR_PAUSE_MS);
+                onError(error);
+              })
               .finally(() => {
                 running.delete(row.id);
                 kick();
