@@ -88,6 +88,8 @@ export interface WebhookChanges {
 /**
  * Applies the changes. New filters re-read the feed from the cursor differently, so they move
  * the generation (a delivery under way with the old filters does not move the cursor after it).
+ * A new URL, or enabling, is what an operator does to fix a failing endpoint: its next attempt
+ * is due at once rather than at the end of its backoff (the count of attempts stays).
  */
 export async function updateWebhook(tx: Queryable, id: string, changes: WebhookChanges, now: Date): Promise<WebhookRow> {
   const refilters = changes.types !== undefined || changes.tenantId !== undefined;
@@ -99,6 +101,7 @@ export async function updateWebhook(tx: Queryable, id: string, changes: WebhookC
        tenant_id = CASE WHEN $8 THEN $9::uuid ELSE tenant_id END,
        enabled = CASE WHEN $10 THEN $11 ELSE enabled END,
        generation = generation + CASE WHEN $12 THEN 1 ELSE 0 END,
+       next_attempt_at = CASE WHEN $2 OR ($10 AND $11) THEN NULL ELSE next_attempt_at END,
        updated_at = $13
      WHERE id = $1
      RETURNING ${COLUMNS}`,

@@ -276,6 +276,20 @@ eachDriver('webhooks API', (driver) => {
       expect(cleared.body).toMatchObject({ tenant_id: null, types: [] });
     });
 
+    it('a new URL or enabling makes a backed-off endpoint due at once, keeping its count of attempts', async () => {
+      const created = await createOk();
+      const backOff = () => server.db.query(`UPDATE webhooks SET attempts = 4, next_attempt_at = now() + interval '5 hours' WHERE id = $1`, [created.id]);
+      await backOff();
+      const renamed = await server.api.request<Webhook>('PATCH', `/v1/webhooks/${created.id}`, { body: { description: 'only a name' } });
+      expect(renamed.body).toMatchObject({ attempts: 4, next_attempt_at: expect.any(String) as unknown });
+      const moved = await server.api.request<Webhook>('PATCH', `/v1/webhooks/${created.id}`, { body: { url: 'https://203.0.113.13/fixed' } });
+      expect(moved.body).toMatchObject({ attempts: 4, next_attempt_at: null });
+      await server.api.request('PATCH', `/v1/webhooks/${created.id}`, { body: { enabled: false } });
+      await backOff();
+      const enabled = await server.api.request<Webhook>('PATCH', `/v1/webhooks/${created.id}`, { body: { enabled: true } });
+      expect(enabled.body).toMatchObject({ attempts: 4, next_attempt_at: null });
+    });
+
     it('rotate-secret answers a new secret once; the old one signs for 24 more hours', async () => {
       const created = await createOk();
       const before = Date.now();
