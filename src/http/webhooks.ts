@@ -177,7 +177,8 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<WebhookRouteOptions> = asy
         operationId: 'updateWebhook',
         tags,
         summary: "Change a webhook's URL, description, filters or tenant, or disable and enable it",
-        description: 'The cursor stays: a disabled webhook enabled again resumes where it stopped. New filters apply from the cursor on.',
+        description:
+          'The cursor stays: a disabled webhook enabled again resumes where it stopped. New filters apply from the cursor on. A new URL, or enabling, makes an event waiting for its next attempt due at once.',
         params: WebhookParams,
         body: UpdateWebhookBody,
         response: { 200: RefTo(WebhookSchema, { description: 'The webhook after the change' }) },
