@@ -35,6 +35,8 @@ import { REQUEST_ID_HEADER, requestIdFor } from './http/request-id.js';
 import { RequestLog } from './http/request-log.js';
 import { tenantExportRoutes } from './http/tenant-export.js';
 import { tenantRoutes } from './http/tenants.js';
+import { webhookRoutes } from './http/webhooks.js';
+import { parseAllowlist, type Allowlist } from './events/url-guard.js';
 import { validatorCompiler } from './http/validation.js';
 import { findTenantStanding } from './store/tenants.js';
 import { SERVICE_VERSION } from './version.js';
@@ -75,6 +77,8 @@ export interface AppDeps {
   eventStream?: EventStreamOptions;
   /** The time source of lifecycle rules (trial ends); tests can pin it. */
   clock?: () => Date;
+  /** What webhook URLs may reach although internal (WEBHOOK_ALLOW_PRIVATE), and the test ping's timeout; nothing internal when absent. */
+  webhooks?: { allowPrivate: Allowlist; timeoutMs?: number };
 }
 
 // Each heavy read holds about a megabyte of events while it runs. Eight exports per replica (two
@@ -179,6 +183,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(tenantExportRoutes, { db, clock, exportStallMs });
   await app.register(auditRoutes, { db, clock, exportStallMs });
   await app.register(eventRoutes, { db, feed: deps.feed, stream: deps.eventStream ?? DEFAULT_EVENT_STREAM, stallMs: exportStallMs });
+  await app.register(webhookRoutes, { db, clock, allowPrivate: deps.webhooks?.allowPrivate ?? parseAllowlist([]), timeoutMs: deps.webhooks?.timeoutMs });
   await app.register(catalogRoutes, { db, catalog: deps.catalog, clock });
   await app.register(entitlementRoutes, { db, tenants, catalog: deps.catalog, clock });
   await app.register(apiKeyRoutes, { db, catalog: deps.catalog, pepper: deps.keys.pepper, clock });

@@ -14,6 +14,8 @@ import { startKeycloakSyncJob } from './jobs/keycloak-sync.js';
 import { startCaching } from './caching/setup.js';
 import { startFeedSignal, type FeedSignal } from './events/feed-signal.js';
 import { startNatsRelay, type NatsRelay } from './events/nats-relay.js';
+import { parseAllowlist } from './events/url-guard.js';
+import { startWebhookDispatcher } from './events/webhook-dispatcher.js';
 import { startKeyVerification } from './keys/setup.js';
 import { keycloakAdapterFor } from './keycloak/setup.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
@@ -34,8 +36,14 @@ function fail(message: string): never {
   process.exit(1);
 }
 
+/**
+ * This process as a holder of the feed consumers' leases (the JetStream relay, the webhook
+ * dispatcher). Unique per process: a restarted replica is a new holder and waits out its old lease.
+ */
+const REPLICA_ID = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
+
 /** The JetStream relay when NATS_URL is set: it connects in the background, so the service starts without NATS. */
-function natsRelayFor(config: Config, db: Database, feed: FeedSignal, logger: Logger): NatsRelay | null {
+function natsRelayFor(config: Config, db: Database, feed: FeedSignal, logger: Logger, holder: string): NatsRelay | null {
   const nats = config.events.nats;
   if (nats === null) return null;
   const relay = startNatsRelay({
@@ -44,8 +52,7 @@ function natsRelayFor(config: Config, db: Database, feed: FeedSignal, logger: Lo
     servers: nats.servers,
     stream: nats.stream,
     subjectPrefix: nats.subjectPrefix,
-    // Unique per process: a restarted replica is a new holder and waits out its old lease.
-    holder: `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`,
+    holder,
     streamMaxAgeMs: config.events.retentionMs,
     onError: (error) => logger.warn({ err: error }, 'JetStream relay failed; retrying'),
     log: logger,
@@ -86,6 +93,8 @@ async function start(config: Config): Promise<void> {
   void auth.issuer?.check();
   const caching = await startCaching(db);
   const feed = await startFeedSignal(db);
+  // Read before anything listens: an allowlist entry that is not a host, address or range stops the boot.
+  const webhookAllowlist = parseAllowlist(config.events.webhookAllowPrivate);
   const keys = startKeyVerification(db, caching.keyCache, {
     pepper: config.apiKeyPepper,
     clock: () => new Date(),
@@ -106,6 +115,7 @@ async function start(config: Config): Promise<void> {
     shutdown,
     rateLimits,
     metricsOnMainPort: config.metricsOnMainListener,
+    webhooks: { allowPrivate: webhookAllowlist },
   });
   observeKeyCache(caching.keyCache);
   if (db.poolState) observePool(db.poolState());
@@ -138,7 +148,16 @@ async function start(config: Config): Promise<void> {
     eventRetentionMs: config.events.retentionMs,
     onError: (error) => logger.warn({ err: error }, 'housekeeping failed; retrying next round'),
   });
-  const natsRelay = natsRelayFor(config, db, feed, logger);
+  const natsRelay = natsRelayFor(config, db, feed, logger, REPLICA_ID);
+
+  // One replica at a time delivers webhooks (the lease); the others stand by.
+  const webhooks = startWebhookDispatcher({
+    db,
+    feed,
+    holder: REPLICA_ID,
+    allowPrivate: webhookAllowlist,
+    onError: (error) => logger.warn({ err: error }, 'webhook dispatch failed; retrying'),
+  });
 
   let stopping = false;
   const stop = async (signal: string) => {
@@ -160,8 +179,10 @@ async function start(config: Config): Promise<void> {
     await trialExpiry?.stop();
     await keycloakSync?.stop();
     await housekeeping.stop();
-    // Before the database closes: the relay saves its cursor and hands its lease back.
+    // Before the database closes: the relay and the dispatcher save their cursors and hand
+    // their leases back, so another replica takes over at once.
     await natsRelay?.stop();
+    await webhooks.stop();
     await rateLimits.counter.close();
     await metricsServer?.close();
     await keys.stop();

@@ -14,6 +14,10 @@ export const PROBLEMS = {
   reserved_action: { status: 400, meaning: "an audit action in a namespace reserved for the registry's own events" },
   bad_request: { status: 400, meaning: 'another malformed request the framework refused' },
   slug_immutable: { status: 400, meaning: "a tenant's slug cannot change: it is its Keycloak organization's alias and part of URLs" },
+  webhook_url_refused: {
+    status: 400,
+    meaning: 'the webhook URL is or resolves to a loopback, private, link-local or otherwise internal address (WEBHOOK_ALLOW_PRIVATE allows some), or does not resolve',
+  },
   // 401, 403: who is calling.
   unauthorized: { status: 401, meaning: 'no bearer token, or one that was refused (WWW-Authenticate: Bearer)' },
   forbidden: { status: 403, meaning: "the token's roles do not allow this" },
@@ -40,6 +44,7 @@ export const PROBLEMS = {
   key_widening: { status: 409, meaning: "a key's scopes and products can only be narrowed; create a new key for more (field)" },
   no_admin_email: { status: 409, meaning: 'the tenant has no IT admin to invite' },
   keycloak_provisioning_off: { status: 409, meaning: 'Keycloak provisioning is turned off (KEYCLOAK_PROVISIONING=off)' },
+  webhook_limit: { status: 409, meaning: 'the registry has as many webhooks as it keeps (100); delete one first' },
   idempotency_in_progress: { status: 409, meaning: 'a request with this Idempotency-Key is still running' },
   cursor_expired: { status: 410, meaning: "the events after this cursor are past the feed's retention (EVENT_RETENTION_DAYS); read from the oldest kept (no cursor)" },
   // 412 and 428: optimistic concurrency (ETag, If-Match).

@@ -190,7 +190,7 @@ export const eventBytes = (record: AuditRecord): number => Buffer.byteLength(can
  * `tenant.activated` in the log is always the registry's record of a real transition. Compared
  * by the action's first word, in any case and with - for _, so `Tenant:activated` is taken too.
  */
-export const RESERVED_ACTION_NAMESPACES = ['tenant', 'api_key', 'entitlement', 'catalog', 'keycloak'] as const;
+export const RESERVED_ACTION_NAMESPACES = ['tenant', 'api_key', 'entitlement', 'catalog', 'keycloak', 'webhook'] as const;
 
 export function isReservedAction(action: string): boolean {
   const namespace = action.split(/[.:/]/, 1)[0]!.toLowerCase().replace(/-/g, '_');

@@ -1,9 +1,10 @@
 // Deletes what has outlived its use: Idempotency-Key answers older than their 24 hours, and
-// change events older than the feed's retention. Every replica may run it; each DELETE of
+// change events and webhook delivery log rows older than the feed's retention. Every replica may run it; each DELETE of
 // expired rows is harmless to repeat or to run on two replicas at once.
 import type { Database } from '../store/database.js';
 import { pruneFeed } from '../store/events.js';
 import { deleteExpiredIdempotencyKeys } from '../store/idempotency.js';
+import { pruneDeliveries } from '../store/webhooks.js';
 import type { Job } from './trial-expiry.js';
 
 // Expired keys are already ignored when read; this only keeps the table small.
@@ -25,6 +26,8 @@ export async function houseKeep(db: Database, options: Pick<HousekeepingOptions,
   await deleteExpiredIdempotencyKeys(db, now);
   const before = new Date(now.getTime() - options.eventRetentionMs);
   while ((await pruneFeed(db, before, PRUNE_BATCH)) === PRUNE_BATCH);
+  // The log of a delivery is kept as long as the event it delivered.
+  while ((await pruneDeliveries(db, before, PRUNE_BATCH)) === PRUNE_BATCH);
 }
 
 export function startHousekeeping(db: Database, options: HousekeepingOptions): Job {

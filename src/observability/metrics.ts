@@ -3,7 +3,7 @@
 // the METRICS_ADDR listener) renders them. Labels are bounded: route patterns, never raw URLs.
 // An instrument registers itself when constructed; those read only at scrape time (collect) are
 // constructed and not kept.
-import { Counter, Gauge, collectDefaultMetrics, register } from 'prom-client';
+import { Counter, Gauge, Histogram, collectDefaultMetrics, register } from 'prom-client';
 import { RequestDurations } from './request-durations.js';
 
 collectDefaultMetrics({ prefix: 'tenant_registry_' });
@@ -73,6 +73,19 @@ export const keycloakDrift = new Counter({
 export const auditAppends = new Counter({
   name: 'tenant_registry_audit_appends_total',
   help: 'Audit events written (counted at the write; a transaction rolled back later still counts; replays of an external_id do not)',
+});
+
+export const webhookDeliveries = new Counter({
+  name: 'tenant_registry_webhook_deliveries_total',
+  help: 'Webhook delivery attempts, by outcome (delivered, failed: to be retried, dead: given up)',
+  labelNames: ['outcome'] as const,
+});
+
+export const webhookDelay = new Histogram({
+  name: 'tenant_registry_webhook_delivery_delay_seconds',
+  help: 'From the commit of an event to its delivery to an endpoint (retries included)',
+  // From a prompt delivery to one that waited out the retry schedule.
+  buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 7200, 36000, 100000],
 });
 
 let poolSource: { totalCount: number; idleCount: number; waitingCount: number } | null = null;

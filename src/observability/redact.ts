@@ -21,7 +21,8 @@ const SECRET_FIELDS = new Set([
   'pepper',
 ]);
 
-const SECRET_SHAPES = /bp_[0-9A-Za-z]{10,}|eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*/g;
+// API keys, JWTs and webhook signing secrets (whsec_ and base64).
+const SECRET_SHAPES = /bp_[0-9A-Za-z]{10,}|eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*|whsec_[A-Za-z0-9+/]{16,}={0,2}/g;
 export const REDACTED = '[redacted]';
 // Log objects are shallow; deeper ones are cut rather than walked at length.
 const MAX_DEPTH = 6;

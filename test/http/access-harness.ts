@@ -6,6 +6,7 @@ import { afterAll, beforeAll, expect } from 'vitest';
 import type { JWTPayload } from 'jose';
 import { discoveredKeys } from '../../src/auth/discovery.js';
 import { createTokenVerifier, type TokenVerifier } from '../../src/auth/verifier.js';
+import { parseAllowlist } from '../../src/events/url-guard.js';
 import type { AuditEvent } from '../../src/http/schemas/audit.js';
 import type { Tenant } from '../../src/http/schemas/tenant.js';
 import type { DriverName } from '../support/drivers.js';
@@ -65,6 +66,8 @@ export function audienceCheckedServer(driver: DriverName) {
         verifier: { verify: (token) => (verifier ? verifier.verify(token) : Promise.reject(new Error('verifier not set'))) },
         devIssuer: null,
       },
+      // The matrix's webhooks point at a closed port on loopback.
+      webhooks: { allowPrivate: parseAllowlist(['127.0.0.1']) },
     });
     verifier = createTokenVerifier({
       issuer: server.issuer.url,

@@ -85,6 +85,21 @@ const entitlementOf = async (admin: Client, tenantId: string, product: string) =
   );
 const statusOf = async (admin: Client, id: string) => (await admin.get<Tenant>(`/v1/tenants/${id}`)).body.status;
 
+// Webhooks of the matrix point at a closed port on loopback (the harness allows 127.0.0.1): a
+// test ping is refused at once. Each row gets a webhook of its own; the ones earlier rows made
+// are deleted first, so the registry stays under its cap of 100.
+const MATRIX_HOOK_URL = 'http://127.0.0.1:9/matrix';
+const webhooksOf = async (admin: Client) =>
+  (await admin.get<{ items: Array<{ id: string; description: string | null }> }>('/v1/webhooks')).body.items;
+async function matrixWebhook(_target: Tenant, admin: Client): Promise<{ id: string }> {
+  for (const hook of await webhooksOf(admin)) {
+    if (hook.description === 'matrix fixture') await admin.request('DELETE', `/v1/webhooks/${hook.id}`);
+  }
+  const created = await admin.post<{ id: string }>('/v1/webhooks', { body: { url: MATRIX_HOOK_URL, description: 'matrix fixture' } });
+  expect(created.status).toBe(201);
+  return { id: created.body.id };
+}
+
 const ROUTES: Row[] = [
   //                                                                            platform service  member        it_admin       no
   //                                                                            admin             own    other  own    other  tenant
@@ -182,6 +197,54 @@ const ROUTES: Row[] = [
         expect(answer.headers.get('content-type')).toMatch(/^text\/event-stream/);
         expect(answer.text).toMatch(/^retry: \d+\n\n/);
       },
+    }) },
+  { method: 'POST', path: '/v1/webhooks',                          expect: grid(201,     403,     403,   403,   403,   403,   403),
+    build: (_target, admin) => {
+      const description = `matrix ${randomBytes(6).toString('hex')}`;
+      return {
+        path: '/v1/webhooks',
+        body: { url: MATRIX_HOOK_URL, description },
+        happened: async () => (await webhooksOf(admin)).some((hook) => hook.description === description),
+        check: (answer) => expect(answer.body.secret).toMatch(/^whsec_/),
+      };
+    } },
+  { method: 'GET',  path: '/v1/webhooks',                          expect: grid(200,     403,     403,   403,   403,   403,   403), prepare: matrixWebhook,
+    build: (_target, _admin, { id }) => ({
+      path: '/v1/webhooks',
+      check: (answer) => expect((answer.body.items as Array<{ id: string }>).map((hook) => hook.id)).toContain(id),
+    }) },
+  { method: 'GET',  path: '/v1/webhooks/:id',                      expect: grid(200,     403,     403,   403,   403,   403,   403), prepare: matrixWebhook,
+    build: (_target, _admin, { id }) => ({ path: `/v1/webhooks/${id}`, check: (answer) => expect(answer.body).toMatchObject({ id }) }) },
+  { method: 'PATCH', path: '/v1/webhooks/:id',                     expect: grid(200,     403,     403,   403,   403,   403,   403), prepare: matrixWebhook,
+    build: (_target, admin, { id }) => ({
+      path: `/v1/webhooks/${id}`,
+      body: { enabled: false },
+      happened: async () => (await admin.get<{ enabled: boolean }>(`/v1/webhooks/${id}`)).body.enabled === false,
+    }) },
+  { method: 'DELETE', path: '/v1/webhooks/:id',                    expect: grid(204,     403,     403,   403,   403,   403,   403), prepare: matrixWebhook,
+    build: (_target, admin, { id }) => ({
+      path: `/v1/webhooks/${id}`,
+      happened: async () => (await admin.get(`/v1/webhooks/${id}`)).status === 404,
+    }) },
+  { method: 'POST', path: '/v1/webhooks/:id/rotate-secret',        expect: grid(200,     403,     403,   403,   403,   403,   403), prepare: matrixWebhook,
+    build: (_target, admin, { id }) => ({
+      path: `/v1/webhooks/${id}/rotate-secret`,
+      happened: async () => (await admin.get<{ previous_secret_valid_until: string | null }>(`/v1/webhooks/${id}`)).body.previous_secret_valid_until !== null,
+      check: (answer) => expect(answer.body.secret).toMatch(/^whsec_/),
+    }) },
+  { method: 'GET',  path: '/v1/webhooks/:id/deliveries',           expect: grid(200,     403,     403,   403,   403,   403,   403), prepare: matrixWebhook,
+    build: (_target, _admin, { id }) => ({ path: `/v1/webhooks/${id}/deliveries`, check: (answer) => expect(answer.body).toEqual({ items: [], next_cursor: null }) }) },
+  { method: 'POST', path: '/v1/webhooks/:id/replay',               expect: grid(200,     403,     403,   403,   403,   403,   403), prepare: matrixWebhook,
+    build: (_target, admin, { id }) => ({
+      path: `/v1/webhooks/${id}/replay`,
+      body: { from_seq: 1 },
+      happened: async () => (await admin.get<{ last_seq: number }>(`/v1/webhooks/${id}`)).body.last_seq === 0,
+    }) },
+  { method: 'POST', path: '/v1/webhooks/:id/test',                 expect: grid(200,     403,     403,   403,   403,   403,   403), prepare: matrixWebhook,
+    build: (_target, admin, { id }) => ({
+      path: `/v1/webhooks/${id}/test`,
+      happened: async () => (await admin.get<{ items: unknown[] }>(`/v1/webhooks/${id}/deliveries`)).body.items.length === 1,
+      check: (answer) => expect(answer.body).toMatchObject({ outcome: 'failed', error: 'connection_refused' }),
     }) },
   { method: 'GET',  path: '/v1/audit/export',                      expect: grid(200,     403,     403,   403,   200,   404,   403),
     build: (target) => ({

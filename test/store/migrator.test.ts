@@ -21,6 +21,8 @@ const LATER_TABLES = [
   'keycloak_sync',
   'product_requests',
   'tenant_admins',
+  'webhook_deliveries',
+  'webhooks',
 ];
 const LATER_ENUMS = ['entitlement_status', 'keycloak_provisioning', 'product_request_status'];
 const SCHEMA_ENUMS = ['idp_kind', 'tenant_kind', 'tenant_project_status', 'tenant_status'];

@@ -3,8 +3,9 @@
 import { ApiKeySchema } from './api-key.js';
 import { AuditEventSchema } from './audit.js';
 import { ChangeEventSchema, EventPageSchema } from './event.js';
+import { DeliveryPageSchema, DeliverySchema, WebhookSchema } from './webhook.js';
 import { EntitlementSchema, ProductRequestSchema } from './entitlement.js';
 import { ProblemSchema } from './problem.js';
 import { TenantPageSchema, TenantSchema, TransitionsSchema } from './tenant.js';
 
-export const SHARED_SCHEMAS = [ProblemSchema, TenantSchema, TenantPageSchema, AuditEventSchema, EntitlementSchema, ProductRequestSchema, ApiKeySchema, TransitionsSchema, ChangeEventSchema, EventPageSchema];
+export const SHARED_SCHEMAS = [ProblemSchema, TenantSchema, TenantPageSchema, AuditEventSchema, EntitlementSchema, ProductRequestSchema, ApiKeySchema, TransitionsSchema, ChangeEventSchema, EventPageSchema, WebhookSchema, DeliverySchema, DeliveryPageSchema];
