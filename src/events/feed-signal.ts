@@ -21,7 +21,9 @@ export interface FeedSignal {
 }
 
 export async function startFeedSignal(db: Database, options: { pollMs?: number } = {}): Promise<FeedSignal> {
-  let head = (await feedHeads(db)).head;
+  // Known once the first read answers (started below, not awaited): a database that is away
+  // when the service starts delays the first wake-up, not the start.
+  let head = 0;
   let stopped = false;
   const waiters = new Set<() => void>();
   const advance = (seq: number) => {
@@ -52,6 +54,7 @@ export async function startFeedSignal(db: Database, options: { pollMs?: number }
     onState,
   );
 
+  poll();
   return {
     get head() {
       return head;

@@ -662,6 +662,15 @@ export function send(baseUrl: string, token: string, request: HostileRequest): P
       (response) => {
         answered = true;
         const chunks: Buffer[] = [];
+        const contentType = String(response.headers['content-type'] ?? '');
+        // An event stream never ends: its first chunk is the answer.
+        if (contentType.startsWith('text/event-stream')) {
+          response.once('data', (chunk: Buffer) => {
+            resolve({ status: response.statusCode ?? 0, contentType, text: chunk.toString('utf8') });
+            outgoing.destroy();
+          });
+          return;
+        }
         response.on('data', (chunk: Buffer) => chunks.push(chunk));
         response.on('end', () => {
           resolve({ status: response.statusCode ?? 0, contentType: String(response.headers['content-type'] ?? ''), text: Buffer.concat(chunks).toString('utf8') });
