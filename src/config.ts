@@ -196,6 +196,20 @@ const EnvSchema = Type.Object(
       pattern: '^[A-Za-z0-9.:/,-]{0,2000}$',
       description: 'empty, or comma-separated hosts, addresses and CIDR ranges webhooks may reach although private',
     }),
+    WEBHOOK_RETRY_SECONDS: Type.String({
+      // The delay before each attempt at one event after the first (domain/webhook.ts): the
+      // Standard Webhooks schedule, about 27.6 hours in all before the event is given up.
+      default: '5,300,1800,7200,18000,36000,36000',
+      pattern: '^[0-9]{1,6}(,[0-9]{1,6}){0,19}$',
+      description: 'comma-separated whole seconds before each retry of a failed delivery, 1 to 20 of them',
+    }),
+    FEED_LEASE_SECONDS: Type.String({
+      // One replica at a time relays to JetStream and delivers webhooks; when it dies, another
+      // takes over once its lease lapses. Renewed three times per period.
+      default: '15',
+      pattern: '^([3-9]|[1-9][0-9]{1,2})$',
+      description: 'whole seconds, 3 to 999',
+    }),
     NATS_URL: Type.String({
       default: '',
       pattern: '^$|^(nats|tls)://[^\\s,]+(,(nats|tls)://[^\\s,]+)*$',
@@ -373,6 +387,10 @@ export interface Config {
   /** The change feed and its deliveries. */
   events: {
     retentionMs: number;
+    /** The delays before each retry of a failed webhook delivery (after the first attempt). */
+    webhookRetryMs: number[];
+    /** How long a replica holds the relay's and the dispatcher's leases without renewing them. */
+    leaseMs: number;
     /** Hosts, addresses and CIDR ranges webhooks may reach although private or loopback. */
     webhookAllowPrivate: string[];
     /** null: no JetStream relay. */
@@ -679,6 +697,8 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     shutdownGraceMs: Number(env.SHUTDOWN_GRACE_SECONDS) * 1000,
     events: {
       retentionMs: Number(env.EVENT_RETENTION_DAYS) * 86_400_000,
+      webhookRetryMs: env.WEBHOOK_RETRY_SECONDS.split(',').map((seconds) => Number(seconds) * 1000),
+      leaseMs: Number(env.FEED_LEASE_SECONDS) * 1000,
       webhookAllowPrivate: env.WEBHOOK_ALLOW_PRIVATE.split(',').filter((entry) => entry !== ''),
       nats:
         env.NATS_URL === ''

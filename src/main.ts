@@ -53,6 +53,7 @@ function natsRelayFor(config: Config, db: Database, feed: FeedSignal, logger: Lo
     stream: nats.stream,
     subjectPrefix: nats.subjectPrefix,
     holder,
+    leaseMs: config.events.leaseMs,
     streamMaxAgeMs: config.events.retentionMs,
     onError: (error) => logger.warn({ err: error }, 'JetStream relay failed; retrying'),
     log: logger,
@@ -155,6 +156,9 @@ async function start(config: Config): Promise<void> {
     db,
     feed,
     holder: REPLICA_ID,
+    leaseMs: config.events.leaseMs,
+    // The first attempt goes at once; the configured delays come after each failure.
+    schedule: [0, ...config.events.webhookRetryMs],
     allowPrivate: webhookAllowlist,
     onError: (error) => logger.warn({ err: error }, 'webhook dispatch failed; retrying'),
   });

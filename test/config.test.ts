@@ -54,7 +54,13 @@ describe('loadConfig', () => {
       metricsOnMainListener: true,
       shutdownDrainMs: 5000,
       shutdownGraceMs: 10_000,
-      events: { retentionMs: 30 * 86_400_000, webhookAllowPrivate: [], nats: null },
+      events: {
+        retentionMs: 30 * 86_400_000,
+        webhookRetryMs: [5_000, 300_000, 1_800_000, 7_200_000, 18_000_000, 36_000_000, 36_000_000],
+        leaseMs: 15_000,
+        webhookAllowPrivate: [],
+        nats: null,
+      },
       telemetry: { traces: null, metrics: null, logs: null },
     });
   });
@@ -143,6 +149,24 @@ describe('loadConfig', () => {
   // A wildcard or an empty token would make the stream's subjects (<prefix>.>) take what is not ours.
   it.each(['tenant-registry.>', 'tenant.*.events', 'tenant-registry.', '.events', 'a b', 'a..b'])('refuses NATS_SUBJECT_PREFIX=%s', (prefix) => {
     expect(refusal({ NATS_URL: 'nats://127.0.0.1:4222', NATS_SUBJECT_PREFIX: prefix }).variable).toBe('NATS_SUBJECT_PREFIX');
+  });
+
+  it('reads the feed consumers\' lease and the webhook retry delays', () => {
+    const config = loadConfig({ FEED_LEASE_SECONDS: '4', WEBHOOK_RETRY_SECONDS: '1,2,30', EVENT_RETENTION_DAYS: '7' });
+    expect(config.events).toMatchObject({ leaseMs: 4_000, webhookRetryMs: [1_000, 2_000, 30_000], retentionMs: 7 * 86_400_000 });
+  });
+
+  it.each([
+    ['FEED_LEASE_SECONDS', '2'],
+    ['FEED_LEASE_SECONDS', '1000'],
+    ['WEBHOOK_RETRY_SECONDS', ''.padEnd(41, '1,').slice(0, 41)],
+    ['WEBHOOK_RETRY_SECONDS', '5,,300'],
+    ['WEBHOOK_RETRY_SECONDS', '-5'],
+    ['EVENT_RETENTION_DAYS', '0'],
+    ['WEBHOOK_ALLOW_PRIVATE', '10.0.0.0/8 127.0.0.1'],
+    ['NATS_URL', 'http://127.0.0.1:4222'],
+  ])('refuses %s=%s', (variable, value) => {
+    expect(refusal({ [variable]: value }).variable).toBe(variable);
   });
 
   it('takes an IPv6 listen address in brackets', () => {
