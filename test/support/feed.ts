@@ -5,10 +5,13 @@ import type { Client } from './http.js';
 
 export type Page = { items: ChangeEvent[]; next_cursor: string; has_more: boolean };
 
-/** Every event the feed answers from `query` on, following next_cursor until has_more is false. */
-export async function readWholeFeed(api: Client, query = ''): Promise<ChangeEvent[]> {
+/**
+ * Every event the feed answers to `query` (`&types=...`) after `after` (from the oldest kept when
+ * null), following next_cursor until has_more is false.
+ */
+export async function readWholeFeed(api: Client, query = '', after: number | null = null): Promise<ChangeEvent[]> {
   const events: ChangeEvent[] = [];
-  let cursor: string | null = null;
+  let cursor: string | null = after === null ? null : String(after);
   for (let page = 0; page < 1_000; page += 1) {
     const answer: { status: number; body: Page; text: string } = await api.get<Page>(
       `/v1/events?limit=500${query}${cursor === null ? '' : `&after=${cursor}`}`,
