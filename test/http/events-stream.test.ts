@@ -151,7 +151,10 @@ eachDriver('GET /v1/events/stream', (driver) => {
     expect((await api.post(`/v1/tenants/${other.id}/cancel`)).status).toBe(200);
     // The last event, which every stream takes: once it arrived, everything before it was sent.
     expect((await api.post(`/v1/tenants/${mine.id}/cancel`)).status).toBe(200);
-    const sawLast = (c: SseConnection) => c.messages.length > 0 && JSON.parse(c.messages.at(-1)!.data).type === 'tenant.cancelled' && JSON.parse(c.messages.at(-1)!.data).tenant_id === mine.id;
+    const sawLast = (c: SseConnection) => {
+      const last = dataOf<ChangeEvent>(c).at(-1);
+      return last?.type === 'tenant.cancelled' && last.tenant_id === mine.id;
+    };
     for (const connection of [activations, ofMine, asItAdmin]) await connection.until(sawLast, 'the last event');
 
     expect(dataOf<ChangeEvent>(activations).map((event) => [event.type, event.tenant_id])).toEqual([
