@@ -37,6 +37,8 @@ const SERIAL = [
   'test/keycloak/http-adapter.test.ts',
   'test/keycloak/stub.test.ts',
   'test/auth/verifier-issuer.test.ts',
+  // Event streams: heartbeats every 300 ms, a stalled reader cut after 1.5 s of no progress.
+  'test/http/events-stream.test.ts',
 ];
 
 const workers = Number(process.env.TEST_WORKERS ?? 2);

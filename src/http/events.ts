@@ -99,10 +99,12 @@ export const eventRoutes: FastifyPluginAsyncTypebox<{
   stallMs: number;
 }> = async (app, { db, feed, stream, stallMs }) => {
   // Open streams end when the app closes; they would otherwise hold the listener open until the
-  // shutdown deadline.
-  const open = new Set<AbortController>();
+  // shutdown deadline. Ending the answer alone is not enough: its keep-alive connection then sits
+  // idle, after Fastify closed the idle ones, and server.close() waits for it until the keep-alive
+  // timeout (72 s). So each stream's connection is ended once its answer's last chunk is out.
+  const open = new Set<() => void>();
   app.addHook('preClose', (done) => {
-    for (const controller of open) controller.abort();
+    for (const end of open) end();
     done();
   });
 
@@ -155,10 +157,15 @@ export const eventRoutes: FastifyPluginAsyncTypebox<{
       const probe = await readFeed(db, start, filters, 1);
       checkCursor(start, probe);
       const controller = new AbortController();
-      open.add(controller);
+      const socket = request.raw.socket;
+      const end = () => {
+        reply.raw.once('finish', () => socket.end(() => socket.destroy()));
+        controller.abort();
+      };
+      open.add(end);
       reply.raw.once('close', () => {
         controller.abort();
-        open.delete(controller);
+        open.delete(end);
       });
       return sendStreamed(request, reply, streamLines(db, feed, start ?? probe.head, filters, stream, controller.signal), {
         contentType: 'text/event-stream; charset=utf-8',

@@ -123,7 +123,12 @@ export async function pruneFeed(db: Queryable, before: Date, batch: number): Pro
     `WITH last_old AS (
        SELECT seq FROM change_events WHERE occurred_at < $1 AND seq IS NOT NULL ORDER BY occurred_at DESC LIMIT 1
      ), upto AS (
-       SELECT LEAST((SELECT seq FROM last_old), (SELECT last_seq FROM change_event_heads WHERE scope = 'pruned') + $2) AS seq
+       -- A join, not LEAST over two subqueries: LEAST ignores a NULL, so with no old event it
+       -- answered the mark plus a batch, and housekeeping deleted the newest events batch after
+       -- batch until the feed was empty. With no old event there is no row here, and no delete.
+       SELECT LEAST(old.seq, mark.last_seq + $2) AS seq
+         FROM last_old old, change_event_heads mark
+        WHERE mark.scope = 'pruned'
      ), gone AS (
        DELETE FROM change_events WHERE seq <= (SELECT seq FROM upto) RETURNING seq
      ), mark AS (
