@@ -18,6 +18,7 @@ const SERIAL = [
   'test/reliability/keycloak-faults.test.ts',
   'test/reliability/outage.test.ts',
   'test/reliability/replicas.test.ts',
+  'test/reliability/deliveries.test.ts',
   // Rate limits count requests per minute window; limits.test.ts times 408s and statement timeouts.
   'test/http/rate-limit.test.ts',
   'test/http/rate-limit-budgets.test.ts',

@@ -23,7 +23,7 @@ export const DEFAULT_EVENT_STREAM: EventStreamOptions = { heartbeatMs: 15_000 };
 const READ_FEED: Access = { allow: ['platform_admin', 'service', 'it_admin'], tenant: tenantFrom.query('tenant_id') };
 
 // Events per read of the stream: each read is one chunk held until the client takes it, and at
-// most a few chunks wait for a client that reads slowly (Readable.from's buffer), so this bounds
+// most one more chunk waits for a client that reads slowly (sendStreamed reads one ahead), so this bounds
 // the memory a slow reader costs before its stall cuts it.
 const STREAM_PAGE = 100;
 

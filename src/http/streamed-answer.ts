@@ -30,7 +30,9 @@ export function sendStreamed(
   options: { contentType: string; filename?: string; stallMs: number; headers?: Record<string, string> },
 ): FastifyReply {
   let lastPull = Date.now();
-  const body = Readable.from(pulled(chunks, () => (lastPull = Date.now())));
+  // One chunk read ahead at most (Readable.from would read 16): what a client that stops reading
+  // costs is the socket's buffer and a chunk or two, not sixteen of them.
+  const body = Readable.from(pulled(chunks, () => (lastPull = Date.now())), { highWaterMark: 1 });
   const watchdog = setInterval(() => {
     if (Date.now() - lastPull > options.stallMs) request.raw.socket.destroy();
   }, STALL_CHECK_MS);

@@ -26,6 +26,7 @@ const EXPECTED = [
   'keycloak faults',
   'JetStream relay through a NATS restart [pg]',
   'JetStream relay failover [pg]',
+  'change event delivery through faults [pg]',
 ];
 
 const OUTPUT = fileURLToPath(new URL('../../RELIABILITY.md', import.meta.url));
