@@ -190,8 +190,11 @@ async function latencyRun(service: Server, options: Options, natsUrl: string, su
   return { written: total, writeSummary: summarize(writeTimes), channels };
 }
 
-/** One event per transaction over four connections, numbered at commit as the service's are. */
-async function insertRate(url: string, count: number): Promise<{ seconds: number; perSecond: number }> {
+/**
+ * One event per transaction over four connections, into `table`: change_events numbers each at
+ * commit as the service's are; a copy of it without the trigger shows what the numbering costs.
+ */
+async function insertRate(url: string, count: number, table = 'change_events'): Promise<{ seconds: number; perSecond: number }> {
   const pool = new pg.Pool({ connectionString: url, max: 4 });
   const tenant = randomUUID();
   const data = JSON.stringify({ actor: { id: 'bench', name: null }, target: { id: tenant, type: 'tenant', name: 'bench' }, product: null, fields: {} });
@@ -200,7 +203,7 @@ async function insertRate(url: string, count: number): Promise<{ seconds: number
   const worker = async () => {
     while (next < count) {
       next += 1;
-      await pool.query(`INSERT INTO change_events (id, type, tenant_id, occurred_at, data) VALUES ($1, 'tenant.updated', $2, now(), $3::jsonb)`, [
+      await pool.query(`INSERT INTO ${table} (id, type, tenant_id, occurred_at, data) VALUES ($1, 'tenant.updated', $2, now(), $3::jsonb)`, [
         randomUUID(),
         tenant,
         data,
@@ -290,8 +293,15 @@ async function main(): Promise<void> {
     console.log(table(['commit to delivery', 'delivered', 'p50 ms', 'p99 ms', 'max ms'], rows));
 
     console.log(`\nThroughput: ${int(options.backlog)} events`);
+    const plainTable = new pg.Client({ connectionString: scratch.url });
+    await plainTable.connect();
+    await plainTable.query('CREATE TABLE bench_unnumbered_events (LIKE change_events INCLUDING ALL)');
+    await plainTable.end();
+    const unnumbered = await insertRate(scratch.url, options.backlog, 'bench_unnumbered_events');
     const inserted = await insertRate(scratch.url, options.backlog);
-    console.log(`  PostgreSQL insert rate (one event per transaction, 4 connections): ${int(inserted.perSecond)} events/s`);
+    console.log(`  PostgreSQL insert rate, one event per transaction over 4 connections:`);
+    console.log(`    numbered at commit (the feed):  ${int(inserted.perSecond)} events/s`);
+    console.log(`    the same table, no numbering:   ${int(unnumbered.perSecond)} events/s (numbering keeps ${fixed(inserted.perSecond / unnumbered.perSecond)}x)`);
     const heads = new pg.Client({ connectionString: scratch.url });
     await heads.connect();
     const head = Number((await heads.query<{ last_seq: string }>(`SELECT last_seq FROM change_event_heads WHERE scope = 'global'`)).rows[0]!.last_seq);
@@ -321,6 +331,7 @@ async function main(): Promise<void> {
       },
       throughput: {
         insert_events_per_s: round(inserted.perSecond, 1),
+        insert_unnumbered_events_per_s: round(unnumbered.perSecond, 1),
         relay_events_per_s: round(relay.perSecond, 1),
         relay_to_insert_ratio: round(ratio),
       },
