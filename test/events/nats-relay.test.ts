@@ -8,7 +8,7 @@ import { startNatsRelay, subjectFor, type NatsRelay, type NatsRelayOptions } fro
 import { DUPLICATE_WINDOW_MS, natsServers, subjectCovers } from '../../src/events/nats-stream.js';
 import { consumerState } from '../../src/store/feed-consumers.js';
 import { eachDriver, openMigratedDatabase, type TestDatabase } from '../support/drivers.js';
-import { deleteStream, feedIds, readStream, streamCount, TEST_NATS_URL, uniqueStream, withNats, writeEvents } from '../support/nats.js';
+import { deleteStream, feedIds, NATS_TESTS_ON, readStream, streamCount, TEST_NATS_URL, uniqueStream, withNats, writeEvents } from '../support/nats.js';
 
 const WAIT = { timeout: 30_000, interval: 50 };
 
@@ -50,7 +50,7 @@ describe('natsServers', () => {
   });
 });
 
-eachDriver('the JetStream relay', (driver) => {
+describe.runIf(NATS_TESTS_ON)('with a NATS server', () => eachDriver('the JetStream relay', (driver) => {
   let database: TestDatabase;
   let feed: FeedSignal;
   let stream: string;
@@ -173,4 +173,4 @@ eachDriver('the JetStream relay', (driver) => {
     // The cursor stayed: nothing was skipped.
     expect((await consumerState(database.db, `nats:${stream}`))?.lastSeq).toBe(0);
   });
-});
+}));

@@ -17,6 +17,8 @@ import { insertChangeEvent } from '../../src/store/events.js';
 import { freePort } from '../process/spawn.js';
 
 export const TEST_NATS_URL = process.env.TEST_NATS_URL ?? 'nats://127.0.0.1:4222';
+/** TEST_NATS=off (make test-short, for machines without NATS) skips the tests that need a NATS server. */
+export const NATS_TESTS_ON = process.env.TEST_NATS !== 'off';
 export const NATS_SERVER = process.env.NATS_SERVER ?? '/usr/sbin/nats-server';
 
 /** A stream name and a subject prefix no other test uses. */
