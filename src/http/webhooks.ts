@@ -12,7 +12,7 @@ import { AddressRefused, createUrlGuard, hostOf, type Allowlist, type UrlGuard }
 import { DEFAULT_ATTEMPT_TIMEOUT_MS, sendAttempt } from '../events/webhook-sender.js';
 import { AppError, invalidBody, notFound } from '../problems.js';
 import { createWebhook, editWebhook, removeWebhook, replayWebhook, rotateSecret } from '../services/webhooks.js';
-import type { Database } from '../store/database.js';
+import type { Database, Queryable } from '../store/database.js';
 import { findTenantById } from '../store/tenants.js';
 import { MAX_WEBHOOKS } from '../domain/webhook.js';
 import { findWebhook, insertDelivery, listDeliveries, listWebhooks, lockWebhook, type DeliveryRow, type WebhookChanges, type WebhookRow } from '../store/webhooks.js';
@@ -92,6 +92,15 @@ async function checkUrl(guard: UrlGuard, url: string): Promise<void> {
       ? `${host === verdict.address ? host : `${host} resolves to ${verdict.address}, which`} is a ${verdict.kind.replace('_', '-')} address: webhooks do not reach internal networks unless WEBHOOK_ALLOW_PRIVATE allows it`
       : `${host} does not resolve`;
   throw new AppError('webhook_url_refused', { detail, errors: [{ path: '/url', in: 'body', message: 'is refused' }] });
+}
+
+/** Runs `change` on the webhook, locked in a transaction of its own; 404 when there is none. */
+function changeWebhook<T>(db: Database, id: string, change: (tx: Queryable, current: WebhookRow) => Promise<T>): Promise<T> {
+  return db.transaction(async (tx) => {
+    const current = await lockWebhook(tx, id);
+    if (!current) throw notFound('webhook');
+    return change(tx, current);
+  });
 }
 
 async function checkTenant(db: Database, tenantId: string | null | undefined): Promise<void> {
@@ -196,11 +205,7 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<WebhookRouteOptions> = asy
         ...(body.enabled !== undefined && { enabled: body.enabled }),
       };
       const now = clock();
-      const row = await db.transaction(async (tx) => {
-        const current = await lockWebhook(tx, request.params.id);
-        if (!current) throw notFound('webhook');
-        return editWebhook(tx, current, changes, originOf(request), now);
-      });
+      const row = await changeWebhook(db, request.params.id, (tx, current) => editWebhook(tx, current, changes, originOf(request), now));
       return toWebhook(row, now);
     },
   );
@@ -219,11 +224,7 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<WebhookRouteOptions> = asy
     },
     async (request, reply) => {
       const now = clock();
-      await db.transaction(async (tx) => {
-        const current = await lockWebhook(tx, request.params.id);
-        if (!current) throw notFound('webhook');
-        await removeWebhook(tx, current, originOf(request), now);
-      });
+      await changeWebhook(db, request.params.id, (tx, current) => removeWebhook(tx, current, originOf(request), now));
       return reply.code(204).send(null);
     },
   );
@@ -242,11 +243,7 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<WebhookRouteOptions> = asy
     },
     async (request) => {
       const now = clock();
-      const row = await db.transaction(async (tx) => {
-        const current = await lockWebhook(tx, request.params.id);
-        if (!current) throw notFound('webhook');
-        return rotateSecret(tx, current, originOf(request), now);
-      });
+      const row = await changeWebhook(db, request.params.id, (tx, current) => rotateSecret(tx, current, originOf(request), now));
       return { ...toWebhook(row, now), secret: row.secret };
     },
   );
@@ -293,11 +290,7 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<WebhookRouteOptions> = asy
     },
     async (request) => {
       const now = clock();
-      const row = await db.transaction(async (tx) => {
-        const current = await lockWebhook(tx, request.params.id);
-        if (!current) throw notFound('webhook');
-        return replayWebhook(tx, current, request.body.from_seq, originOf(request), now);
-      });
+      const row = await changeWebhook(db, request.params.id, (tx, current) => replayWebhook(tx, current, request.body.from_seq, originOf(request), now));
       return toWebhook(row, now);
     },
   );
