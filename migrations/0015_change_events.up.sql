@@ -49,8 +49,9 @@ BEGIN
       ON CONFLICT (scope) DO UPDATE SET last_seq = EXCLUDED.last_seq;
   END IF;
   UPDATE change_events SET seq = next_seq, tenant_prev_seq = prev_seq WHERE id = NEW.id;
-  -- Delivered at commit: readers waiting for news read the feed from their cursor.
-  PERFORM pg_notify('registry_events', next_seq::text);
+  -- Delivered at commit: readers waiting for news read the feed from their cursor. The tenant and
+  -- type ride along, so a reader of one tenant or type is not woken by everyone else's changes.
+  PERFORM pg_notify('registry_events', next_seq::text || ' ' || COALESCE(NEW.tenant_id::text, '-') || ' ' || NEW.type);
   RETURN NULL;
 END;
 $$;

@@ -73,8 +73,8 @@ export interface AppDeps {
   logger: FastifyBaseLogger;
   /** News of committed change events, which wakes the event streams (events/feed-signal.ts). */
   feed: FeedSignal;
-  /** The event stream's heartbeat; DEFAULT_EVENT_STREAM when absent. */
-  eventStream?: EventStreamOptions;
+  /** The event stream's heartbeat, lifetime and tenant budget; DEFAULT_EVENT_STREAM for what is absent. */
+  eventStream?: Partial<EventStreamOptions>;
   /** The time source of lifecycle rules (trial ends); tests can pin it. */
   clock?: () => Date;
   /** What webhook URLs may reach although internal (WEBHOOK_ALLOW_PRIVATE), and the test ping's timeout; nothing internal when absent. */
@@ -182,7 +182,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const exportStallMs = deps.exportStallMs ?? EXPORT_STALL_MS;
   await app.register(tenantExportRoutes, { db, clock, exportStallMs });
   await app.register(auditRoutes, { db, clock, exportStallMs });
-  await app.register(eventRoutes, { db, feed: deps.feed, stream: deps.eventStream ?? DEFAULT_EVENT_STREAM, stallMs: exportStallMs });
+  await app.register(eventRoutes, { db, feed: deps.feed, stream: { ...DEFAULT_EVENT_STREAM, ...deps.eventStream }, stallMs: exportStallMs });
   await app.register(webhookRoutes, { db, clock, allowPrivate: deps.webhooks?.allowPrivate ?? parseAllowlist([]), timeoutMs: deps.webhooks?.timeoutMs });
   await app.register(catalogRoutes, { db, catalog: deps.catalog, clock });
   await app.register(entitlementRoutes, { db, tenants, catalog: deps.catalog, clock });

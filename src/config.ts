@@ -624,6 +624,10 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       problems.add('REDIS_URL', hintFor('REDIS_URL'));
     }
   }
+  // Each URL must parse: one that does not could not be stripped of its password before logging.
+  if (env.NATS_URL !== '' && !env.NATS_URL.split(',').every((url) => URL.parse(url)?.hostname)) {
+    problems.add('NATS_URL', hintFor('NATS_URL'));
+  }
   checkTelemetryValues(env, problems);
   checkDatabase(env, problems);
   // Without an issuer only the development issuer could sign tokens; it must never run for real.

@@ -39,7 +39,9 @@ export function natsServers(urls: readonly string[]): NatsServers {
   let pass: string | undefined;
   const servers = urls.map((raw) => {
     const url = URL.parse(raw);
-    if (!url) return raw;
+    // Configuration refuses what does not parse; should one get here, what could be credentials
+    // (everything up to an @) is dropped rather than logged.
+    if (!url) return raw.replace(/\/\/.*@/, '//');
     if (url.username !== '' && user === undefined) {
       user = decodeURIComponent(url.username);
       pass = decodeURIComponent(url.password);

@@ -34,6 +34,9 @@ const RANGES: Array<[string, number, 'ipv4' | 'ipv6', AddressClass]> = [
   // Site-local: deprecated, still routed inside some networks.
   ['fec0::', 10, 'ipv6', 'private'],
   ['ff00::', 8, 'ipv6', 'multicast'],
+  // Discard-only, and Teredo (a tunnel whose far end is an IPv4 host the guard cannot see).
+  ['100::', 64, 'ipv6', 'reserved'],
+  ['2001::', 32, 'ipv6', 'reserved'],
 ];
 
 const CLASSES = new Map<AddressClass, BlockList>();
@@ -64,14 +67,20 @@ function ipv6Bytes(address: string): number[] {
 
 /**
  * The IPv4 address an IPv6 one carries, where it carries one that reaches an IPv4 host: mapped
- * (::ffff:a.b.c.d), compatible (::a.b.c.d), NAT64 (64:ff9b::a.b.c.d) and 6to4 (2002:a.b:c.d::).
+ * (::ffff:a.b.c.d), compatible (::a.b.c.d), SIIT (::ffff:0:a.b.c.d), NAT64 (64:ff9b::a.b.c.d and
+ * the local-use 64:ff9b:1::/48, whose translator may sit inside our network) and 6to4
+ * (2002:a.b:c.d::).
  */
 function embeddedIpv4(address: string): string | null {
   const bytes = ipv6Bytes(address);
   const zeros = (from: number, to: number) => bytes.slice(from, to).every((byte) => byte === 0);
   const quad = (at: number) => bytes.slice(at, at + 4).join('.');
   if (zeros(0, 10) && ((bytes[10] === 0xff && bytes[11] === 0xff) || (bytes[10] === 0 && bytes[11] === 0))) return quad(12);
+  // SIIT: ::ffff:0:a.b.c.d.
+  if (zeros(0, 8) && bytes[8] === 0xff && bytes[9] === 0xff && zeros(10, 12)) return quad(12);
   if (bytes[0] === 0x00 && bytes[1] === 0x64 && bytes[2] === 0xff && bytes[3] === 0x9b && zeros(4, 12)) return quad(12);
+  // Local-use NAT64: the IPv4 address in the last four bytes (a /96 translator prefix inside the /48).
+  if (bytes[0] === 0x00 && bytes[1] === 0x64 && bytes[2] === 0xff && bytes[3] === 0x9b && bytes[4] === 0x00 && bytes[5] === 0x01) return quad(12);
   if (bytes[0] === 0x20 && bytes[1] === 0x02) return quad(2);
   return null;
 }

@@ -7,8 +7,9 @@
 // answer was lost, or whose cursor move did not happen (lease lost, endpoint replayed meanwhile),
 // is sent again, under the same webhook-id.
 //
-// Endpoints run side by side, at most `concurrency` at once; a slow or failing endpoint holds
-// only its own slot, and one waiting for its next attempt holds none. The dispatcher wakes when
+// Endpoints run side by side, at most `concurrency` at once, each for a turn of TURN_MS at most;
+// a slow or failing endpoint holds only its own slot, and one waiting for its next attempt holds
+// none. The dispatcher wakes when
 // an event commits (the feed signal), when the earliest retry is due, when a slot frees, and every
 // `pollMs` to notice endpoints another replica created, enabled or replayed.
 import type { ChangeEvent } from '../domain/change-event.js';
@@ -26,14 +27,17 @@ import { DEFAULT_ATTEMPT_TIMEOUT_MS, sendAttempt } from './webhook-sender.js';
 export const WEBHOOK_LEASE = 'webhooks';
 
 // Long enough that a busy event loop or a slow query does not lose it, short enough that a
-// replica that died is replaced within half a minute. Renewed three times per period.
-const DEFAULT_LEASE_MS = 30_000;
+// replica that died is replaced within seconds (FEED_LEASE_SECONDS). Renewed three times per period.
+const DEFAULT_LEASE_MS = 15_000;
 // Endpoints delivered to at once; each holds at most one request and one connection of the pool.
 const DEFAULT_CONCURRENCY = 8;
 // How soon a change made on another replica (a replay, an enabled endpoint) is noticed.
 const DEFAULT_POLL_MS = 5_000;
 // Events read per query for one endpoint; each is still sent and acknowledged one by one.
 const BATCH = 20;
+// How long one endpoint keeps a slot before the others waiting get their turn: a receiver that
+// answers every delivery just inside the timeout cannot keep its slot for good.
+const TURN_MS = 5_000;
 // After a failed round (the database away), the next one waits this long.
 const ERROR_PAUSE_MS = 1_000;
 
@@ -50,6 +54,8 @@ export interface WebhookDispatcherOptions {
   timeoutMs?: number;
   leaseMs?: number;
   concurrency?: number;
+  /** How long one endpoint keeps its slot while others wait (TURN_MS). */
+  turnMs?: number;
   pollMs?: number;
   clock?: () => Date;
   onError: (error: unknown) => void;
@@ -113,6 +119,7 @@ export function startWebhookDispatcher(options: WebhookDispatcherOptions): Webho
   const leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS;
   const concurrency = options.concurrency ?? DEFAULT_CONCURRENCY;
   const pollMs = options.pollMs ?? DEFAULT_POLL_MS;
+  const turnMs = options.turnMs ?? TURN_MS;
   const clock = options.clock ?? (() => new Date());
 
   const stopping = new AbortController();
@@ -130,8 +137,11 @@ export function startWebhookDispatcher(options: WebhookDispatcherOptions): Webho
    * the tenure: a move refused for want of the lease means another replica may be working.
    */
   async function work(id: string, signal: AbortSignal, lost: () => void): Promise<void> {
+    // A turn is bounded: an endpoint that answers slowly but steadily gives its slot back, and
+    // the next round serves the endpoints that waited longest first (`lastTurn` below).
+    const turnEnds = Date.now() + turnMs;
     for (;;) {
-      if (signal.aborted) return;
+      if (signal.aborted || Date.now() > turnEnds) return;
       const row = await findWebhook(db, id);
       if (!row || !row.enabled) return;
       if (row.next_attempt_at !== null && row.next_attempt_at > clock()) return;
@@ -159,6 +169,8 @@ export function startWebhookDispatcher(options: WebhookDispatcherOptions): Webho
       let through = true;
       let attempts = row.attempts;
       for (const event of read.events) {
+        // Every event before this one was moved past: the next turn starts here.
+        if (Date.now() > turnEnds) return;
         const at = clock();
         const result = await sendAttempt(
           row.url,
@@ -215,6 +227,8 @@ export function startWebhookDispatcher(options: WebhookDispatcherOptions): Webho
       );
     }, Math.max(1, Math.floor(leaseMs / 3)));
     const running = new Map<string, Promise<void>>();
+    // When each endpoint last began a turn: the ones waiting longest get the free slots first.
+    const lastTurn = new Map<string, number>();
     // An endpoint whose work failed (a query, not a delivery) rests a moment rather than spin.
     const resting = new Map<string, number>();
     let seenHead = feed.head;
@@ -225,7 +239,8 @@ export function startWebhookDispatcher(options: WebhookDispatcherOptions): Webho
         let waitMs = pollMs;
         try {
           const now = clock().getTime();
-          for (const row of await webhooksBehind(db)) {
+          const behind = (await webhooksBehind(db)).sort((a, b) => (lastTurn.get(a.id) ?? 0) - (lastTurn.get(b.id) ?? 0));
+          for (const row of behind) {
             if (running.has(row.id)) continue;
             const due = Math.max(row.next_attempt_at?.getTime() ?? 0, resting.get(row.id) ?? 0);
             if (due > now) {
@@ -235,6 +250,7 @@ export function startWebhookDispatcher(options: WebhookDispatcherOptions): Webho
             // The rest wait for a slot; a finishing endpoint kicks the next round.
             if (running.size >= concurrency) continue;
             resting.delete(row.id);
+            lastTurn.set(row.id, performance.now());
             const task = work(row.id, ended.signal, end)
               .catch((error: unknown) => {
                 resting.set(row.id, clock().getTime() + ERROR_PAUSE_MS);

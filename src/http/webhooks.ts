@@ -107,7 +107,8 @@ async function checkTenant(db: Database, tenantId: string | null | undefined): P
   if (tenantId && !(await findTenantById(db, tenantId))) throw invalidBody('/tenant_id', 'names no tenant');
 }
 
-const DELIVERY_ID = /^[0-9]{1,19}$/;
+// Below PostgreSQL's bigint maximum (19 digits can exceed it): a larger cursor was not issued here.
+const DELIVERY_ID = /^[0-9]{1,18}$/;
 
 export const webhookRoutes: FastifyPluginAsyncTypebox<WebhookRouteOptions> = async (app, options) => {
   const { db, clock } = options;

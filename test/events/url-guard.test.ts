@@ -29,6 +29,11 @@ describe('classifyAddress', () => {
     ['::127.0.0.1', 'loopback'],
     ['64:ff9b::a00:1', 'private'],
     ['2002:c0a8:101::1', 'private'],
+    // SIIT, local-use NAT64 (the metadata address inside), Teredo, discard-only.
+    ['::ffff:0:7f00:1', 'loopback'],
+    ['64:ff9b:1::a9fe:a9fe', 'link_local'],
+    ['2001:0:4136:e378:8000:63bf:3fff:fdd2', 'reserved'],
+    ['100::1', 'reserved'],
   ])('%s is %s', (address, kind) => {
     expect(classifyAddress(address)).toBe(kind);
   });

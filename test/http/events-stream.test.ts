@@ -20,6 +20,8 @@ import { dataOf, openSse, type SseConnection } from '../support/sse.js';
 const HEARTBEAT_MS = 300;
 const STALL_MS = 1_500;
 const WAIT_MS = 30_000;
+// A small budget for tenant users' streams, so the test opens few.
+const TENANT_STREAMS = { perReplica: 20, perTenant: 8 };
 
 /** Polls until `condition` holds, or fails naming `what`. */
 async function until(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = WAIT_MS): Promise<void> {
@@ -36,7 +38,7 @@ eachDriver('GET /v1/events/stream', (driver) => {
   let token: string;
   const open: SseConnection[] = [];
   beforeAll(async () => {
-    server = await startServer(driver, { eventStream: { heartbeatMs: HEARTBEAT_MS }, exportStallMs: STALL_MS });
+    server = await startServer(driver, { eventStream: { heartbeatMs: HEARTBEAT_MS, tenantStreams: TENANT_STREAMS }, exportStallMs: STALL_MS });
     api = server.api;
     token = api.token!;
   });
@@ -237,6 +239,47 @@ eachDriver('GET /v1/events/stream', (driver) => {
       const again = await stream(query, {}, caller);
       return again.status === 200;
     }, 'the freed slot');
+  });
+
+  it('ends a stream when its token expires: access is not checked again on an open stream', async () => {
+    const tenant = await createTenant(api);
+    const shortLived = await server.issuer.mint(identities.platformAdmin(), { expiresIn: 2 });
+    const connection = await stream(`?tenant_id=${tenant.id}`, {}, shortLived);
+    expect(connection.status).toBe(200);
+    await connection.until((c) => c.ended, 'the end of the stream at the token expiry');
+    // What commits afterwards never reaches it. (A reconnect needs a token that verifies: this
+    // one does for the verifier's clock tolerance more, then answers 401.)
+    await touch(tenant.id, 'after-expiry');
+    expect(connection.messages).toEqual([]);
+  });
+
+  it("keeps half of the replica's streams from tenant users: a tenant's admins share its budget", async () => {
+    const tenant = await createTenant(api);
+    const admins = await Promise.all(
+      [1, 2, 3].map((n) => server.issuer.mint({ ...identities.itAdmin(tenant.id), sub: `it-admin-${n}-${tenant.id}` })),
+    );
+    const query = `?tenant_id=${tenant.id}`;
+    // TENANT_STREAMS.perTenant of them, from three admins none of whom is at their own cap.
+    const held: SseConnection[] = [];
+    for (let index = 0; index < TENANT_STREAMS.perTenant; index += 1) held.push(await stream(query, {}, admins[index % 3]));
+    expect(held.every((connection) => connection.status === 200)).toBe(true);
+    const refused = await stream(query, {}, admins[2]);
+    expect(refused.status).toBe(429);
+    expect(JSON.parse(refused.text)).toMatchObject({ code: 'too_many_heavy_reads' });
+    // Operators, and another tenant's admin, are not held back.
+    expect((await stream(query)).status).toBe(200);
+    const other = await createTenant(api);
+    expect((await stream(`?tenant_id=${other.id}`, {}, await server.issuer.mint(identities.itAdmin(other.id)))).status).toBe(200);
+  });
+
+  it("does not tell a tenant's admin how far the whole feed has got", async () => {
+    const tenant = await createTenant(api);
+    const admin = await server.issuer.mint(identities.itAdmin(tenant.id));
+    const ahead = await stream(`?tenant_id=${tenant.id}`, { 'last-event-id': '999999999' }, admin);
+    expect(ahead.status).toBe(400);
+    expect((JSON.parse(ahead.text) as { detail: string }).detail).not.toMatch(/newest/);
+    const operator = await stream('', { 'last-event-id': '999999999' });
+    expect((JSON.parse(operator.text) as { detail: string }).detail).toMatch(/newest event is \d+/);
   });
 
   it('answers 410 cursor_expired for a Last-Event-ID past retention', async () => {
