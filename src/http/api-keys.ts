@@ -18,6 +18,7 @@ import {
   ApiKeyParams,
   ApiKeySchema,
   CreateApiKeyBody,
+  ApiKeyListSchema,
   CreatedApiKeySchema,
   RotateBody,
   UpdateApiKeyBody,
@@ -57,13 +58,18 @@ export const apiKeyRoutes: FastifyPluginAsyncTypebox<ApiKeyRoutesOptions> = asyn
     '/v1/api-keys',
     {
       // A replay answers the key without its plaintext, which is never kept at rest.
-      config: { access: manageKeys(tenantFrom.body('tenant_id')), idempotent: { withhold: ['key'] }, problems: ['not_found', 'unknown_product', 'tenant_inactive'] },
+      config: {
+        access: manageKeys(tenantFrom.body('tenant_id')),
+        idempotent: { withhold: ['key'] },
+        answerHeaders: { 201: ['Location'] },
+        problems: ['not_found', 'unknown_product', 'tenant_inactive'],
+      },
       schema: {
         operationId: 'createApiKey',
         tags: ['api-keys'],
         summary: 'Create a key; its plaintext is in this answer only',
         body: CreateApiKeyBody,
-        response: { 201: CreatedApiKeySchema },
+        response: { 201: RefTo(CreatedApiKeySchema) },
       },
     },
     async (request, reply) => {
@@ -95,7 +101,7 @@ export const apiKeyRoutes: FastifyPluginAsyncTypebox<ApiKeyRoutesOptions> = asyn
         summary: "A tenant's keys, newest first, without secrets; revoked ones with include_revoked",
         querystring: ApiKeyListQuery,
         response: {
-          200: Type.Object({ items: Type.Array(RefTo(ApiKeySchema)) }, { description: 'The keys' }),
+          200: RefTo(ApiKeyListSchema),
         },
       },
     },
@@ -170,10 +176,12 @@ export const apiKeyRoutes: FastifyPluginAsyncTypebox<ApiKeyRoutesOptions> = asyn
   app.post(
     '/v1/api-keys/:id/rotate',
     {
-      config: { access: manageKeys(tenantOfKey), problems: ['not_found', 'key_revoked', 'key_rotated', 'key_expired', 'tenant_inactive'] },
-      // Every field is optional; a rotate sent without a body means the defaults.
-      preValidation: async (request) => {
-        request.body ??= {};
+      // Every field is optional, and so is the body: a rotate sent without one means the defaults.
+      config: {
+        access: manageKeys(tenantOfKey),
+        optionalBody: true,
+        answerHeaders: { 201: ['Location'] },
+        problems: ['not_found', 'key_revoked', 'key_rotated', 'key_expired', 'tenant_inactive'],
       },
       schema: {
         operationId: 'rotateApiKey',
@@ -181,7 +189,7 @@ export const apiKeyRoutes: FastifyPluginAsyncTypebox<ApiKeyRoutesOptions> = asyn
         summary: 'Replace a key with a new one of the same name, scopes and products; the old one works for the grace period',
         params: ApiKeyParams,
         body: RotateBody,
-        response: { 201: CreatedApiKeySchema },
+        response: { 201: RefTo(CreatedApiKeySchema) },
       },
     },
     async (request, reply) => {

@@ -1,7 +1,6 @@
 // /v1/catalog: what the platform offers, each product's state for a tenant, sales requests (and
 // the operators' queue of them: assign, decline) and self-serve trials.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import Type from 'typebox';
 import { findProduct, type Catalog, type Product } from '../domain/products.js';
 import { statusAt } from '../domain/lifecycle.js';
 import {
@@ -34,10 +33,11 @@ import { originOf } from './origin.js';
 import { decodePosition, encodePosition } from './cursor.js';
 import { toEntitlement, unknownProduct } from './entitlements.js';
 import { AppError, notFound, refuseIfArchived } from '../problems.js';
-import { Nullable, RefTo } from './schemas/parts.js';
+import { RefTo } from './schemas/parts.js';
 import {
   AssignBody,
-  CatalogItemSchema,
+  CatalogSchema,
+  ProductRequestPageSchema,
   CatalogQuery,
   DeclineBody,
   EntitlementSchema,
@@ -97,7 +97,7 @@ export const catalogRoutes: FastifyPluginAsyncTypebox<CatalogRoutesOptions> = as
         summary: "The products on offer; with tenant_id, each with that tenant's state",
         querystring: CatalogQuery,
         response: {
-          200: Type.Object({ items: Type.Array(CatalogItemSchema) }, { description: 'Every product in the catalog' }),
+          200: RefTo(CatalogSchema),
         },
       },
     },
@@ -179,10 +179,7 @@ export const catalogRoutes: FastifyPluginAsyncTypebox<CatalogRoutesOptions> = as
         summary: 'The sales follow-up queue: requests by status, tenant or sales owner, oldest first',
         querystring: RequestListQuery,
         response: {
-          200: Type.Object(
-            { items: Type.Array(RefTo(ProductRequestSchema)), next_cursor: Nullable(Type.String()) },
-            { description: 'One page of requests' },
-          ),
+          200: RefTo(ProductRequestPageSchema),
         },
       },
     },

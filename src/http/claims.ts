@@ -9,7 +9,8 @@ import { isUuid } from '../domain/ids.js';
 import { tenantAt } from '../domain/lifecycle.js';
 import type { TenantFacts } from '../store/tenant-facts.js';
 import { notFound } from '../problems.js';
-import { Nullable } from './schemas/parts.js';
+import { RefTo } from './schemas/parts.js';
+import { TenantClaimsSchema } from './schemas/tenant.js';
 import { SLUG_PATTERN } from '../domain/slug.js';
 
 const SLUG = new RegExp(SLUG_PATTERN);
@@ -42,16 +43,6 @@ const ClaimsQuery = Type.Object(
   { additionalProperties: true },
 );
 
-const ClaimsSchema = Type.Object(
-  {
-    tenant_id: Type.String(),
-    slug: Type.String(),
-    products: Type.Array(Type.String(), { description: 'what the tenant may use right now' }),
-    plan: Nullable(Type.String()),
-    status: Type.String(),
-  },
-  { additionalProperties: false, description: 'The claim bundle' },
-);
 
 type Lookup = { id: string } | { slug: string };
 
@@ -82,7 +73,7 @@ export const claimsRoutes: FastifyPluginAsyncTypebox<{ tenants: TenantCache; clo
 
   const schema = {
     tags: ['keycloak'],
-    response: { 200: ClaimsSchema },
+    response: { 200: RefTo(TenantClaimsSchema) },
   };
 
   app.post(

@@ -11,7 +11,7 @@ import { grantProduct, revokeProduct } from '../services/entitlements.js';
 import { tenantFrom } from './access.js';
 import { originOf } from './origin.js';
 import { RefTo } from './schemas/parts.js';
-import { EntitlementParams, EntitlementSchema, GrantBody, TenantQuery, type Entitlement } from './schemas/entitlement.js';
+import { EntitlementListSchema, EntitlementParams, EntitlementSchema, GrantBody, TenantQuery, type Entitlement } from './schemas/entitlement.js';
 
 export interface EntitlementRoutesOptions {
   db: Database;
@@ -49,7 +49,7 @@ export const entitlementRoutes: FastifyPluginAsyncTypebox<EntitlementRoutesOptio
         summary: "A tenant's entitlements, with trial expiry computed at read time",
         querystring: TenantQuery,
         response: {
-          200: Type.Object({ items: Type.Array(RefTo(EntitlementSchema)) }, { description: 'Every entitlement of the tenant' }),
+          200: RefTo(EntitlementListSchema),
         },
       },
     },

@@ -9,55 +9,20 @@
 // connection nobody answers, and stall the very rollout that fixes the configuration. API key
 // verification and the probes need no token and keep working meanwhile.
 import { setTimeout as delay } from 'node:timers/promises';
-import { KEYCLOAK_HEALTH } from '../keycloak/adapter.js';
 import type { IssuerDiscovery, IssuerStatus } from '../auth/discovery.js';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import Type from 'typebox';
 import type { KeycloakAdapter, KeycloakHealth } from '../keycloak/adapter.js';
 import type { Database } from '../store/database.js';
 import { isUnavailable } from '../store/errors.js';
 import { AppError } from '../problems.js';
+import { LivenessSchema, ReadinessSchema, type IssuerHealth } from './schemas/health.js';
+import { RefTo } from './schemas/parts.js';
 
 // Probes come every few seconds from every orchestrator node; Keycloak is asked at most this often.
 const KEYCLOAK_CHECK_INTERVAL_MS = 10_000;
 // A probe waits this long at most for a discovery of the issuer that is due (its own timeout is
 // longer); past it the status known so far is reported. Kubernetes gives a probe 1 s by default.
 const ISSUER_CHECK_WAIT_MS = 500;
-
-export const ISSUER_HEALTH = ['up', 'down', 'mismatch', 'dev'] as const;
-export type IssuerHealth = (typeof ISSUER_HEALTH)[number];
-
-const Liveness = Type.Object({ status: Type.Literal('ok') }, { additionalProperties: false, description: 'The process is alive' });
-const Readiness = Type.Object(
-  {
-    status: Type.Literal('ready'),
-    checks: Type.Object(
-      {
-        database: Type.Literal('up'),
-        keycloak: Type.Enum(KEYCLOAK_HEALTH, {
-          description: 'down degrades provisioning only; mock: the dev stand-in; disabled: provisioning is turned off (KEYCLOAK_PROVISIONING=off)',
-        }),
-        issuer: Type.Optional(
-          Type.Enum(ISSUER_HEALTH, {
-            description:
-              'The token issuer (KEYCLOAK_ISSUER): up, its discovery document and keys were fetched; down, they could not be ' +
-              '(details.issuer says why); mismatch, its discovery document names another issuer than the one configured ' +
-              '(details.issuer names both); dev, the embedded development issuer. Neither down nor mismatch makes the replica ' +
-              'unready; meanwhile requests with a token not verified before answer 503',
-          }),
-        ),
-      },
-      { additionalProperties: false },
-    ),
-    details: Type.Optional(
-      Type.Object(
-        { issuer: Type.Optional(Type.String({ description: 'Why the issuer is down or mismatched' })) },
-        { additionalProperties: false, description: 'What a check that is not up has to say, by check' },
-      ),
-    ),
-  },
-  { additionalProperties: false, description: 'The database answered' },
-);
 
 export interface HealthOptions {
   db: Database;
@@ -113,7 +78,7 @@ export const healthRoutes: FastifyPluginAsyncTypebox<HealthOptions> = async (app
         operationId: 'liveness',
         tags: ['health'],
         summary: 'Liveness: the process answers',
-        response: { 200: Liveness },
+        response: { 200: RefTo(LivenessSchema) },
       },
     },
     () => ({ status: 'ok' as const }),
@@ -127,7 +92,7 @@ export const healthRoutes: FastifyPluginAsyncTypebox<HealthOptions> = async (app
         operationId: 'readiness',
         tags: ['health'],
         summary: 'Readiness: the database answers a query; Keycloak and the token issuer are reported, not required',
-        response: { 200: Readiness },
+        response: { 200: RefTo(ReadinessSchema) },
       },
     },
     async () => {

@@ -14,7 +14,9 @@
 //   stack on them, which was a 500 (found by test/reliability/fuzz.test.ts). No body of this API
 //   needs more than a few levels; entitlement config, the one free-form object, gets MAX_DEPTH.
 // No other media type is parsed, so a text/plain or form body answers 415.
-import type { FastifyInstance } from 'fastify';
+// A route whose body may be left out altogether (rotate, provision) says so in
+// `config.optionalBody`; it sees {} when none came, and openapi.yaml marks its body not required.
+import type { FastifyInstance, preValidationHookHandler } from 'fastify';
 import { invalidBody } from '../problems.js';
 
 /** JSON pointer of the first string (value or key) PostgreSQL cannot store as given, if any. */
@@ -68,7 +70,24 @@ const BLANK = /^\s*$/;
 // eslint-disable-next-line no-control-regex
 const MAY_BE_UNSTORABLE = /\u0000|[\uD800-\uDFFF\uFEFF]|\\u(?:0000|[dD][89a-fA-F]|[fF][eE][fF][fF])/;
 
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** Every field of the body is optional, and so is the body: none counts as {}. */
+    optionalBody?: true;
+  }
+}
+
+const noBodyIsEmpty: preValidationHookHandler = (request, _reply, done) => {
+  request.body ??= {};
+  done();
+};
+
 export function registerJsonParser(app: FastifyInstance): void {
+  app.addHook('onRoute', (route) => {
+    if (!route.config?.optionalBody) return;
+    const own = route.preValidation;
+    route.preValidation = [noBodyIsEmpty, ...(own === undefined ? [] : Array.isArray(own) ? own : [own])];
+  });
   const parseJson = app.getDefaultJsonParser('error', 'error');
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {

@@ -3,6 +3,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { KeyVerifier } from '../keys/key-verifier.js';
 import { VerifyAnswerSchema, VerifyBody } from './schemas/api-key.js';
+import { RefTo } from './schemas/parts.js';
 
 export const keyVerifyRoutes: FastifyPluginAsyncTypebox<{ verifier: KeyVerifier }> = async (app, { verifier }) => {
   app.post(
@@ -14,7 +15,7 @@ export const keyVerifyRoutes: FastifyPluginAsyncTypebox<{ verifier: KeyVerifier 
         tags: ['api-keys'],
         summary: 'Verify a key, optionally for a product and a scope',
         body: VerifyBody,
-        response: { 200: VerifyAnswerSchema },
+        response: { 200: RefTo(VerifyAnswerSchema) },
       },
     },
     // Not an async handler: Fastify sends a value returned synchronously at once, so a cached

@@ -112,13 +112,13 @@ export const tenantRoutes: FastifyPluginAsyncTypebox<TenantRoutesOptions> = asyn
   app.post(
     '/v1/tenants',
     {
-      config: { access: { allow: ['platform_admin'] }, idempotent: {}, problems: ['slug_taken'] },
+      config: { access: { allow: ['platform_admin'] }, idempotent: {}, answerHeaders: { 201: ['Location'] }, problems: ['slug_taken'] },
       schema: {
         operationId: 'createTenant',
         tags: ['tenants'],
         summary: 'Create a tenant: customers start a trial, demo tenants start in demo',
         body: CreateTenantBody,
-        response: { 201: CreatedTenantSchema },
+        response: { 201: RefTo(CreatedTenantSchema) },
       },
     },
     async (request, reply) => {
@@ -371,11 +371,9 @@ export const tenantRoutes: FastifyPluginAsyncTypebox<TenantRoutesOptions> = asyn
     {
       config: {
         access: { allow: ['platform_admin'] },
+        // Every field is optional, and so is the body: a retry sent without one uses the admin given at creation.
+        optionalBody: true,
         problems: ['not_found', 'tenant_inactive', 'no_admin_email', 'keycloak_provisioning_off', 'keycloak_failed'],
-      },
-      // Every field is optional; a retry sent without a body uses the admin given at creation.
-      preValidation: async (request) => {
-        request.body ??= {};
       },
       schema: {
         operationId: 'provisionTenantInKeycloak',
@@ -384,7 +382,7 @@ export const tenantRoutes: FastifyPluginAsyncTypebox<TenantRoutesOptions> = asyn
         params: TenantIdParams,
         body: ProvisionBody,
         response: {
-          200: { ...CreatedTenantSchema, description: 'Provisioned; the invitation mail is on its way' },
+          200: RefTo(CreatedTenantSchema, { description: 'Provisioned; the invitation mail is on its way' }),
         },
       },
     },

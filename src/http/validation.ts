@@ -23,8 +23,11 @@ function makeAjv(options: Options): Ajv {
     ...options,
   });
   addFormats(ajv);
-  // One format for "an IPv4 or IPv6 address", so an invalid source_ip gets one clear error.
-  ajv.addFormat('ip', { type: 'string', validate: (value: string) => isIP(value) !== 0 });
+  // An address is what Node's isIP says it is (the same test that decided source_ip when it was
+  // one "ip" format), so `anyOf: [ipv4, ipv6]`, the spelling every validator knows, accepts what
+  // that format did, no more and no less.
+  ajv.addFormat('ipv4', { type: 'string', validate: (value: string) => isIP(value) === 4 });
+  ajv.addFormat('ipv6', { type: 'string', validate: (value: string) => isIP(value) === 6 });
   ajv.addFormat('date-time', { type: 'string', validate: isStorableTimestamp });
   ajv.addFormat('date', { type: 'string', validate: isStorableDate });
   for (const schema of SHARED_SCHEMAS) ajv.addSchema(schema);
@@ -82,9 +85,29 @@ const MAX_PATH_LENGTH = 256;
 
 const boundedPath = (path: string) => (path.length > MAX_PATH_LENGTH ? `${path.slice(0, MAX_PATH_LENGTH)}…` : path);
 
+/**
+ * Ajv's errors, one per thing to fix. An `if` that held reports itself beside its `then`'s own
+ * errors, which name the field (actor is required), so it is left out. A value that matches no
+ * branch of an anyOf is one error, saying what each branch wanted ("must match format "ipv4" or
+ * must match format "ipv6""), not one per branch and one more for the anyOf.
+ */
+function oneErrorEach(errors: ErrorObject[]): ErrorObject[] {
+  const anyOfs = errors.filter((error) => error.keyword === 'anyOf');
+  const branchOf = (error: ErrorObject) =>
+    anyOfs.find((anyOf) => anyOf.instancePath === error.instancePath && error.schemaPath.startsWith(`${anyOf.schemaPath}/`));
+  const wanted = new Map<ErrorObject, string[]>();
+  for (const error of errors) {
+    const anyOf = error.keyword === 'anyOf' ? undefined : branchOf(error);
+    if (anyOf && error.message) wanted.set(anyOf, [...new Set([...(wanted.get(anyOf) ?? []), error.message])]);
+  }
+  return errors
+    .filter((error) => error.keyword !== 'if' && (error.keyword === 'anyOf' || !branchOf(error)))
+    .map((error) => (wanted.has(error) ? { ...error, message: wanted.get(error)!.join(' or ') } : error));
+}
+
 /** Turns Ajv's errors into field errors whose path names the offending field itself (the first MAX_FIELD_ERRORS). */
 export function fieldErrors(errors: ErrorObject[], part: RequestPart): FieldError[] {
-  return errors.slice(0, MAX_FIELD_ERRORS).map((error) => {
+  return oneErrorEach(errors).slice(0, MAX_FIELD_ERRORS).map((error) => {
     let path = error.instancePath;
     let message = error.message ?? 'is invalid';
     if (error.keyword === 'required') {

@@ -120,14 +120,19 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<WebhookRouteOptions> = asy
     '/v1/webhooks',
     {
       // A replay answers the webhook without its secret, which is kept nowhere but its row.
-      config: { access: OPERATORS, idempotent: { withhold: ['secret'] }, problems: ['webhook_url_refused', 'webhook_limit', 'cursor_expired'] },
+      config: {
+        access: OPERATORS,
+        idempotent: { withhold: ['secret'] },
+        answerHeaders: { 201: ['Location'] },
+        problems: ['webhook_url_refused', 'webhook_limit', 'cursor_expired'],
+      },
       schema: {
         operationId: 'createWebhook',
         tags,
         summary: 'Register an endpoint for the change feed; its signing secret is in this answer only',
         description: `Deliveries start with the next event committed, or at from_seq. At most ${MAX_WEBHOOKS} webhooks.`,
         body: CreateWebhookBody,
-        response: { 201: CreatedWebhookSchema },
+        response: { 201: RefTo(CreatedWebhookSchema) },
       },
     },
     async (request, reply) => {
@@ -152,7 +157,7 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<WebhookRouteOptions> = asy
     '/v1/webhooks',
     {
       config: { access: OPERATORS },
-      schema: { operationId: 'listWebhooks', tags, summary: 'Every webhook, oldest first, without secrets', response: { 200: WebhookListSchema } },
+      schema: { operationId: 'listWebhooks', tags, summary: 'Every webhook, oldest first, without secrets', response: { 200: RefTo(WebhookListSchema) } },
     },
     async () => {
       const now = clock();
@@ -239,7 +244,7 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<WebhookRouteOptions> = asy
         tags,
         summary: 'A new signing secret, shown once; for 24 hours deliveries carry a signature by the old one as well',
         params: WebhookParams,
-        response: { 200: RotatedWebhookSchema },
+        response: { 200: RefTo(RotatedWebhookSchema) },
       },
     },
     async (request) => {
@@ -306,7 +311,7 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<WebhookRouteOptions> = asy
         summary: `Send a signed ${TEST_EVENT_TYPE} ping now and answer how it went`,
         description: `The ping is shaped as a change event with seq 0 and type ${TEST_EVENT_TYPE}; it is not in the feed and never retried. It is sent even to a disabled webhook.`,
         params: WebhookParams,
-        response: { 200: TestPingSchema },
+        response: { 200: RefTo(TestPingSchema) },
       },
     },
     async (request) => {

@@ -59,6 +59,21 @@ eachDriver('API keys: rotation', (driver) => {
       }
     });
 
+    // The body is optional (openapi.yaml: requestBody.required false): a client that sends none,
+    // not even a content type, or an empty one with a JSON content type, gets the defaults.
+    it('rotates without a body or content type, and with an empty JSON body', async () => {
+      const tenant = await createTenant(h.api);
+      for (const options of [{}, { raw: '', headers: { 'content-type': 'application/json' } }]) {
+        const old = await createKey(tenant.id);
+        const answer = await h.api.post<{ id: string; key: string }>(`/v1/api-keys/${old.id}/rotate`, options);
+        expect(answer.status, answer.text).toBe(201);
+        expect(answer.headers.get('location')).toBe(`/v1/api-keys/${answer.body.id}`);
+        // grace_seconds defaults to 0: the old key ends at once.
+        expect((await verify(old.key)).code).toBe('EXPIRED');
+        expect((await verify(answer.body.key)).code).toBe('VALID');
+      }
+    });
+
     it('with grace_seconds=3600 keeps the old key VALID until the grace has passed', async () => {
       const tenant = await createTenant(h.api);
       const old = await createKey(tenant.id);

@@ -2,9 +2,9 @@
 // secret, once), and the verify question and answer.
 import Type, { type Static } from 'typebox';
 import { VERIFY_CODES, type VerifyAnswer } from '../../domain/key-verdict.js';
-import { TENANT_STATUSES } from '../../domain/lifecycle.js';
 import { ProductCode } from './entitlement.js';
-import { Nullable, Text, Timestamp, Uuid } from './parts.js';
+import { Nullable, RefTo, Text, Timestamp, Uuid } from './parts.js';
+import { TenantStatusSchema } from './tenant.js';
 
 const Scope = Type.String({ pattern: '^[a-z0-9][a-z0-9:._-]{0,63}$', description: 'e.g. documents:read' });
 
@@ -36,7 +36,12 @@ export const CreatedApiKeySchema = Type.Object(
       }),
     ),
   },
-  { additionalProperties: false, description: 'The new key, with its secret' },
+  { $id: 'CreatedApiKey', title: 'CreatedApiKey', additionalProperties: false, description: 'The new key, with its secret' },
+);
+
+export const ApiKeyListSchema = Type.Object(
+  { items: Type.Array(RefTo(ApiKeySchema)) },
+  { $id: 'ApiKeyList', title: 'ApiKeyList', additionalProperties: false, description: 'The keys' },
 );
 
 export const CreateApiKeyBody = Type.Object(
@@ -104,13 +109,13 @@ export const VerifyAnswerSchema = Type.Object(
     key_id: Type.Optional(Uuid()),
     tenant_id: Type.Optional(Uuid()),
     slug: Type.Optional(Type.String()),
-    tenant_status: Type.Optional(Type.Enum(TENANT_STATUSES)),
+    tenant_status: Type.Optional(RefTo(TenantStatusSchema)),
     plan: Type.Optional(Nullable(Type.String())),
     scopes: Type.Optional(Type.Array(Type.String())),
     products: Type.Optional(Type.Array(Type.String())),
     expires_at: Type.Optional(Nullable(Timestamp())),
   },
-  { additionalProperties: false, description: 'Always 200; `valid` and `code` tell the verdict' },
+  { $id: 'KeyVerdict', title: 'KeyVerdict', additionalProperties: false, description: 'Always 200; `valid` and `code` tell the verdict' },
 );
 
 // The answer's shape is domain/key-verdict.ts's VerifyAnswer; this fails to compile if they part.

@@ -1,6 +1,6 @@
 // Shapes of audit events (Retraced-compatible) as published, stored, listed and exported.
 import Type, { type Static } from 'typebox';
-import { Nullable, Text, Timestamp, Uuid } from './parts.js';
+import { Nullable, RefTo, Text, Timestamp, Uuid } from './parts.js';
 import { ACTION_FILTER_PATTERN, ACTION_PATTERN, CRUD_LETTERS } from '../../domain/audit.js';
 import { CHAIN_BREAKS } from '../../domain/audit-chain.js';
 import { PRODUCT_CODE_PATTERN } from '../../domain/products.js';
@@ -24,7 +24,14 @@ const Action = Type.String({ pattern: ACTION_PATTERN, description: 'what happene
 const Crud = Type.Enum(CRUD_LETTERS, { description: 'create, read, update or delete' });
 const Product = Type.String({ pattern: PRODUCT_CODE_PATTERN, description: 'the product code' });
 const Href = Type.String({ format: 'uri', maxLength: 2000 });
-const Ip = Type.String({ format: 'ip', maxLength: 45, description: 'an IPv4 or IPv6 address' });
+// The standard spelling of "an IPv4 or IPv6 address": every validator knows both formats.
+// (http/validation.ts gives them Node's own isIP, which decided this field before.)
+const Ip = Type.Unsafe<string>({
+  type: 'string',
+  maxLength: 45,
+  anyOf: [{ format: 'ipv4' }, { format: 'ipv6' }],
+  description: 'an IPv4 or IPv6 address',
+});
 
 const Group = Type.Object(
   { id: Text(200), name: Type.Optional(Text(200)) },
@@ -70,13 +77,19 @@ export const AuditEventBody = Type.Object(
     version: Type.Optional(Text(100)),
     external_id: Type.Optional(Text(200, { description: 'the publisher\'s id; a retry with it appends nothing' })),
   },
-  { additionalProperties: false },
+  {
+    additionalProperties: false,
+    // Who did it is required unless the event says no one known did: is_anonymous absent or
+    // false (a property that is absent satisfies its schema) needs an actor.
+    if: { properties: { is_anonymous: { const: false } } },
+    then: { properties: { actor: {} }, required: ['actor'] },
+  },
 );
 export type AuditEventBodyInput = Static<typeof AuditEventBody>;
 
-export const AppendedEvent = Type.Object(
+export const AppendedEventSchema = Type.Object(
   { id: Uuid(), hash: Type.String({ description: 'SHA-256 (hex) of the event and the one before it' }) },
-  { additionalProperties: false },
+  { $id: 'AppendedAuditEvent', title: 'AppendedAuditEvent', additionalProperties: false, description: 'Where the event went' },
 );
 
 const StoredMap = Nullable(Type.Record(Type.String(), Type.String()));
@@ -172,12 +185,12 @@ export const AuditListQuery = Type.Object(
   { additionalProperties: false },
 );
 
-export const AuditPage = Type.Object(
+export const AuditPageSchema = Type.Object(
   {
-    items: Type.Array(Type.Unsafe<AuditEvent>(Type.Ref('AuditEvent'))),
+    items: Type.Array(RefTo(AuditEventSchema)),
     next_cursor: Nullable(Type.String({ description: 'pass as cursor for the next page; null on the last' })),
   },
-  { additionalProperties: false },
+  { $id: 'AuditEventPage', title: 'AuditEventPage', additionalProperties: false, description: 'One page of events' },
 );
 
 export const AuditExportQuery = Type.Object(
@@ -197,5 +210,5 @@ export const ChainReportSchema = Type.Object(
     first_broken_id: Type.Optional(Uuid()),
     reason: Type.Optional(Type.Enum(CHAIN_BREAKS)),
   },
-  { additionalProperties: false, description: 'The result of re-walking the chain' },
+  { $id: 'AuditChainReport', title: 'AuditChainReport', additionalProperties: false, description: 'The result of re-walking the chain' },
 );

@@ -8,7 +8,7 @@ import {
   REQUEST_CLOSE_REASONS,
   REQUEST_STATUSES,
 } from '../../domain/entitlements.js';
-import { Nullable, Text, Timestamp, Uuid } from './parts.js';
+import { Nullable, RefTo, Text, Timestamp, Uuid } from './parts.js';
 
 export const ProductCode = Type.String({ pattern: PRODUCT_CODE_PATTERN, description: 'a product code from the catalog' });
 
@@ -30,6 +30,11 @@ export const EntitlementSchema = Type.Object(
   { $id: 'Entitlement', title: 'Entitlement', additionalProperties: false },
 );
 export type Entitlement = Static<typeof EntitlementSchema>;
+
+export const EntitlementListSchema = Type.Object(
+  { items: Type.Array(RefTo(EntitlementSchema)) },
+  { $id: 'EntitlementList', title: 'EntitlementList', additionalProperties: false, description: 'Every entitlement of the tenant' },
+);
 
 export const TenantQuery = Type.Object({ tenant_id: Uuid() }, { additionalProperties: false });
 
@@ -60,7 +65,12 @@ export const CatalogItemSchema = Type.Object(
     trial_ends_at: Type.Optional(Nullable(Timestamp())),
     days_left: Type.Optional(Nullable(Type.Integer())),
   },
-  { additionalProperties: false },
+  { $id: 'CatalogItem', title: 'CatalogItem', additionalProperties: false },
+);
+
+export const CatalogSchema = Type.Object(
+  { items: Type.Array(RefTo(CatalogItemSchema)) },
+  { $id: 'Catalog', title: 'Catalog', additionalProperties: false, description: 'Every product in the catalog' },
 );
 
 export const CatalogQuery = Type.Object({ tenant_id: Type.Optional(Uuid()) }, { additionalProperties: false });
@@ -92,6 +102,14 @@ export const ProductRequestSchema = Type.Object(
   { $id: 'ProductRequest', title: 'ProductRequest', additionalProperties: false },
 );
 export type ProductRequest = Static<typeof ProductRequestSchema>;
+
+export const ProductRequestPageSchema = Type.Object(
+  {
+    items: Type.Array(RefTo(ProductRequestSchema)),
+    next_cursor: Nullable(Type.String({ description: 'pass as cursor for the next page; null on the last' })),
+  },
+  { $id: 'ProductRequestPage', title: 'ProductRequestPage', additionalProperties: false, description: 'One page of requests' },
+);
 
 /** A sales owner as tenants carry one (sales_owner of POST /v1/tenants). */
 const SalesOwner = (description: string) => Text(200, { description });

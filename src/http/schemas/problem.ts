@@ -4,6 +4,8 @@ import { KEYCLOAK_ERROR_TYPES, PROVISION_STEPS } from '../../keycloak/adapter.js
 import Type from 'typebox';
 import { PROBLEM_CODES, PROBLEMS, REQUEST_PARTS, type ProblemCode } from '../../problems.js';
 import { byStatus } from '../declared-problems.js';
+import { RefTo } from './parts.js';
+import { TenantStatusSchema } from './tenant.js';
 
 export const PROBLEM_SCHEMA_ID = 'Problem';
 
@@ -24,7 +26,7 @@ export const ProblemSchema = Type.Object(
         }),
       ),
     ),
-    current_status: Type.Optional(Type.String({ description: 'with invalid_transition, tenant_inactive: the tenant\'s status' })),
+    current_status: Type.Optional(RefTo(TenantStatusSchema, { description: 'with invalid_transition, tenant_inactive: the tenant\'s status' })),
     error_type: Type.Optional(Type.Enum(KEYCLOAK_ERROR_TYPES, { description: 'with keycloak_failed: what kind of failure' })),
     step: Type.Optional(Type.Enum(PROVISION_STEPS, { description: 'with keycloak_failed: the provisioning step that failed' })),
     rotated_to: Type.Optional(Type.String({ description: 'with key_rotated: the id of the key that replaced this one, to rotate instead' })),

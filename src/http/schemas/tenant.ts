@@ -13,6 +13,16 @@ export const Slug = Type.String({
   examples: ['acme'],
 });
 
+/**
+ * A tenant's status, one named schema wherever a status appears (the tenant, the list filter,
+ * verify and claims answers, a problem's current_status), so a generated client has one type.
+ */
+export const TenantStatusSchema = Type.Enum(TENANT_STATUSES, {
+  $id: 'TenantStatus',
+  title: 'TenantStatus',
+  description: "a tenant's status as of the answer (README, Tenant lifecycle): a trial reads as frozen the instant its trial_ends_at passes",
+});
+
 const ContractDate = (options: { description?: string } = {}) => Type.String({ format: 'date', ...options });
 
 export const TenantSchema = Type.Object(
@@ -20,7 +30,7 @@ export const TenantSchema = Type.Object(
     id: Uuid(),
     slug: Type.String(),
     name: Type.String(),
-    status: Type.Enum(TENANT_STATUSES, { description: 'as of the answer: a trial reads as frozen the instant trial_ends_at passes' }),
+    status: RefTo(TenantStatusSchema, { description: 'as of the answer: a trial reads as frozen the instant trial_ends_at passes' }),
     kind: Type.Enum(TENANT_KINDS),
     plan: Nullable(Type.String()),
     trial_ends_at: Nullable(Timestamp({ description: 'set while the tenant is in trial' })),
@@ -62,7 +72,7 @@ export const CreatedTenantSchema = Type.Object(
     tenant: RefTo(TenantSchema),
     invite_url: Type.Optional(Type.String({ description: 'only with APP_ENV=dev' })),
   },
-  { additionalProperties: false, description: 'The created tenant' },
+  { $id: 'CreatedTenant', title: 'CreatedTenant', additionalProperties: false, description: 'The created tenant' },
 );
 
 export const ProvisionBody = Type.Object(
@@ -80,7 +90,8 @@ export const TenantSlugParams = Type.Object({ slug: Slug }, { additionalProperti
 
 export const TenantListQuery = Type.Object(
   {
-    status: Type.Optional(Type.Enum(TENANT_STATUSES, { description: 'as tenants read now: a trial that has ended is frozen' })),
+    // As tenants read now: a trial that has ended is found as frozen (TenantStatus says so).
+    status: Type.Optional(RefTo(TenantStatusSchema)),
     kind: Type.Optional(Type.Enum(TENANT_KINDS)),
     plan: Type.Optional(Text(64)),
     sales_owner: Type.Optional(Text(200)),
@@ -157,4 +168,16 @@ export const TransitionsSchema = Type.Object(
 export const ArchiveTenantBody = Type.Object(
   { reason: Text(500, { description: 'why the tenant ends; kept in the tenant.archived event' }) },
   { additionalProperties: false },
+);
+
+/** What Keycloak puts into tokens about the user's tenant (GET and POST /v1/internal/keycloak/claims). */
+export const TenantClaimsSchema = Type.Object(
+  {
+    tenant_id: Type.String(),
+    slug: Type.String(),
+    products: Type.Array(Type.String(), { description: 'what the tenant may use right now' }),
+    plan: Nullable(Type.String()),
+    status: RefTo(TenantStatusSchema),
+  },
+  { $id: 'TenantClaims', title: 'TenantClaims', additionalProperties: false, description: 'The claim bundle' },
 );

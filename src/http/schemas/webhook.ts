@@ -51,7 +51,7 @@ export const CreatedWebhookSchema = Type.Object(
       Secret('the signing secret (Standard Webhooks, whsec_...): shown here once, never again; absent from a replay (Idempotent-Replayed: true)'),
     ),
   },
-  { additionalProperties: false, description: 'The new webhook, with its secret' },
+  { $id: 'CreatedWebhook', title: 'CreatedWebhook', additionalProperties: false, description: 'The new webhook, with its secret' },
 );
 
 export const RotatedWebhookSchema = Type.Object(
@@ -59,7 +59,7 @@ export const RotatedWebhookSchema = Type.Object(
     ...WebhookSchema.properties,
     secret: Secret('the new signing secret: shown here once; the previous one signs beside it for 24 hours'),
   },
-  { additionalProperties: false, description: 'The webhook with its new secret' },
+  { $id: 'RotatedWebhook', title: 'RotatedWebhook', additionalProperties: false, description: 'The webhook with its new secret' },
 );
 
 export const CreateWebhookBody = Type.Object(
@@ -89,7 +89,7 @@ export const WebhookParams = Type.Object({ id: Uuid() }, { additionalProperties:
 
 export const WebhookListSchema = Type.Object(
   { items: Type.Array(RefTo(WebhookSchema)) },
-  { description: 'Every webhook, oldest first (there are at most 100)', additionalProperties: false },
+  { $id: 'WebhookList', title: 'WebhookList', description: 'Every webhook, oldest first (there are at most 100)', additionalProperties: false },
 );
 
 export const DeliverySchema = Type.Object(
@@ -141,5 +141,5 @@ export const TestPingSchema = Type.Object(
     latency_ms: Type.Integer(),
     error: Nullable(Type.String()),
   },
-  { additionalProperties: false, description: 'How the ping went (it is in the delivery log too)' },
+  { $id: 'WebhookTestPing', title: 'WebhookTestPing', additionalProperties: false, description: 'How the ping went (it is in the delivery log too)' },
 );
