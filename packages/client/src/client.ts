@@ -7,8 +7,12 @@ import { IDEMPOTENT_OPERATIONS } from './generated/spec.js';
 import { retrying, type RetryOptions } from './retry.js';
 import type { paths } from './types.js';
 
-/** A bearer token, or a function returning one (called before every try, so it may rotate). */
-export type TokenSource = string | (() => string | Promise<string>);
+/**
+ * A bearer token, or a function returning one (called before every try, so it may rotate). A
+ * function with an `invalidate()` (clientCredentials() returns one) is told when the registry
+ * refuses its token with a 401, and the request is sent once more with a new token.
+ */
+export type TokenSource = string | ((() => string | Promise<string>) & { invalidate?: () => void });
 
 export interface RegistryClientOptions {
   /** The registry's origin (and path prefix, if it is served under one): https://registry.example.com */
@@ -71,7 +75,23 @@ export function createRegistryClient(options: RegistryClientOptions): RegistryCl
     return new Request(request, { headers });
   }
 
-  const resilient = retrying(send, retryOptions(options.retries), authorize);
+  const retried = retrying(send, retryOptions(options.retries), authorize);
+  const invalidate = typeof token === 'function' ? token.invalidate : undefined;
+  /**
+   * A 401 was refused before any work was done, so any request may be sent again: once, with a
+   * new token, when the provider can forget the one it kept (the issuer rotated its keys, or the
+   * token was revoked before its expiry).
+   */
+  const resilient = !invalidate
+    ? retried
+    : async (request: Request): Promise<Response> => {
+        const copy = request.headers.has('authorization') ? null : request.clone();
+        const response = await retried(request);
+        if (response.status !== 401 || !copy) return response;
+        invalidate.call(token);
+        await response.body?.cancel().catch(() => {});
+        return retried(copy);
+      };
   const client = createClient<paths>({ baseUrl, fetch: resilient, ...(options.headers ? { headers: options.headers } : {}) });
   client.use(idempotencyKeys);
 
