@@ -3,6 +3,8 @@
 // issuer: fetched once for concurrent callers, kept until shortly before expiry, refused without
 // leaking the secret, and replaced when the registry refuses the one kept.
 import { randomUUID } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { authenticationFor } from '../../../src/auth/setup.js';
 import { loadConfig } from '../../../src/config.js';
@@ -133,5 +135,50 @@ describe('clientCredentials() against a real token endpoint', () => {
     });
     expect((await refusing.POST('/v1/tenants', { body: { slug, name: 'Never' } })).error?.code).toBe('unauthorized');
     expect(tries).toBe(2);
+  });
+});
+
+describe('clientCredentials() with HTTP Basic, the method Keycloak takes by default', () => {
+  // oidc-provider's test client takes its secret in the form only; this endpoint decodes Basic
+  // credentials the way RFC 6749 (2.3.1) asks a server to, so the encoding of awkward characters
+  // is checked against the rule rather than against this client's own idea of it.
+  let server: Server;
+  let url: string;
+  const seen: Array<{ id: string; secret: string; form: Record<string, string> }> = [];
+  beforeAll(async () => {
+    server = createServer((request, response) => {
+      let body = '';
+      request.on('data', (chunk: Buffer) => (body += chunk.toString()));
+      request.on('end', () => {
+        const basic = /^Basic (.+)$/.exec(request.headers.authorization ?? '')?.[1];
+        const decoded = Buffer.from(basic ?? '', 'base64').toString();
+        const colon = decoded.indexOf(':');
+        const formDecode = (value: string) => decodeURIComponent(value.replace(/\+/g, ' '));
+        seen.push({ id: formDecode(decoded.slice(0, colon)), secret: formDecode(decoded.slice(colon + 1)), form: Object.fromEntries(new URLSearchParams(body)) });
+        // No expires_in: it is only RECOMMENDED, and the client must still stop using the token.
+        response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ access_token: `token-${seen.length}`, token_type: 'Bearer' }));
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/realms/platform/protocol/openid-connect/token`;
+  });
+  afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+  it('form-encodes id and secret before Base64, finds Keycloak\'s endpoint from the realm, and keeps a token without expires_in for a minute at most', async () => {
+    let clock = 0;
+    const token = clientCredentials({
+      issuer: url.replace('/protocol/openid-connect/token', '/'),
+      clientId: 'portal:eu',
+      clientSecret: 'a secret+with:colons&%',
+      params: { audience: 'tenant-registry' },
+      now: () => clock,
+    });
+    expect(await token()).toBe('token-1');
+    expect(seen[0]).toEqual({ id: 'portal:eu', secret: 'a secret+with:colons&%', form: { grant_type: 'client_credentials', audience: 'tenant-registry' } });
+    clock += 29_000;
+    expect(await token()).toBe('token-1');
+    // Shorter-lived than twice the 30 s margin: renewed at half its life.
+    clock += 2_000;
+    expect(await token()).toBe('token-2');
   });
 });

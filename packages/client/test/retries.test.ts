@@ -68,6 +68,30 @@ eachDriver('the client retrying a creating call after its answer was lost', (dri
     expect(listed.items.map((tenant) => tenant.id)).toEqual([created.data?.tenant.id]);
   });
 
+  it('makes one tenant when the answer is lost before the first copy has finished', async () => {
+    // The first copy is sent and given up on at once, as when a connection drops mid-request:
+    // the retry can meet it still running (409 idempotency_in_progress with Retry-After, waited
+    // out), arrive after it (a replay) or even before it (the first copy then meets the second's
+    // key in progress). Whichever happens, the caller gets the tenant and there is one.
+    const first: Array<Promise<Response>> = [];
+    const wire = recordingFetch(() => null);
+    const send = async (request: Request): Promise<Response> => {
+      if (first.length === 0) {
+        first.push(wire.send(request));
+        throw new TypeError('fetch failed');
+      }
+      return wire.send(request);
+    };
+    const registry = createRegistryClient({ baseUrl: server.url, token: () => server.issuer.mint(identities.platformAdmin()), fetch: send, retries: { retries: 5, baseDelayMs: 10 } });
+    const slug = newSlug();
+    const created = await unwrap(registry.POST('/v1/tenants', { body: { slug, name: 'Dropped Early' } }));
+    const firstAnswer = await first[0]!;
+    expect([201, 409]).toContain(firstAnswer.status);
+    const listed = await unwrap(registry.GET('/v1/tenants', { params: { query: { q: slug } } }));
+    expect(listed.items.map((tenant) => tenant.id)).toEqual([created.tenant.id]);
+    expect(new Set(wire.sent.filter((request) => request.method === 'POST').map((request) => request.headers.get('idempotency-key'))).size).toBe(1);
+  });
+
   it('does not send a call without a key twice: a lost answer to an activation is the caller\'s error', async () => {
     const admin = createRegistryClient({ baseUrl: server.url, token: () => server.issuer.mint(identities.platformAdmin()) });
     const { tenant } = await unwrap(admin.POST('/v1/tenants', { body: { slug: newSlug(), name: 'Activate Once' } }));
