@@ -7,7 +7,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { eachDriver } from '../../../test/support/drivers.js';
 import { identities } from '../../../test/support/identities.js';
 import { startServer, type TestServer } from '../../../test/support/server.js';
-import { createRegistryClient, isProblem, RegistryProblem, unwrap, type RegistryClient, type Tenant } from '../src/index.js';
+import { createRegistryClient, isProblem, paginate, RegistryProblem, unwrap, type RegistryClient, type Tenant } from '../src/index.js';
 
 const newSlug = () => `client-${randomUUID().slice(0, 8)}`;
 
@@ -100,6 +100,34 @@ eachDriver('the client on the tenant routes', (driver) => {
     ]);
     // The bearer token went on every request, fetched from the provider.
     expect(sent.every((request) => request.headers.get('authorization')?.startsWith('Bearer ey'))).toBe(true);
+  });
+
+  it('walks a paged list to its end with paginate(), a page at a time', async () => {
+    const prefix = `page-${randomUUID().slice(0, 6)}`;
+    const ids = [];
+    for (let i = 0; i < 5; i += 1) ids.push((await unwrap(registry.POST('/v1/tenants', { body: { slug: `${prefix}-${i}`, name: `Paged ${i}` } }))).tenant.id);
+    const cursors: Array<string | undefined> = [];
+    const walked: string[] = [];
+    for await (const tenant of paginate((cursor) => {
+      cursors.push(cursor);
+      return registry.GET('/v1/tenants', { params: { query: { q: prefix, limit: 2, cursor } } });
+    })) {
+      walked.push(tenant.id);
+    }
+    // Newest first, three pages of at most two.
+    expect(walked).toEqual([...ids].reverse());
+    expect(cursors).toHaveLength(3);
+    expect(cursors[0]).toBeUndefined();
+
+    // A page function that forgets the cursor would loop: it is stopped on the repeated cursor.
+    const forgetful = paginate(() => registry.GET('/v1/tenants', { params: { query: { q: prefix, limit: 2 } } }));
+    const items: string[] = [];
+    await expect(
+      (async () => {
+        for await (const tenant of forgetful) items.push(tenant.id);
+      })(),
+    ).rejects.toThrow('same next_cursor');
+    expect(items.length).toBeLessThanOrEqual(4);
   });
 
   it('refuses wrong paths, parameters and bodies at compile time; the registry refuses them too', async () => {
