@@ -130,6 +130,15 @@ eachDriver('the client on the tenant routes', (driver) => {
     expect(items.length).toBeLessThanOrEqual(4);
   });
 
+  it('streams an export through fetch(), with the token, from a path relative to baseUrl', async () => {
+    const { tenant } = await unwrap(registry.POST('/v1/tenants', { body: { slug: newSlug(), name: 'Exported' } }));
+    const response = await registry.fetch(`/v1/tenants/${tenant.id}/export`);
+    expect(response.status).toBe(200);
+    const lines = (await response.text()).trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(JSON.stringify(lines)).toContain(tenant.id);
+    expect(sent.at(-1)?.headers.get('authorization')).toMatch(/^Bearer /);
+  });
+
   it('refuses wrong paths, parameters and bodies at compile time; the registry refuses them too', async () => {
     const slug = newSlug();
     // @ts-expect-error: there is no such path.
