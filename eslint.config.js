@@ -4,7 +4,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'bin/', 'node_modules/', 'coverage/'] },
+  { ignores: ['dist/', 'bin/', 'node_modules/', 'coverage/', 'packages/*/dist/', 'packages/*/src/generated/'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
@@ -22,7 +22,7 @@ export default tseslint.config(
   },
   {
     // Configuration files outside the TypeScript project (tsconfig.json): linted without types.
-    files: ['eslint.config.js', '.dependency-cruiser.mjs'],
+    files: ['eslint.config.js', '.dependency-cruiser.mjs', 'packages/*/scripts/**'],
     extends: [tseslint.configs.disableTypeChecked],
   },
   {

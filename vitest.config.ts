@@ -52,8 +52,9 @@ export default defineConfig({
     // CPU per file on PGlite's module and barely run what it made. Its baseline compiler alone is
     // ready sooner and fast enough (the spawned services get the same flag: test/process/spawn.ts).
     execArgv: ['--liftoff-only'],
-    // Builds the migrated embedded database every test database of that driver starts from.
-    globalSetup: ['test/support/pglite-template.ts'],
+    // Builds the migrated embedded database every test database of that driver starts from, and
+    // the packages' files generated from openapi.yaml, which their sources import.
+    globalSetup: ['test/support/pglite-template.ts', 'packages/client/test/support/generated.ts'],
     // Each file boots its own databases (an embedded one takes ~2 s to start); generous hooks
     // keep a loaded machine from failing on setup time rather than behaviour.
     // A hook may start the service as a process: PROCESS_WAIT_MS (120 s) for it to be ready, twice
@@ -65,7 +66,8 @@ export default defineConfig({
         extends: true,
         test: {
           name: 'parallel',
-          include: ['test/**/*.test.ts'],
+          // The packages' tests run on their TypeScript sources: no build is needed first.
+          include: ['test/**/*.test.ts', 'packages/*/test/**/*.test.ts'],
           // The real-Keycloak suites run with their own configuration (vitest.keycloak.config.ts).
           exclude: [...configDefaults.exclude, ...SERIAL, 'test/keycloak-live/**'],
           maxWorkers: workers,

@@ -11,6 +11,8 @@ import Provider from 'oidc-provider';
 export const OIDC_AUDIENCE = 'tenant-registry';
 const RESOURCE = 'urn:tenant-registry';
 const CLIENT = { id: 'portal', secret: 'portal-secret-of-the-oidc-provider-tests' };
+/** The one client the provider knows (client_secret_post), for tests that ask it for tokens themselves. */
+export const OIDC_CLIENT: Readonly<typeof CLIENT> = CLIENT;
 
 export type SigningAlg = 'RS256' | 'Ed25519' | 'EdDSA';
 
