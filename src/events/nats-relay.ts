@@ -19,7 +19,7 @@ import type { ChangeEvent } from '../domain/change-event.js';
 import { natsRelayPublished } from '../observability/metrics.js';
 import type { Database } from '../store/database.js';
 import { readFeed } from '../store/events.js';
-import { advanceConsumer, consumerState, releaseLease, takeLease, type Lease } from '../store/feed-consumers.js';
+import { advanceConsumer, consumerState, DEFAULT_LEASE_MS, releaseLease, takeLease, type Lease } from '../store/feed-consumers.js';
 import type { FeedSignal } from './feed-signal.js';
 import { connectNats, ensureStream, natsServers } from './nats-stream.js';
 
@@ -27,9 +27,6 @@ export const DEFAULT_SUBJECT_PREFIX = 'tenant-registry.events';
 /** The header carrying the event's seq, so a consumer checks order and gaps without parsing the body. */
 export const SEQ_HEADER = 'Registry-Event-Seq';
 
-// A replica that dies holding the lease delays publishing by at most this long; renewed every
-// third of it, so two missed renewals (a slow database) still keep it.
-const DEFAULT_LEASE_MS = 15_000;
 // Events read per page; each page is one indexed range read.
 const DEFAULT_BATCH = 500;
 // Publishes awaiting their acknowledgement: enough to keep a round trip to NATS from pacing the

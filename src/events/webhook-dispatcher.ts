@@ -17,7 +17,7 @@ import { afterFailure, RETRY_SCHEDULE_MS } from '../domain/webhook.js';
 import { webhookDelay, webhookDeliveries } from '../observability/metrics.js';
 import type { Database } from '../store/database.js';
 import { readFeed } from '../store/events.js';
-import { releaseLease, takeLease } from '../store/feed-consumers.js';
+import { DEFAULT_LEASE_MS, releaseLease, takeLease } from '../store/feed-consumers.js';
 import { findWebhook, moveWebhookCursor, webhooksBehind, type CursorFence, type DeliveryRecord, type WebhookRow } from '../store/webhooks.js';
 import type { FeedSignal } from './feed-signal.js';
 import { createUrlGuard, parseAllowlist, type Allowlist, type UrlGuard } from './url-guard.js';
@@ -26,9 +26,6 @@ import { DEFAULT_ATTEMPT_TIMEOUT_MS, sendAttempt } from './webhook-sender.js';
 /** The consumer name of the dispatch lease in feed_consumers. */
 export const WEBHOOK_LEASE = 'webhooks';
 
-// Long enough that a busy event loop or a slow query does not lose it, short enough that a
-// replica that died is replaced within seconds (FEED_LEASE_SECONDS). Renewed three times per period.
-const DEFAULT_LEASE_MS = 15_000;
 // Endpoints delivered to at once; each holds at most one request and one connection of the pool.
 const DEFAULT_CONCURRENCY = 8;
 // How soon a change made on another replica (a replay, an enabled endpoint) is noticed.

@@ -4,6 +4,13 @@
 // still holding it, so a replica that lost its lease without noticing changes nothing.
 import type { Queryable } from './database.js';
 
+/**
+ * How long a lease runs unless renewed (FEED_LEASE_SECONDS sets it in the service): a replica
+ * that dies holding one delays its consumer by at most this long. Holders renew every third of
+ * it, so two missed renewals (a slow database) still keep it.
+ */
+export const DEFAULT_LEASE_MS = 15_000;
+
 export interface Lease {
   /** Where the consumer has got to: every event up to this seq was handled. */
   lastSeq: number;
