@@ -47,13 +47,13 @@ const SERIAL = [
 
 // Workspace packages (packages/*, examples/*) resolve to their TypeScript sources under this
 // export condition (tsconfig.json says the same to the compiler): their tests need no build.
-const SOURCE_CONDITIONS = ['tenant-registry-source', 'module', 'node', 'development|production'];
+const SOURCE_CONDITIONS = ['tenant-registry-source', 'node', 'development|production'];
 
 const workers = Number(process.env.TEST_WORKERS ?? 2);
 
 export default defineConfig({
   resolve: { conditions: SOURCE_CONDITIONS },
-  ssr: { resolve: { conditions: SOURCE_CONDITIONS, externalConditions: ['tenant-registry-source'] } },
+  ssr: { resolve: { conditions: SOURCE_CONDITIONS } },
   test: {
     // No include here: a project that extends this config would add its own to it, not replace it.
     pool: 'forks',

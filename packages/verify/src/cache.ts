@@ -21,6 +21,8 @@ export interface Held {
   readonly fetchedAt: number;
   /** The stream epoch the question was sent in (verifier.ts). */
   readonly epoch: number;
+  /** When to ask again whatever else holds (a change just before the question; verifier.ts keepUntil). */
+  readonly recheckAt: number;
   /** Variants made at read time, once each: past expires_at, and refused for a scope. */
   expired?: Answer;
   scopeRefusals?: Map<string, Answer>;

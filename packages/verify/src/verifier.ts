@@ -17,9 +17,10 @@
 // it is live, and only a connection that dies silently delays it: by up to 2.5x the heartbeat,
 // until the silence is noticed.
 //
-// An answer is kept only if nothing that could concern it (its key, its tenant, everything)
-// was evicted from SETTLE_MS before its question was sent until it came back: the registry may
-// have answered from a replica that had not heard of the change yet.
+// An answer is not kept if something that concerns it (its key, its tenant, everything) was
+// evicted while its question was out, and is asked again SETTLE_MS after such an eviction that
+// came shortly before its question: the registry may have answered from a replica that had not
+// heard of the change yet.
 import { instantOf, parseRegistryAnswer, type Answer, type Question } from './answer.js';
 import { VerdictCache, type Held } from './cache.js';
 import { StreamFollower, type ChangeEvent } from './follower.js';
@@ -88,9 +89,10 @@ export interface KeyVerifier {
 // stream is down. Short, because it is that delay; long enough that a hot key asks a few times
 // a second at most during an outage of the stream.
 const STALE_MS = 500;
-// How long after an eviction an answer concerning it is not kept: the time a registry replica
-// may take to hear of a change another one made (NOTIFY, within milliseconds; 2 s is ample).
-const SETTLE_MS = 2_000;
+// How long after an eviction an answer concerning it is asked again: the time a registry replica
+// may take to hear of a change another one made (NOTIFY, within milliseconds), and the bound on
+// a revocation's delay should the answer have come from a replica that had not heard yet.
+const SETTLE_MS = 1_000;
 // Evictions remembered for the rule above, at most; past it nothing is kept until it settles.
 const MAX_EVICTION_LOG = 10_000;
 // The registry refuses keys longer than this with 400; they are MALFORMED without asking.
@@ -156,17 +158,27 @@ export function createKeyVerifier(options: KeyVerifierOptions): KeyVerifier {
     evictions.push(eviction);
   };
 
-  /** Whether an answer to a question sent at `sentAt` may be kept: nothing concerning it was evicted since just before. */
-  const keepable = (answer: Answer, sentAt: number): boolean => {
-    if (sentAt < evictionOverflowUntil) return false;
+  /**
+   * Until when an answer to a question sent at `sentAt` may be kept: not at all (null) when
+   * something that concerns it (its key, its tenant, everything) was evicted while the question
+   * was out, since the answer may predate the change; until SETTLE_MS after such an eviction
+   * that came shortly before the question, since the replica that answered may not have heard
+   * of it yet; else for as long as the rules of read() allow (Infinity).
+   */
+  const keepUntil = (answer: Answer, sentAt: number): number | null => {
+    if (sentAt < evictionOverflowUntil) return null;
     const since = sentAt - SETTLE_MS;
     for (let i = evictions.length - 1; i >= 0; i -= 1) {
       const eviction = evictions[i]!;
       if (eviction.at < since) break;
-      if (eviction.all || eviction.tenantId === answer.tenant_id) return false;
-      if (eviction.keyIds !== null && answer.key_id !== undefined && eviction.keyIds.includes(answer.key_id)) return false;
+      const concerns =
+        eviction.all ||
+        eviction.tenantId === answer.tenant_id ||
+        (eviction.keyIds !== null && answer.key_id !== undefined && eviction.keyIds.includes(answer.key_id));
+      // The newest concerning eviction decides: it is the first one met from the end.
+      if (concerns) return eviction.at >= sentAt ? null : eviction.at + SETTLE_MS;
     }
-    return true;
+    return Infinity;
   };
 
   const onEvent = (event: ChangeEvent | null) => {
@@ -174,6 +186,9 @@ export function createKeyVerifier(options: KeyVerifierOptions): KeyVerifier {
     const type = event?.type ?? '';
     // Keycloak's own bookkeeping (invites, organization sync) changes no verdict.
     if (event !== null && type.startsWith('keycloak.')) return;
+    // A new key was unknown before: nothing held can be about it (unknown answers are not
+    // evicted, and no one sends a key before it exists).
+    if (event !== null && type === 'api_key.created') return;
     if (event !== null && type.startsWith('api_key.')) {
       // The key the event is about, and for a rotation the key it replaces (whose expiry moved).
       const ids = [event.data?.target?.id, event.data?.fields?.replaces].filter((id): id is string => typeof id === 'string');
@@ -233,6 +248,7 @@ export function createKeyVerifier(options: KeyVerifierOptions): KeyVerifier {
       if (held.validUntilMs !== null && held.validUntilMs <= now) return null;
       const watched = live && held.epoch === epoch;
       if (use === 'cached') {
+        if (now >= held.recheckAt) return null;
         if (!watched && now - held.fetchedAt >= STALE_MS) return null;
         if (now - held.fetchedAt >= maxAgeMs) return null;
       } else {
@@ -292,8 +308,10 @@ export function createKeyVerifier(options: KeyVerifierOptions): KeyVerifier {
       validUntilMs: instantOf(answer.valid_until),
       fetchedAt: sentAt,
       epoch: sentEpoch,
+      recheckAt: Infinity,
     };
-    if (keepable(held.answer, sentAt)) cache.store(hash, product, held);
+    const until = keepUntil(held.answer, sentAt);
+    if (until !== null) cache.store(hash, product, { ...held, recheckAt: until });
     return { held };
   };
 
