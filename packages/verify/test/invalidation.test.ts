@@ -3,6 +3,7 @@
 // while the stream is live, across a drop of it and while the registry is unreachable. In the
 // serial group (vitest.config.ts): its deadlines are about time.
 import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -173,7 +174,7 @@ describe('a drop of the stream', () => {
     });
     await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
     try {
-      const { port } = silent.address() as import('node:net').AddressInfo;
+      const { port } = silent.address() as AddressInfo;
       const verifier = createKeyVerifier({ registryUrl: `http://127.0.0.1:${port}`, token, heartbeatMs: 200 });
       open.push(verifier);
       await until(() => requests.length >= 3, 'three stream connections', 20_000);

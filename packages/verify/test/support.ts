@@ -44,7 +44,7 @@ export function countingFetch() {
     const url = String(input instanceof Request ? input.url : input);
     if (url.endsWith('/v1/internal/api-keys/verify')) {
       record.verifyCalls += 1;
-      record.verifyBodies.push(String(init?.body ?? ''));
+      record.verifyBodies.push(typeof init?.body === 'string' ? init.body : '');
     }
     if (url.includes('/v1/events/stream')) record.streamRequests.push(new Headers(init?.headers));
     return fetch(input, init);
