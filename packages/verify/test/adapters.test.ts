@@ -13,7 +13,7 @@ import type { TestServer } from '../../../test/support/server.js';
 import { apiKeyMiddleware, type RequestWithApiKey } from '../src/connect.js';
 import { apiKeyPlugin } from '../src/fastify.js';
 import { createKeyVerifier, keyFromHeaders, type KeyVerifier } from '../src/index.js';
-import { HEARTBEAT_MS, createKey, ok, startRegistry, type CreatedKey } from './support.js';
+import { VERIFIER_HEARTBEAT_MS, createKey, ok, startRegistry, type CreatedKey } from './support.js';
 
 let server: TestServer;
 let api: Client;
@@ -27,7 +27,7 @@ beforeAll(async () => {
   tenant = await createTenant(api);
   await ok(api, 'PUT', `/v1/entitlements/${tenant.id}/compliance`);
   valid = await createKey(api, tenant.id, { scopes: ['documents:read'] });
-  verifier = createKeyVerifier({ registryUrl: server.url, token, heartbeatMs: HEARTBEAT_MS, product: 'compliance' });
+  verifier = createKeyVerifier({ registryUrl: server.url, token, heartbeatMs: VERIFIER_HEARTBEAT_MS, product: 'compliance' });
   await verifier.whenLive();
 });
 afterAll(async () => {

@@ -12,7 +12,7 @@ import { createTenant } from '../../../test/support/factories.js';
 import type { Client } from '../../../test/support/http.js';
 import type { TestServer } from '../../../test/support/server.js';
 import { createKeyVerifier, type KeyVerifier, type KeyVerifierOptions, type Question, type VerifyCode } from '../src/index.js';
-import { HEARTBEAT_MS, countingFetch, createKey, ok, startProxy, startRegistry, until } from './support.js';
+import { HEARTBEAT_MS, VERIFIER_HEARTBEAT_MS, countingFetch, createKey, ok, startProxy, startRegistry, until } from './support.js';
 
 // The promise: a change is refused within a second of its answer.
 const WITHIN_MS = 1_000;
@@ -34,7 +34,7 @@ afterEach(async () => {
 
 async function verifierWith(options: Partial<KeyVerifierOptions> = {}) {
   const counting = countingFetch();
-  const verifier = createKeyVerifier({ registryUrl: server.url, token, heartbeatMs: HEARTBEAT_MS, fetch: counting.fetch, ...options });
+  const verifier = createKeyVerifier({ registryUrl: server.url, token, heartbeatMs: VERIFIER_HEARTBEAT_MS, fetch: counting.fetch, ...options });
   open.push(verifier);
   await verifier.whenLive();
   return { verifier, calls: counting.record };

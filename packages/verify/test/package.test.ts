@@ -35,7 +35,7 @@ it('builds to dist and is importable through its exports by plain Node, with typ
     core: ['VERIFY_CODES', 'createKeyVerifier', 'keyFromHeaders', 'refusalFor'],
     fastify: 'function',
     connect: 'function',
-    resolved: expect.stringMatching(/packages\/verify\/dist\/index\.js$/),
+    resolved: expect.stringMatching(/packages\/verify\/dist\/index\.js$/) as unknown,
     answer: { valid: false, code: 'REGISTRY_UNAVAILABLE' },
   });
 }, 120_000);

@@ -9,7 +9,7 @@ import type { TestServer } from '../../../test/support/server.js';
 import type { Client } from '../../../test/support/http.js';
 import { createTenant } from '../../../test/support/factories.js';
 import { createKeyVerifier, type KeyVerifier, type KeyVerifierOptions } from '../src/index.js';
-import { HEARTBEAT_MS, countingFetch, createKey, inventedKey, ok, startRegistry, until } from './support.js';
+import { VERIFIER_HEARTBEAT_MS, countingFetch, createKey, inventedKey, ok, startRegistry, until } from './support.js';
 
 let server: TestServer;
 let api: Client;
@@ -36,7 +36,7 @@ afterEach(async () => {
 /** A verifier on the test registry with a counting fetch; live (following the stream) before it is returned. */
 async function verifierWith(options: Partial<KeyVerifierOptions> = {}) {
   const counting = countingFetch();
-  const verifier = createKeyVerifier({ registryUrl: server.url, token, heartbeatMs: HEARTBEAT_MS, fetch: counting.fetch, ...options });
+  const verifier = createKeyVerifier({ registryUrl: server.url, token, heartbeatMs: VERIFIER_HEARTBEAT_MS, fetch: counting.fetch, ...options });
   open.push(verifier);
   if (options.followChanges !== false) await verifier.whenLive();
   return { verifier, calls: counting.record };
