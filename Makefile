@@ -76,6 +76,7 @@ bench: $(NPM_INSTALLED)
 	scripts/ensure-postgres
 	npm run --silent bench -- $(BENCH_ARGS)
 	npm run --silent bench:events
+	npm run --silent bench:verify-inprocess
 
 ## bench-events: commit-to-delivery latency of the SSE stream, a webhook and JetStream under steady writes, and the relay's rate against PostgreSQL's insert rate
 .PHONY: bench-events

@@ -40,11 +40,20 @@ const SERIAL = [
   'test/auth/verifier-issuer.test.ts',
   // Event streams: heartbeats every 300 ms, a stalled reader cut after 1.5 s of no progress.
   'test/http/events-stream.test.ts',
+  // In-process key verification: revocations, freezes and entitlement changes refused within 1 s.
+  'packages/verify/test/invalidation.test.ts',
+  'examples/headless-product/test/revocation.test.ts',
 ];
+
+// Workspace packages (packages/*, examples/*) resolve to their TypeScript sources under this
+// export condition (tsconfig.json says the same to the compiler): their tests need no build.
+const SOURCE_CONDITIONS = ['tenant-registry-source', 'node', 'development|production'];
 
 const workers = Number(process.env.TEST_WORKERS ?? 2);
 
 export default defineConfig({
+  resolve: { conditions: SOURCE_CONDITIONS },
+  ssr: { resolve: { conditions: SOURCE_CONDITIONS } },
   test: {
     // No include here: a project that extends this config would add its own to it, not replace it.
     pool: 'forks',
@@ -66,8 +75,8 @@ export default defineConfig({
         extends: true,
         test: {
           name: 'parallel',
-          // The packages' tests run on their TypeScript sources: no build is needed first.
-          include: ['test/**/*.test.ts', 'packages/*/test/**/*.test.ts'],
+          // The packages' and the example's tests run on their TypeScript sources: no build first.
+          include: ['test/**/*.test.ts', 'packages/*/test/**/*.test.ts', 'examples/*/test/**/*.test.ts'],
           // The real-Keycloak suites run with their own configuration (vitest.keycloak.config.ts).
           exclude: [...configDefaults.exclude, ...SERIAL, 'test/keycloak-live/**'],
           maxWorkers: workers,

@@ -32,6 +32,12 @@ export interface VerifyAnswer {
   scopes?: string[];
   products?: string[];
   expires_at?: string | null;
+  /**
+   * The earliest instant the verdict could change by time alone (the key's expiry, the tenant's
+   * trial end, the trial end of the product asked about); null when nothing will. A caller that
+   * keeps the answer asks again from then on (see verdictChangesAt).
+   */
+  valid_until?: string | null;
 }
 
 export interface VerifiableKey {
@@ -66,4 +72,28 @@ export function verdictFor(key: VerifiableKey | undefined, question: VerifyQuest
   }
   if (question.scope !== undefined && !key.scopes.includes(question.scope)) return 'INSUFFICIENT_SCOPE';
   return 'VALID';
+}
+
+/**
+ * The earliest instant after `now` at which verdictFor could answer differently for the same
+ * facts and question, with nothing written in between: the key's expiry (or a revocation dated
+ * ahead), the end of the tenant's trial (it then reads as frozen), and the end of the trial of
+ * the product asked about. Null when time alone changes nothing. Products not asked about do not
+ * count: their trials cannot change this answer. Entitlements never start by time alone, so a
+ * refusal becomes a different refusal at most, never valid.
+ */
+export function verdictChangesAt(key: VerifiableKey, question: VerifyQuestion, now: Date): Date | null {
+  let earliest: Date | null = null;
+  const consider = (at: Date | null) => {
+    if (at !== null && at > now && (earliest === null || at < earliest)) earliest = at;
+  };
+  consider(key.revokedAt);
+  consider(key.expiresAt);
+  if (key.tenant.status === 'trial') consider(key.tenant.trial_ends_at);
+  if (question.product !== undefined) {
+    for (const entitlement of key.entitlements) {
+      if (entitlement.product === question.product && entitlement.status === 'trial') consider(entitlement.trial_ends_at);
+    }
+  }
+  return earliest;
 }

@@ -3,7 +3,7 @@
 // or, on a miss, from one query; the answer is computed from them at the moment of the request.
 import { hashApiKey, isWellFormedApiKey } from '../domain/api-key.js';
 import type { KeyCache } from '../caching/key-cache.js';
-import { verdictFor, type VerifyAnswer, type VerifyCode, type VerifyQuestion } from '../domain/key-verdict.js';
+import { verdictChangesAt, verdictFor, type VerifyAnswer, type VerifyCode, type VerifyQuestion } from '../domain/key-verdict.js';
 import { statusAt } from '../domain/lifecycle.js';
 import { countVerification } from '../observability/metrics.js';
 import { loadKeyFacts, type KeyFacts } from '../store/api-keys.js';
@@ -20,7 +20,7 @@ export interface KeyVerifier {
   verify(key: string, question: VerifyQuestion): VerifyAnswer | Promise<VerifyAnswer>;
 }
 
-function answer(code: VerifyCode, facts: KeyFacts | undefined, now: Date): VerifyAnswer {
+function answer(code: VerifyCode, facts: KeyFacts | undefined, question: VerifyQuestion, now: Date): VerifyAnswer {
   if (!facts) return { valid: false, code };
   return {
     valid: code === 'VALID',
@@ -33,6 +33,7 @@ function answer(code: VerifyCode, facts: KeyFacts | undefined, now: Date): Verif
     scopes: facts.scopes,
     products: facts.products,
     expires_at: facts.expiresAt?.toISOString() ?? null,
+    valid_until: verdictChangesAt(facts, question, now)?.toISOString() ?? null,
   };
 }
 
@@ -76,7 +77,7 @@ export function createKeyVerifier(options: {
     const code = verdictFor(facts, question, now);
     countVerification(code);
     if (facts && code === 'VALID') options.usage?.note(facts.id, now);
-    return answer(code, facts, now);
+    return answer(code, facts, question, now);
   };
 
   return {

@@ -20,7 +20,7 @@ import { DAY_MS, iso, START, TestClock } from '../support/time.js';
 type CreatedKey = ApiKey & { key: string };
 
 const VERIFY = '/v1/internal/api-keys/verify';
-const ANSWER_FIELDS = ['code', 'expires_at', 'key_id', 'plan', 'products', 'scopes', 'slug', 'tenant_id', 'tenant_status', 'valid'];
+const ANSWER_FIELDS = ['code', 'expires_at', 'key_id', 'plan', 'products', 'scopes', 'slug', 'tenant_id', 'tenant_status', 'valid', 'valid_until'];
 
 /** The database, with a switch that makes every query fail as an unreachable server would. */
 function breakable(db: Database) {
@@ -129,6 +129,8 @@ eachDriver('key verification', (driver) => {
         scopes: ['documents:read'],
         products: ['compliance'],
         expires_at: expiresAt,
+        // The tenant's trial ends before the key expires.
+        valid_until: iso(START + 14 * DAY_MS),
       });
       expect(Object.keys(answer).sort()).toEqual(ANSWER_FIELDS);
       expect(await verify(created.key)).toEqual(answer);
@@ -222,6 +224,33 @@ eachDriver('key verification', (driver) => {
         expect((await verify(created.key, { product: 'compliance' })).code).toBe('NOT_ENTITLED');
         expect((await verify(created.key)).code).toBe('VALID');
       });
+    });
+
+    it('valid_until: the earliest of the expiry, the tenant trial end and the trial end of the product asked about', async () => {
+      const own = await createTenant(api);
+      await ok(`/v1/tenants/${own.id}/activate`);
+      await grant(own.id, 'risk');
+      const trial = await api.post('/v1/catalog/trial-request', { body: { tenant_id: own.id, product: 'compliance' } });
+      expect(trial.status, trial.text).toBe(201);
+      const lasting = await createKey(own.id);
+      const expiring = await createKey(own.id, { expires_at: iso(START + 7 * DAY_MS) });
+      await notificationsArrive();
+      // An active tenant, a granted product, a key without expiry: time alone changes nothing.
+      expect(await verify(lasting.key)).toMatchObject({ code: 'VALID', valid_until: null });
+      expect(await verify(lasting.key, { product: 'risk' })).toMatchObject({ code: 'VALID', valid_until: null });
+      // The product in its trial: the answer about it holds until the trial ends.
+      expect(await verify(lasting.key, { product: 'compliance' })).toMatchObject({ code: 'VALID', valid_until: iso(START + 14 * DAY_MS) });
+      expect(await verify(expiring.key, { product: 'compliance' })).toMatchObject({ code: 'VALID', valid_until: iso(START + 7 * DAY_MS) });
+      expect(await verify(expiring.key, { product: 'risk' })).toMatchObject({ valid_until: iso(START + 7 * DAY_MS) });
+      // Past the trial's end the refusal stays a refusal: nothing is left to change but the expiry.
+      clock.set(START + 14 * DAY_MS);
+      expect(await verify(lasting.key, { product: 'compliance' })).toMatchObject({ code: 'NOT_ENTITLED', valid_until: null });
+      // A tenant still in its trial: its end counts for every question.
+      clock.reset();
+      const trialTenant = await createTenant(api);
+      const inTrial = await createKey(trialTenant.id);
+      await notificationsArrive();
+      expect(await verify(inTrial.key)).toMatchObject({ code: 'VALID', tenant_status: 'trial', valid_until: iso(START + 14 * DAY_MS) });
     });
 
     it('INSUFFICIENT_SCOPE for a scope the key lacks, after the product check', async () => {

@@ -114,6 +114,14 @@ export const VerifyAnswerSchema = Type.Object(
     scopes: Type.Optional(Type.Array(Type.String())),
     products: Type.Optional(Type.Array(Type.String())),
     expires_at: Type.Optional(Nullable(Timestamp())),
+    valid_until: Type.Optional(
+      Nullable(
+        Timestamp({
+          description:
+            'the earliest instant the verdict could change by time alone (expiry, the tenant\'s or the product\'s trial end); null: never. A caller that keeps the answer asks again from then on',
+        }),
+      ),
+    ),
   },
   { $id: 'KeyVerdict', title: 'KeyVerdict', additionalProperties: false, description: 'Always 200; `valid` and `code` tell the verdict' },
 );

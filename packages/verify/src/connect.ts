@@ -1,0 +1,40 @@
+// The Express/Connect middleware: `app.use(apiKeyMiddleware({ verifier, product }))`. A refusal
+// answers problem+json (http.ts) and ends the request; an accepted one carries its verdict as
+// req.apiKey and goes on. Written against node:http alone, so it needs neither Express nor
+// Connect installed, and works with both (and with anything that calls (req, res, next)).
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Answer } from './answer.js';
+import { keyFromHeaders, refusalFor } from './http.js';
+import type { KeyVerifier } from './verifier.js';
+
+export interface ApiKeyMiddlewareOptions {
+  verifier: KeyVerifier;
+  /** The product every request must be entitled to; the verifier's default when absent. */
+  product?: string;
+  /** The scope a request needs; none when absent. */
+  scope?: string | ((request: IncomingMessage) => string | undefined);
+}
+
+export type RequestWithApiKey = IncomingMessage & { apiKey?: Answer };
+
+export function apiKeyMiddleware(options: ApiKeyMiddlewareOptions) {
+  const { verifier, product } = options;
+  const scopeOf = typeof options.scope === 'function' ? options.scope : () => options.scope as string | undefined;
+  return (request: RequestWithApiKey, response: ServerResponse, next: (error?: unknown) => void): void => {
+    const key = keyFromHeaders(request.headers);
+    const verdict = key === undefined ? Promise.resolve(null) : verifier.verify(key, { product, scope: scopeOf(request) });
+    verdict.then(
+      (answer) => {
+        if (answer?.valid) {
+          request.apiKey = answer;
+          next();
+          return;
+        }
+        const refusal = refusalFor(answer);
+        response.writeHead(refusal.status, refusal.headers);
+        response.end(JSON.stringify(refusal.body));
+      },
+      (error: unknown) => next(error),
+    );
+  };
+}

@@ -1,0 +1,54 @@
+// The Fastify plugin: every request of the context it is registered in must carry a key the
+// verifier accepts; a refusal answers problem+json (http.ts) before any handler runs, and an
+// accepted request carries its verdict as request.apiKey. Fastify is a type-only import here:
+// the package depends on no framework, and the plugin is a plain function Fastify calls.
+//
+//   app.register(apiKeyPlugin, { verifier, product: 'compliance' });
+//
+// It opts out of encapsulation (as fastify-plugin does), so it protects the context that
+// registers it: register it inside a child context to leave some routes (health) open.
+import type { FastifyPluginCallback, FastifyRequest } from 'fastify';
+import type { Answer } from './answer.js';
+import { keyFromHeaders, refusalFor } from './http.js';
+import type { KeyVerifier } from './verifier.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The verdict on the request's API key (always valid where a handler sees it). */
+    apiKey: Answer | null;
+  }
+}
+
+export interface ApiKeyPluginOptions {
+  verifier: KeyVerifier;
+  /** The product every request must be entitled to; the verifier's default when absent. */
+  product?: string;
+  /** The scope a request needs (a route's config can say it per route); none when absent. */
+  scope?: string | ((request: FastifyRequest) => string | undefined);
+}
+
+const plugin: FastifyPluginCallback<ApiKeyPluginOptions> = (app, options, done) => {
+  const { verifier, product } = options;
+  const scopeOf = typeof options.scope === 'function' ? options.scope : () => options.scope as string | undefined;
+  app.decorateRequest('apiKey', null);
+  app.addHook('onRequest', async (request, reply) => {
+    const key = keyFromHeaders(request.headers);
+    const answer = key === undefined ? null : await verifier.verify(key, { product, scope: scopeOf(request) });
+    if (answer?.valid) {
+      request.apiKey = answer;
+      return;
+    }
+    const refusal = refusalFor(answer);
+    return reply.code(refusal.status).headers(refusal.headers).send(refusal.body);
+  });
+  done();
+};
+
+// What fastify-plugin sets: no encapsulation, and a name in errors and the plugin tree.
+Object.assign(plugin, {
+  [Symbol.for('skip-override')]: true,
+  [Symbol.for('fastify.display-name')]: '@tenant-registry/verify',
+});
+
+export const apiKeyPlugin = plugin;
+export default apiKeyPlugin;
