@@ -10,7 +10,7 @@
 import type { Database } from '../store/database.js';
 import { feedHeads } from '../store/events.js';
 
-export const EVENTS_CHANNEL = 'registry_events';
+const EVENTS_CHANNEL = 'registry_events';
 const POLL_MS = 1_000;
 // The notes of the most recent events kept to decide whether a reader's gap holds anything for it.
 const RECENT_NOTES = 4_096;

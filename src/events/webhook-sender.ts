@@ -49,7 +49,7 @@ class AttemptTimeout extends Error {
 }
 
 /** A failure as the delivery log names it: a short class, never a message that could carry data. */
-export function errorClass(error: unknown): string {
+function errorClass(error: unknown): string {
   if (error instanceof AddressRefused) return 'address_refused';
   if (error instanceof AttemptTimeout) return 'timeout';
   const code = (error as { code?: unknown } | null)?.code;

@@ -4,11 +4,12 @@ import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { generateApiKey } from '../../../src/domain/api-key.js';
+import { VERIFY_CODES as REGISTRY_CODES } from '../../../src/domain/key-verdict.js';
 import type { Tenant } from '../../../src/http/schemas/tenant.js';
 import type { TestServer } from '../../../test/support/server.js';
 import type { Client } from '../../../test/support/http.js';
 import { createTenant } from '../../../test/support/factories.js';
-import { createKeyVerifier, type KeyVerifier, type KeyVerifierOptions } from '../src/index.js';
+import { createKeyVerifier, VERIFY_CODES as PACKAGE_CODES, type KeyVerifier, type KeyVerifierOptions } from '../src/index.js';
 import { VERIFIER_HEARTBEAT_MS, countingFetch, createKey, inventedKey, ok, startRegistry, until } from './support.js';
 
 let server: TestServer;
@@ -216,5 +217,13 @@ describe('the registry unreachable', () => {
     const created = await createKey(api, tenant.id);
     expect((await verifier.verify(created.key)).code).toBe('VALID');
     expect(tokenCalls).toBeGreaterThanOrEqual(2);
+  });
+});
+
+// The package keeps its own copy of the registry's codes (it imports nothing of the service): this
+// holds the copy to the registry's list, so a code added there cannot arrive here unknown.
+describe('the verdict codes', () => {
+  it('are the registry\'s, in its order, then REGISTRY_UNAVAILABLE', () => {
+    expect(PACKAGE_CODES).toEqual([...REGISTRY_CODES, 'REGISTRY_UNAVAILABLE']);
   });
 });
