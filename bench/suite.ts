@@ -361,7 +361,7 @@ function buildScenarios(service: Server, tokens: { service: string; admin: strin
   );
 
   return [
-    { name: 'verify: hot, one key', expect: 'VALID', target: post(VERIFY_PATH, asService, [verifyBody(fixture.keys[0]!)]), goal: { minRatio: 0.6 } },
+    { name: 'verify: hot, one key', expect: 'VALID', target: post(VERIFY_PATH, asService, [verifyBody(fixture.keys[0]!)]), goal: { minRatio: 0.7 } },
     { name: `verify: ${int(fixture.keys.length)} keys round-robin`, expect: 'VALID', target: post(VERIFY_PATH, asService, fixture.keys.map(verifyBody)) },
     { name: 'verify: cold, an unknown key every request', expect: 'NOT_FOUND', target: post(VERIFY_PATH, asService, () => verifyBody(generateApiKey())) },
     { name: 'verify: malformed key (bad checksum)', expect: 'MALFORMED', target: post(VERIFY_PATH, asService, [verifyBody(malformed)]) },

@@ -1,13 +1,14 @@
 // buildApp(deps): the whole HTTP service around the dependencies it is handed. It opens nothing
 // itself (main.ts and the tests own the database and start its caching), so tests build as many
 // apps as they like.
+import http from 'node:http';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Authentication } from './auth/setup.js';
 import type { Config } from './config.js';
 import type { Catalog } from './domain/products.js';
 import { apiKeyRoutes } from './http/api-keys.js';
-import { keyVerifyRoutes } from './http/key-verify.js';
+import { createVerifyLane, keyVerifyRoutes } from './http/key-verify.js';
 import { claimsRoutes } from './http/claims.js';
 import { answerClientError } from './http/client-errors.js';
 import type { Caching } from './caching/setup.js';
@@ -92,6 +93,9 @@ export const DEFAULT_HEAVY_READS: HeavyReadLimits = {
   stream: { perReplica: 200, perCaller: 5 },
 };
 
+/** Fastify's own default keep-alive timeout, kept on the server buildApp makes itself. */
+const FASTIFY_KEEP_ALIVE_MS = 72_000;
+
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // The one database handle of the app, and the contract: every route, hook and plugin below gets
   // this one and no other. Its write transactions evict what they changed from this replica's
@@ -101,17 +105,30 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // whether a route's writes touch cached data is not something to decide route by route.
   // Transactions that change nothing cached pay one indexed read of the invalidation log.
   const db = deps.caching.db;
+  // Set when the app starts to close (preClose below); answers sent from then on end their connection.
+  let closing = false;
   const app = Fastify({
     loggerInstance: deps.logger,
     genReqId: requestIdFor,
     requestIdHeader: false,
     logController: new RequestLog(),
     bodyLimit: deps.config.bodyLimitBytes,
-    // Defaults for apps built without them (tests); main.ts passes the configured values.
-    requestTimeout: deps.config.requestTimeoutMs ?? 30_000,
-    // Node checks the header and request timeouts only every connectionsCheckingInterval (30 s
-    // by default), so a 10 s header timeout could let a slow client hold a socket for 40 s.
-    http: { connectionsCheckingInterval: 1_000 },
+    // The server is made here rather than by Fastify so that key verification's lane can answer
+    // before the router (http/key-verify.ts). So what Fastify would set on a server of its own is
+    // set here: its keep-alive timeout, and the request timeout (defaults for apps built without
+    // it, the tests; main.ts passes the configured value). Node checks the header and request
+    // timeouts only every connectionsCheckingInterval (30 s by default), so a 10 s header timeout
+    // could let a slow client hold a socket for 40 s.
+    serverFactory: (router) => {
+      const lane = createVerifyLane(
+        { verifier: deps.keys.verifier, tokens: deps.auth.verifier, rateLimits: deps.rateLimits ?? null, logger: deps.logger, closing: () => closing },
+        router,
+      );
+      const server = http.createServer({ connectionsCheckingInterval: 1_000 }, lane);
+      server.keepAliveTimeout = FASTIFY_KEEP_ALIVE_MS;
+      server.requestTimeout = deps.config.requestTimeoutMs ?? 30_000;
+      return server;
+    },
     clientErrorHandler: answerClientError,
     // Router refusals (a path segment too long or not decodable) answer problem+json too.
     frameworkErrors: answerFrameworkError,
@@ -130,7 +147,6 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // Fastify closes the connections that are idle when shutdown starts; one that carries an
   // in-flight request would stay open after its answer (keep-alive) and hold the process up.
   // Answers sent while closing therefore end their connection.
-  let closing = false;
   app.addHook('preClose', (done) => {
     closing = true;
     done();

@@ -14,6 +14,7 @@
 // id matching the tenant's keycloak_org_id) and administers it by the realm role IT_ADMIN with
 // the legacy claim, or by the registry's own list of each tenant's admins (tenant_admins): a
 // member of A who administers B gets B's admin routes and A's member routes, nothing more.
+import type { IncomingMessage } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction, preParsingHookHandler } from 'fastify';
 import type { Principal } from '../auth/principal.js';
 import { InvalidTokenError, IssuerUnavailableError, type TokenVerifier } from '../auth/verifier.js';
@@ -64,10 +65,12 @@ const unauthorized = (detail: string, tokenError: boolean) =>
 
 export const forbidden = (detail: string) => new AppError('forbidden', { detail });
 
+const BEARER = /^Bearer ([A-Za-z0-9._~+/-]+=*)$/i;
+
 function bearerToken(request: FastifyRequest): string | undefined {
   const header = request.headers.authorization;
   if (header === undefined) return undefined;
-  const match = /^Bearer ([A-Za-z0-9._~+/-]+=*)$/i.exec(header.trim());
+  const match = BEARER.exec(header.trim());
   if (!match) throw unauthorized('the Authorization header is not "Bearer <token>"', true);
   return match[1];
 }
@@ -79,9 +82,32 @@ const lastOnConnection = new WeakMap<object, { header: string; principal: Princi
 
 /** The principal this connection's previous request proved, when this one sends the same header. */
 export function rememberedPrincipal(request: FastifyRequest): Principal | undefined {
-  const last = lastOnConnection.get(request.raw.socket);
-  return last && last.header === request.headers.authorization && last.expiresAt > Date.now() ? last.principal : undefined;
+  return rememberedOn(request.raw);
 }
+
+function rememberedOn(raw: IncomingMessage): Principal | undefined {
+  const last = lastOnConnection.get(raw.socket);
+  return last && last.header === raw.headers.authorization && last.expiresAt > Date.now() ? last.principal : undefined;
+}
+
+/**
+ * The principal of a request whose token was proved before (by this connection's previous
+ * request, or in the verifier's cache), found without verifying, awaiting or throwing anything;
+ * undefined for every other request, which the route's own hooks then authenticate. For code
+ * that serves a request before the router (http/verify-lane.ts).
+ */
+export function principalKnownNow(raw: IncomingMessage, verifier: TokenVerifier): Principal | undefined {
+  const remembered = rememberedOn(raw);
+  if (remembered) return remembered;
+  const header = raw.headers.authorization;
+  const token = header === undefined || !verifier.known ? undefined : BEARER.exec(header.trim())?.[1];
+  const principal = token === undefined ? undefined : verifier.known!(token);
+  if (principal) lastOnConnection.set(raw.socket, { header: header!, principal, expiresAt: principal.expiresAt });
+  return principal;
+}
+
+/** Whether the principal's roles alone allow the rule, for any tenant: nothing to look up. */
+export const allowedOutright = (principal: Principal, rule: Rule): boolean => grantOf(principal, rule.allow) === 'any';
 
 async function authenticate(request: FastifyRequest, verifier: TokenVerifier): Promise<Principal> {
   const header = request.headers.authorization;

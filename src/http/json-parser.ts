@@ -68,7 +68,7 @@ const BLANK = /^\s*$/;
 
 // Finding a NUL is the point here, so the lint rule against control characters does not apply.
 // eslint-disable-next-line no-control-regex
-const MAY_BE_UNSTORABLE = /\u0000|[\uD800-\uDFFF\uFEFF]|\\u(?:0000|[dD][89a-fA-F]|[fF][eE][fF][fF])/;
+export const MAY_BE_UNSTORABLE = /\u0000|[\uD800-\uDFFF\uFEFF]|\\u(?:0000|[dD][89a-fA-F]|[fF][eE][fF][fF])/;
 
 declare module 'fastify' {
   interface FastifyContextConfig {

@@ -6,9 +6,11 @@
 // before its signature is checked, which is the CPU a flood of bad tokens would otherwise buy.
 // Counted in this process by default; with REDIS_URL, counted in Redis so every replica shares
 // one budget per caller and per address. Past a budget: 429 rate_limited with Retry-After.
+import type { IncomingMessage } from 'node:http';
 import { isIP } from 'node:net';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
 import type { Redis } from 'ioredis';
+import type { Principal } from '../auth/principal.js';
 import type { TokenVerifier } from '../auth/verifier.js';
 import { rememberedPrincipal } from './access.js';
 import { AppError } from '../problems.js';
@@ -33,9 +35,11 @@ export interface RateLimiting {
 
 const WINDOW_MS = 60_000;
 
+type Outcome = { allowed: boolean; retryAfterS: number };
+
 /** Counts one request of `key` in the current window and says whether it is within `limit`. */
 export interface Counter {
-  hit(key: string, limit: number, now: number): { allowed: boolean; retryAfterS: number } | Promise<{ allowed: boolean; retryAfterS: number }>;
+  hit(key: string, limit: number, now: number): Outcome | Promise<Outcome>;
   close(): Promise<void>;
 }
 
@@ -81,6 +85,31 @@ export class RedisCounter implements Counter {
 
 type Hook = (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => void;
 
+const callerKey = (scope: string, principal: Principal | null) => `${scope}:${principal?.sub ?? 'anonymous'}`;
+
+/** Requests counted against their caller's budget before the router: the route's hook counts them no more. */
+const countedBeforeRouting = new WeakSet<IncomingMessage>();
+
+/**
+ * The /v1/internal budget for code that serves requests before the router (http/key-verify.ts,
+ * the verify lane): `count` counts a request of `principal` as the routes' hook does, and
+ * `handedOver` says that a request it allowed goes to the route after all, whose hook then does not
+ * count it again (one past the budget it counts, and refuses). Null when that budget is off.
+ */
+export function internalBudget(limiting: RateLimiting | null): {
+  count(principal: Principal): Outcome | Promise<Outcome>;
+  handedOver(request: IncomingMessage): void;
+} | null {
+  if (!limiting || limiting.limits.internalPerMinute <= 0) return null;
+  const { counter } = limiting;
+  const clock = limiting.clock ?? Date.now;
+  const limit = limiting.limits.internalPerMinute;
+  return {
+    count: (principal) => counter.hit(callerKey('internal', principal), limit, clock()),
+    handedOver: (request) => countedBeforeRouting.add(request),
+  };
+}
+
 const rateLimited = (detail: string, retryAfterS: number) =>
   new AppError('rate_limited', { detail: `${detail}; retry after ${retryAfterS} s`, headers: { 'retry-after': String(retryAfterS) } });
 
@@ -88,8 +117,8 @@ const rateLimited = (detail: string, retryAfterS: number) =>
 function perCaller(counter: Counter, clock: () => number, scope: string, limit: number): Hook {
   const refuse = (retryAfterS: number) => rateLimited(`more than ${limit} requests a minute from this caller`, retryAfterS);
   return (request, _reply, done) => {
-    if (limit <= 0) return done();
-    const outcome = counter.hit(`${scope}:${request.principal?.sub ?? 'anonymous'}`, limit, clock());
+    if (limit <= 0 || countedBeforeRouting.has(request.raw)) return done();
+    const outcome = counter.hit(callerKey(scope, request.principal), limit, clock());
     if (!(outcome instanceof Promise)) return done(outcome.allowed ? undefined : refuse(outcome.retryAfterS));
     outcome.then(
       (result) => done(result.allowed ? undefined : refuse(result.retryAfterS)),

@@ -9,8 +9,11 @@
 // request naming a megabyte of "tenant_id" must not become a megabyte of log.
 import { LogController, type FastifyReply, type FastifyRequest } from 'fastify';
 import { isUuid } from '../domain/ids.js';
+import type { Principal } from '../auth/principal.js';
 import { observeRequest } from '../observability/metrics.js';
 
+/** The field that carries the request id on every line a request writes. */
+export const REQUEST_ID_LOG_LABEL = 'request_id';
 
 /**
  * The longest principal and principal_name written. Tokens are checked to hold no longer ones
@@ -42,29 +45,56 @@ function bounded(text: string): string {
 
 const QUIETER_THAN_INFO = new Set(['warn', 'error', 'fatal', 'silent']);
 
+/** Whether a logger at `level` writes the per-request line at all. */
+export const writesRequestLines = (level: string): boolean => !QUIETER_THAN_INFO.has(level);
+
+/** A request as its log line tells it. */
+export interface CompletedRequest {
+  method: string;
+  /** The route pattern, never the URL as sent. */
+  route: string;
+  status: number;
+  durationMs: number;
+  principal: Principal | null;
+  /** The tenant the request names (tenantOf); undefined when it names none. */
+  named: string | null | undefined;
+}
+
+/** The fields of the per-request line, the same wherever the request was served. */
+export function requestLine(request: CompletedRequest): Record<string, unknown> {
+  const { principal, named } = request;
+  return {
+    method: request.method,
+    route: request.route,
+    status: request.status,
+    duration_ms: Math.round(request.durationMs * 10) / 10,
+    // A request that names a tenant concerns that one, or (named badly) none: not the caller's.
+    tenant_id: named === undefined ? (principal?.tenantId ?? null) : named,
+    principal: principal ? bounded(principal.sub) : null,
+    principal_name: principal ? bounded(principal.name) : null,
+  };
+}
+
 export class RequestLog extends LogController {
   constructor() {
-    super({ requestIdLogLabel: 'request_id' });
+    super({ requestIdLogLabel: REQUEST_ID_LOG_LABEL });
   }
 
   override incomingRequest(): void {}
 
   override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
-    observeRequest(request.method, request.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime / 1000);
+    const route = request.routeOptions.url ?? 'unmatched';
+    observeRequest(request.method, route, reply.statusCode, reply.elapsedTime / 1000);
     // Below info, skip building the line at all: this runs on every request of the hot paths.
-    if (!error && QUIETER_THAN_INFO.has(reply.log.level)) return;
-    const principal = request.principal;
-    const named = tenantOf(request);
-    const line = {
+    if (!error && !writesRequestLines(reply.log.level)) return;
+    const line = requestLine({
       method: request.method,
-      route: request.routeOptions.url ?? 'unmatched',
+      route,
       status: reply.statusCode,
-      duration_ms: Math.round(reply.elapsedTime * 10) / 10,
-      // A request that names a tenant concerns that one, or (named badly) none: not the caller's.
-      tenant_id: named === undefined ? (principal?.tenantId ?? null) : named,
-      principal: principal ? bounded(principal.sub) : null,
-      principal_name: principal ? bounded(principal.name) : null,
-    };
+      durationMs: reply.elapsedTime,
+      principal: request.principal,
+      named: tenantOf(request),
+    });
     if (error) reply.log.error({ ...line, err: error }, 'request failed');
     else reply.log.info(line, 'request');
   }

@@ -18,10 +18,19 @@ export interface KeyVerifier {
    * when they must be loaded: a hot verify creates no promise and waits for no microtask.
    */
   verify(key: string, question: VerifyQuestion): VerifyAnswer | Promise<VerifyAnswer>;
+  /**
+   * The answer when it can be given without I/O (the key is malformed, or its facts are cached),
+   * counted and noted as verify() does; undefined when the facts must be loaded, with nothing
+   * counted, so the caller can hand the request to verify() instead.
+   */
+  answerNow(key: string, question: VerifyQuestion): VerifyAnswer | undefined;
 }
 
-function answer(code: VerifyCode, facts: KeyFacts | undefined, question: VerifyQuestion, now: Date): VerifyAnswer {
-  if (!facts) return { valid: false, code };
+// The answers that name no key, one object each (answers are never changed once given).
+const MALFORMED: VerifyAnswer = Object.freeze({ valid: false, code: 'MALFORMED' });
+const NOT_FOUND: VerifyAnswer = Object.freeze({ valid: false, code: 'NOT_FOUND' });
+
+function answer(code: VerifyCode, facts: KeyFacts, question: VerifyQuestion, now: Date): VerifyAnswer {
   return {
     valid: code === 'VALID',
     code,
@@ -71,31 +80,71 @@ export function createKeyVerifier(options: {
       throw error;
     });
 
-  const decide = (facts: KeyFacts | undefined, key: string, hashed: { hash: Buffer; hex: string }, question: VerifyQuestion): VerifyAnswer => {
-    if (facts && !knownHashes.has(key)) remember(key, hashed);
-    const now = options.clock();
+  // Answers already given, by facts and question, with the span of time they hold for: the
+  // cache replaces a key's facts with a new object whenever anything about the key changes, and
+  // time alone changes nothing before valid_until. So a hot key's answer is built once, and the
+  // same object is handed out (callers serialize it, never change it). Bounded per key: a caller
+  // inventing scopes cannot make one key hold more than HELD_QUESTIONS_MAX answers.
+  type Held = { answer: VerifyAnswer; code: VerifyCode; from: number; until: number };
+  const held = new WeakMap<KeyFacts, Map<string, Held>>();
+  const HELD_QUESTIONS_MAX = 16;
+
+  const answerFor = (facts: KeyFacts, question: VerifyQuestion, now: Date): { answer: VerifyAnswer; code: VerifyCode } => {
+    // Product codes and scopes hold no space (their patterns), so this names the question.
+    const asked = `${question.product ?? ''} ${question.scope ?? ''}`;
+    const time = now.getTime();
+    let answers = held.get(facts);
+    const found = answers?.get(asked);
+    if (found && found.from <= time && time < found.until) return found;
     const code = verdictFor(facts, question, now);
+    const given = Object.freeze(answer(code, facts, question, now));
+    if (!answers || answers.size >= HELD_QUESTIONS_MAX) held.set(facts, (answers = new Map<string, Held>()));
+    const until = given.valid_until === null || given.valid_until === undefined ? Infinity : Date.parse(given.valid_until);
+    answers.set(asked, { answer: given, code, from: time, until });
+    return { answer: given, code };
+  };
+
+  const decide = (facts: KeyFacts | undefined, key: string, hashed: { hash: Buffer; hex: string }, question: VerifyQuestion): VerifyAnswer => {
+    if (!facts) {
+      countVerification('NOT_FOUND');
+      return NOT_FOUND;
+    }
+    if (!knownHashes.has(key)) remember(key, hashed);
+    const now = options.clock();
+    const { answer: given, code } = answerFor(facts, question, now);
     countVerification(code);
-    if (facts && code === 'VALID') options.usage?.note(facts.id, now);
-    return answer(code, facts, question, now);
+    if (code === 'VALID') options.usage?.note(facts.id, now);
+    return given;
+  };
+
+  /** The key's hash, or null when the key is malformed (no hashing then). */
+  const hashOf = (key: string): { hash: Buffer; hex: string } | null => {
+    const known = knownHashes.get(key);
+    if (known) return known;
+    if (!isWellFormedApiKey(key)) return null;
+    const hash = hashApiKey(key, options.pepper);
+    return { hash, hex: hash.toString('hex') };
+  };
+
+  const malformed = (): VerifyAnswer => {
+    countVerification('MALFORMED');
+    return MALFORMED;
   };
 
   return {
     cache,
     verify(key, question) {
-      let hashed = knownHashes.get(key);
-      if (!hashed) {
-        if (!isWellFormedApiKey(key)) {
-          countVerification('MALFORMED');
-          return { valid: false, code: 'MALFORMED' };
-        }
-        const hash = hashApiKey(key, options.pepper);
-        hashed = { hash, hex: hash.toString('hex') };
-      }
+      const hashed = hashOf(key);
+      if (!hashed) return malformed();
       const cached = cache.get(hashed.hex);
       if (cached) return decide(cached.facts, key, hashed, question);
-      const known = hashed;
-      return factsFor(known).then((facts) => decide(facts, key, known, question));
+      return factsFor(hashed).then((facts) => decide(facts, key, hashed, question));
+    },
+    answerNow(key, question) {
+      const hashed = hashOf(key);
+      if (!hashed) return malformed();
+      const cached = cache.get(hashed.hex);
+      return cached ? decide(cached.facts, key, hashed, question) : undefined;
     },
   };
 }

@@ -41,6 +41,24 @@ new Counter({
   },
 });
 
+// Key verifications by what answered them: the verify lane before the router, or the route after
+// the lane handed the request over (http/verify-lane.ts). Plain counts for the same reason.
+const laneCounts = { answered: 0, handed_over: 0 };
+
+export function countVerifyLane(outcome: keyof typeof laneCounts): void {
+  laneCounts[outcome] += 1;
+}
+
+new Counter({
+  name: 'tenant_registry_verify_lane_requests_total',
+  help: 'Key verify requests by where they were answered: answered (the lane, before the router) or handed_over (to the route)',
+  labelNames: ['outcome'] as const,
+  collect() {
+    this.reset();
+    for (const [outcome, count] of Object.entries(laneCounts)) this.inc({ outcome }, count);
+  },
+});
+
 let keyCacheSource: { hits: number; misses: number } | null = null;
 
 new Gauge({
