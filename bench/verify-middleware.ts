@@ -188,7 +188,8 @@ async function measure(product: Product, registry: Server, key: string, load: Lo
     },
   });
   const registryCalls = (await registryCallsOf(product.server)) - callsBefore;
-  const registrySeconds = after.user + after.system - before.user - before.system;
+  // Clock ticks summed over threads: an idle registry can read a hair below zero.
+  const registrySeconds = Math.max(0, after.user + after.system - before.user - before.system);
   const registryMicros = result.responses > 0 ? (registrySeconds * 1e6) / result.responses : Number.NaN;
   const registryCpuCores = registrySeconds / ((toMs - fromMs) / 1000);
   const problems = result.non2xx + result.errors > 0 ? `, non-2xx ${result.non2xx}, errors ${result.errors}` : '';
