@@ -77,6 +77,7 @@ bench: $(NPM_INSTALLED)
 	npm run --silent bench -- $(BENCH_ARGS)
 	npm run --silent bench:events
 	npm run --silent bench:verify-inprocess
+	npm run --silent bench:verify-middleware
 
 ## bench-events: commit-to-delivery latency of the SSE stream, a webhook and JetStream under steady writes, and the relay's rate against PostgreSQL's insert rate
 .PHONY: bench-events
@@ -93,6 +94,11 @@ bench-audit: $(NPM_INSTALLED)
 .PHONY: bench-verify
 bench-verify: $(NPM_INSTALLED)
 	npm run --silent bench:verify -- $(BENCH_ARGS)
+
+## bench-verify-middleware: a headless product under load with no key check, with @tenant-registry/verify, and asking the registry per request; then revocation to refusal under that load (BENCH_ARGS="--driver pg")
+.PHONY: bench-verify-middleware
+bench-verify-middleware: $(NPM_INSTALLED)
+	npm run --silent bench:verify-middleware -- $(BENCH_ARGS)
 
 ## reliability: the fault, concurrency and hostile-input tests, then their figures into RELIABILITY.md
 .PHONY: reliability

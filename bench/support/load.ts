@@ -182,3 +182,58 @@ export async function runLoad(target: LoadTarget, settings: LoadSettings, hooks:
     loadAverageAtStart,
   };
 }
+
+export interface BackgroundLoad {
+  /** Ends the load; resolves with what it did from its start. */
+  stop(): Promise<BackgroundLoadResult>;
+}
+
+export interface BackgroundLoadResult {
+  seconds: number;
+  responses: number;
+  requestsPerSecond: number;
+  statuses: Record<string, number>;
+  non2xx: number;
+  errors: number;
+  /** The server's CPU time over wall time while the load ran. */
+  serverCpuCores: number;
+}
+
+/**
+ * The same load as runLoad's, kept up until stopped: for a benchmark that measures something
+ * else while the server is busy (no warm-up, no latencies kept, only what shows the load held).
+ */
+export function startBackgroundLoad(target: LoadTarget, settings: Omit<LoadSettings, 'durationS' | 'warmupS'>): BackgroundLoad {
+  const statuses: Record<string, number> = {};
+  let responses = 0;
+  const serverCpuBefore = cpuSecondsOf(target.pid);
+  const started = performance.now();
+  let instance: autocannon.Instance | undefined;
+  // An hour is "until stopped": stop() ends it and autocannon then calls back with its totals.
+  const done = new Promise<autocannon.Result>((resolve, reject) => {
+    instance = autocannon(options(target, { ...settings, durationS: 3_600, warmupS: 0 }, 3_600), (error: Error | null, result) =>
+      error ? reject(error) : resolve(result),
+    );
+    instance.on('response', (_client, status) => {
+      responses += 1;
+      statuses[status] = (statuses[status] ?? 0) + 1;
+    });
+  });
+  return {
+    async stop() {
+      instance?.stop();
+      const result = await done;
+      const wall = (performance.now() - started) / 1000;
+      const serverCpuAfter = cpuSecondsOf(target.pid);
+      return {
+        seconds: wall,
+        responses,
+        requestsPerSecond: responses / wall,
+        statuses,
+        non2xx: result.non2xx,
+        errors: result.errors,
+        serverCpuCores: (serverCpuAfter.user + serverCpuAfter.system - serverCpuBefore.user - serverCpuBefore.system) / wall,
+      };
+    },
+  };
+}

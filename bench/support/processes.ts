@@ -1,5 +1,6 @@
-// The processes of the verify benchmark: the service under test (the compiled build or the
-// sources under tsx), the reference servers (bare node:http, Fastify alone) and the migrate CLI,
+// The processes of the verify benchmarks: the service under test (the compiled build or the
+// sources under tsx), the reference servers (bare node:http, Fastify alone), the headless product
+// of the middleware benchmark and the migrate CLI,
 // each a child of the bench process, plus what /proc tells about a child while it runs (resident memory, CPU time).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -94,12 +95,15 @@ export interface Server extends Child {
 
 const REFERENCE_SERVERS = { bare: 'bench/support/bare-server.ts', fastify: 'bench/support/fastify-server.ts' };
 
-/** A reference server answering `body` to every request: bare node:http, or Fastify alone. */
-export async function startReferenceServer(kind: keyof typeof REFERENCE_SERVERS, body: string): Promise<Server> {
-  const child = startChild(['--import', 'tsx', REFERENCE_SERVERS[kind]], { BARE_BODY: body }, 'pipe');
+/**
+ * A child that prints `{"port": N}` as the first line of its stdout once it listens on loopback
+ * (startupMs: how long that may take).
+ */
+async function startListeningChild(what: string, args: string[], vars: Record<string, string>, startupMs: number): Promise<Server> {
+  const child = startChild(args, vars, 'pipe');
   let out = '';
   const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`the reference server did not start:\n${child.stderr()}`)), 15_000);
+    const timer = setTimeout(() => reject(new Error(`${what} did not start:\n${child.stderr()}`)), startupMs);
     child.process.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
       out += chunk;
       const line = out.split('\n', 2);
@@ -107,9 +111,32 @@ export async function startReferenceServer(kind: keyof typeof REFERENCE_SERVERS,
       clearTimeout(timer);
       resolve((JSON.parse(line[0]!) as { port: number }).port);
     });
-    void child.exited.then(() => reject(new Error(`the reference server exited:\n${child.stderr()}`)));
+    void child.exited.then(() => reject(new Error(`${what} exited:\n${child.stderr()}`)));
+  }).catch(async (error: unknown) => {
+    await child.stop();
+    throw error;
   });
   return { ...child, baseUrl: `http://127.0.0.1:${port}` };
+}
+
+/** A reference server answering `body` to every request: bare node:http, or Fastify alone. */
+export function startReferenceServer(kind: keyof typeof REFERENCE_SERVERS, body: string): Promise<Server> {
+  return startListeningChild('the reference server', ['--import', 'tsx', REFERENCE_SERVERS[kind]], { BARE_BODY: body }, 15_000);
+}
+
+/**
+ * The headless product of the middleware benchmark (bench/support/product-server.ts), its
+ * configuration in `vars`. The workspace packages it imports resolve to their sources, as under
+ * `tsx --conditions=tenant-registry-source`; the middleware variant prints its port only once the
+ * registry's change stream is live, which may take a few seconds more.
+ */
+export function startProductServer(vars: Record<string, string>): Promise<Server> {
+  return startListeningChild(
+    'the product',
+    ['--conditions=tenant-registry-source', '--import', 'tsx', 'bench/support/product-server.ts'],
+    vars,
+    30_000,
+  );
 }
 
 export interface ServiceOptions {
