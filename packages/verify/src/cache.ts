@@ -32,7 +32,14 @@ interface KeyEntry {
   readonly keyId: string;
   readonly tenantId: string;
   readonly byProduct: Map<string, Held>;
+  /** When the key last moved to the recent end of the order (ms). */
+  touchedAt: number;
 }
+
+// A key used again within this long keeps its place in the order: moving it (a delete and an
+// insert) on every hit cost more than the rest of a hit together, and a key used in the last
+// second is near the recent end anyway. The order is least recently used to within this.
+const TOUCH_EVERY_MS = 1_000;
 
 // Products are the catalog's few, but a product's code may ask about any; past this many
 // questions per key the oldest answer goes.
@@ -58,15 +65,18 @@ export class VerdictCache {
     return [...this.entries.keys(), ...this.unknown.keys()];
   }
 
-  /** The held answer for a key's product question; marks the key as recently used. */
-  held(hash: string, product: string): Held | undefined {
+  /** The held answer for a key's product question; marks the key as used at `now` (ms). */
+  held(hash: string, product: string, now: number): Held | undefined {
     const entry = this.entries.get(hash);
     if (entry === undefined) return undefined;
     const held = entry.byProduct.get(product);
     if (held === undefined) return undefined;
-    // Map order is insertion order: moving the key to the end keeps the least recently used first.
-    this.entries.delete(hash);
-    this.entries.set(hash, entry);
+    if (now - entry.touchedAt >= TOUCH_EVERY_MS) {
+      // Map order is insertion order: moving the key to the end keeps the least recently used first.
+      entry.touchedAt = now;
+      this.entries.delete(hash);
+      this.entries.set(hash, entry);
+    }
     return held;
   }
 
@@ -101,7 +111,7 @@ export class VerdictCache {
     }
     if (entry === undefined) {
       if (this.entries.size >= this.maxEntries) this.dropHash(this.entries.keys().next().value!);
-      entry = { keyId, tenantId, byProduct: new Map() };
+      entry = { keyId, tenantId, byProduct: new Map(), touchedAt: held.fetchedAt };
       this.entries.set(hash, entry);
       this.byKeyId.set(keyId, hash);
       let hashes = this.byTenant.get(tenantId);

@@ -31,15 +31,28 @@ const plugin: FastifyPluginCallback<ApiKeyPluginOptions> = (app, options, done) 
   const { verifier, product } = options;
   const scopeOf = typeof options.scope === 'function' ? options.scope : () => options.scope as string | undefined;
   app.decorateRequest('apiKey', null);
-  app.addHook('onRequest', async (request, reply) => {
+  // Callback style, settling at once when the verdict is held: no promise on a hot request.
+  app.addHook('onRequest', (request, reply, next) => {
+    const settle = (answer: Answer | null) => {
+      if (answer?.valid) {
+        request.apiKey = answer;
+        return next();
+      }
+      const refusal = refusalFor(answer);
+      // Answered here: the request goes no further (the hook does not call next).
+      void reply.code(refusal.status).headers(refusal.headers).send(refusal.body);
+    };
     const key = keyFromHeaders(request.headers);
-    const answer = key === undefined ? null : await verifier.verify(key, { product, scope: scopeOf(request) });
-    if (answer?.valid) {
-      request.apiKey = answer;
-      return;
+    if (key === undefined) return settle(null);
+    const question = { product, scope: scopeOf(request) };
+    let known: Answer | undefined;
+    try {
+      known = verifier.verifyNow(key, question);
+    } catch (error) {
+      return next(error as Error);
     }
-    const refusal = refusalFor(answer);
-    return reply.code(refusal.status).headers(refusal.headers).send(refusal.body);
+    if (known !== undefined) return settle(known);
+    verifier.verify(key, question).then(settle, (error: unknown) => next(error as Error));
   });
   done();
 };

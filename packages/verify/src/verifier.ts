@@ -77,6 +77,12 @@ export interface VerifierStats {
 export interface KeyVerifier {
   /** The verdict for `key` now; never rejects for the key's sake (a bad product code rejects with TypeError). */
   verify(key: string, question?: Question): Promise<Answer>;
+  /**
+   * The verdict when it can be given from memory at once (a held answer, a recent unknown key, a
+   * malformed key); undefined when verify() would have to ask the registry. The adapters call it
+   * first, so a held answer costs no promise. Throws TypeError for a bad product code.
+   */
+  verifyNow(key: string, question?: Question): Answer | undefined;
   stats(): VerifierStats;
   /** The SHA-256 hashes held (the only name a key has here). */
   cachedHashes(): string[];
@@ -270,6 +276,15 @@ export function createKeyVerifier(options: KeyVerifierOptions): KeyVerifier {
     return refused;
   };
 
+  /** The answer held for the hash and product (or the hash known to be no key), if it may still answer. */
+  const fromMemory = (hash: string, product: string, scope: string | undefined, now: number): Answer | undefined => {
+    const held = cache.held(hash, product, now);
+    const answer = held !== undefined ? read(held, scope, now, 'cached') : cache.unknownAnswer(hash, now);
+    if (answer === null || answer === undefined) return undefined;
+    hits += 1;
+    return answer;
+  };
+
   /** Asks the registry about one key and product; the answer is kept when it may be. */
   const ask = async (key: string, hash: string, product: string): Promise<Outcome> => {
     const sentAt = Date.now();
@@ -328,6 +343,12 @@ export function createKeyVerifier(options: KeyVerifierOptions): KeyVerifier {
   };
 
   return {
+    verifyNow(key, question) {
+      const product = question?.product ?? options.product;
+      if (product !== undefined && !PRODUCT_CODE.test(product)) throw new TypeError('product must be a catalog product code');
+      if (typeof key !== 'string' || key.length === 0 || key.length > MAX_KEY_LENGTH) return MALFORMED;
+      return fromMemory(sha256Hex(key), product ?? '', question?.scope ?? options.scope, Date.now());
+    },
     verify(key, question) {
       const product = question?.product ?? options.product;
       const scope = question?.scope ?? options.scope;
@@ -337,21 +358,8 @@ export function createKeyVerifier(options: KeyVerifierOptions): KeyVerifier {
       if (typeof key !== 'string' || key.length === 0 || key.length > MAX_KEY_LENGTH) return Promise.resolve(MALFORMED);
       const hash = sha256Hex(key);
       const productKey = product ?? '';
-      const now = Date.now();
-      const held = cache.held(hash, productKey);
-      if (held !== undefined) {
-        const answer = read(held, scope, now, 'cached');
-        if (answer !== null) {
-          hits += 1;
-          return Promise.resolve(answer);
-        }
-      } else {
-        const unknown = cache.unknownAnswer(hash, now);
-        if (unknown !== undefined) {
-          hits += 1;
-          return Promise.resolve(unknown);
-        }
-      }
+      const known = fromMemory(hash, productKey, scope, Date.now());
+      if (known !== undefined) return Promise.resolve(known);
       // Concurrent first sights of a key share one question; the key travels in it and nowhere else.
       const flightKey = `${hash}\n${productKey}`;
       let flight = inflight.get(flightKey);

@@ -160,12 +160,14 @@ describe('answers', () => {
     expect(() => createKeyVerifier({ registryUrl: server.url, token, product: 'BAD', followChanges: false })).toThrow(TypeError);
   });
 
-  it('keeps at most maxEntries keys, the least recently used going first', async () => {
+  it('keeps at most maxEntries keys, the least recently used (to within a second) going first', async () => {
     const { verifier, calls } = await verifierWith({ maxEntries: 3 });
     const keys = await Promise.all([1, 2, 3, 4].map(() => createKey(api, tenant.id)));
     const [k1, k2, k3, k4] = keys.map((created) => created.key) as [string, string, string, string];
     for (const key of [k1, k2, k3]) await verifier.verify(key);
     expect(calls.verifyCalls).toBe(3);
+    // A key used again within a second keeps its place (cache.ts); after one it moves.
+    await sleep(1_100);
     await verifier.verify(k1); // k1 is now the most recently used; k2 the least
     expect(calls.verifyCalls).toBe(3);
     await verifier.verify(k4);
@@ -177,6 +179,24 @@ describe('answers', () => {
     expect(calls.verifyCalls).toBe(4);
     expect((await verifier.verify(k2)).code).toBe('VALID');
     expect(calls.verifyCalls).toBe(5);
+  });
+
+  it('verifyNow answers from memory only: nothing for a key never seen, the held verdict after a verify', async () => {
+    const { verifier, calls } = await verifierWith({});
+    const created = await createKey(api, tenant.id);
+    expect(verifier.verifyNow(created.key)).toBeUndefined();
+    expect(verifier.verifyNow('')).toEqual({ valid: false, code: 'MALFORMED' });
+    expect(() => verifier.verifyNow(created.key, { product: 'Not A Code' })).toThrow(TypeError);
+    expect(calls.verifyCalls).toBe(0);
+    const asked = await verifier.verify(created.key);
+    expect(asked.code).toBe('VALID');
+    expect(verifier.verifyNow(created.key)).toBe(asked);
+    expect(verifier.verifyNow(created.key, { scope: 'nobody:has-this' })).toMatchObject({ valid: false, code: 'INSUFFICIENT_SCOPE' });
+    const unknown = generateApiKey();
+    expect(verifier.verifyNow(unknown)).toBeUndefined();
+    expect((await verifier.verify(unknown)).code).toBe('NOT_FOUND');
+    expect(verifier.verifyNow(unknown)).toEqual({ valid: false, code: 'NOT_FOUND' });
+    expect(calls.verifyCalls).toBe(2);
   });
 
   it('keeps no key in plaintext: the cache knows each key by its SHA-256 alone', async () => {
