@@ -234,11 +234,16 @@ async function main(): Promise<void> {
     const runs: Measured[] = [];
     runs.push(await measure('baseline: bare node:http (1st)', 'bare', '-', bareTarget, load, null));
     runs.push(await measure('reference: Fastify alone, same schemas', 'fastify', '-', fastifyTarget, load, null));
+    // Hot verify, the one with a target, runs between two baselines and is compared with their
+    // mean: the machine's speed drifts within a run (the bare server moved by a third between
+    // runs a few minutes apart), and neighbours see the same machine it does.
+    runs.push(await measure('baseline: bare node:http (2nd)', 'bare', '-', bareTarget, load, null));
     const laneBefore = await laneCounts(service.baseUrl);
     runs.push(await measure('verify: hot, one key', 'service', 'VALID', onService([hotBody]), load, 'warn'));
     const laneAfter = await laneCounts(service.baseUrl);
     const hotLane = { answered: laneAfter.answered - laneBefore.answered, handed_over: laneAfter.handed_over - laneBefore.handed_over };
     console.log(`    answered by the verify lane: ${int(hotLane.answered)}, handed to the route: ${int(hotLane.handed_over)} (warm-up included)`);
+    runs.push(await measure('baseline: bare node:http (3rd)', 'bare', '-', bareTarget, load, null));
     runs.push(
       await measure(`verify: ${int(fixture.keys.length)} keys round-robin`, 'service', 'VALID', onService(fixture.keys.map(verifyBody)), load, 'warn'),
     );
@@ -248,7 +253,7 @@ async function main(): Promise<void> {
     runs.push(
       await measure('verify: cold, a new key every request', 'service', 'NOT_FOUND', onService(() => verifyBody(generateApiKey())), load, 'warn'),
     );
-    runs.push(await measure('baseline: bare node:http (2nd)', 'bare', '-', bareTarget, load, null));
+    runs.push(await measure('baseline: bare node:http (4th)', 'bare', '-', bareTarget, load, null));
     await fastify.stop();
     const servicePeakRss = memoryOf(service.pid).peak;
     await service.stop();
@@ -278,10 +283,15 @@ async function main(): Promise<void> {
     rmSync(logFile, { force: true });
 
     const baselines = runs.filter((run) => run.server === 'bare');
-    const baselineRps = baselines.reduce((sum, run) => sum + run.result.requestsPerSecond, 0) / baselines.length;
-    const ratioOf = (run: Measured) => run.result.requestsPerSecond / baselineRps;
+    const meanRps = (of: Measured[]) => of.reduce((sum, run) => sum + run.result.requestsPerSecond, 0) / of.length;
+    const baselineRps = meanRps(baselines);
     const hot = runs.find((run) => run.name === 'verify: hot, one key')!;
+    const hotIndex = runs.indexOf(hot);
+    const hotBaselineRps = meanRps([runs[hotIndex - 1]!, runs[hotIndex + 1]!]);
+    const ratioOf = (run: Measured) => run.result.requestsPerSecond / (run === hot ? hotBaselineRps : baselineRps);
     const hotRatio = ratioOf(hot);
+    const meanCpu = (of: Measured[]) => of.reduce((sum, run) => sum + run.result.serverUserMicros + run.result.serverSystemMicros, 0) / of.length;
+    const hotBaselineCpu = meanCpu([runs[hotIndex - 1]!, runs[hotIndex + 1]!]);
     const targetMet = hotRatio >= TARGET_RATIO;
 
     let profile: { summary: ProfileSummary; file: string; result: LoadResult } | null = null;
@@ -295,13 +305,14 @@ async function main(): Promise<void> {
     console.log(`\nResults (${options.driver}, ${date.toISOString()})`);
     console.log(summaryTable(runs, ratioOf));
     console.log(
-      `× baseline: req/s ÷ the mean of the two bare node:http runs (${int(baselines[0]!.result.requestsPerSecond)} and ` +
-        `${int(baselines[1]!.result.requestsPerSecond)} req/s). CPU: cores busy (CPU time ÷ wall time) of the server and of ` +
+      `× baseline: req/s ÷ the mean of the bare node:http runs (${baselines.map((run) => int(run.result.requestsPerSecond)).join(', ')} req/s); ` +
+        `hot verify's ÷ the mean of the two right beside it (${int(hotBaselineRps)} req/s). CPU: cores busy (CPU time ÷ wall time) of the server and of ` +
         'this process, the load generator; µs/req: server CPU time per answer. RSS: the highest VmRSS of the server during the scenario.',
     );
     console.log(
       `\nHot verify target (>= ${TARGET_RATIO}x the bare server's req/s): ${fixed(hotRatio)}x, ${targetMet ? 'met' : 'NOT met'}; ` +
-        `verify p99 ${fixed(hot.result.latency.p99)} ms (p50 ${fixed(hot.result.latency.p50)} ms) at ${options.connections} connections`,
+        `verify p99 ${fixed(hot.result.latency.p99)} ms (p50 ${fixed(hot.result.latency.p50)} ms) at ${options.connections} connections; ` +
+        `server CPU ${fixed(cpuOfRun(hot), 1)} µs per hot verify against ${fixed(hotBaselineCpu, 1)} µs for the bare server beside it`,
     );
     const infoRatio = infoRun.result.requestsPerSecond / hot.result.requestsPerSecond;
     const cpuOf = (run: Measured) => run.result.serverUserMicros + run.result.serverSystemMicros;
@@ -383,6 +394,8 @@ async function main(): Promise<void> {
         load_average_1min_at_start: round(run.result.loadAverageAtStart, 2),
       })),
       baseline_requests_per_s: round(baselineRps, 1),
+      hot_verify_baseline_requests_per_s: round(hotBaselineRps, 1),
+      hot_verify_baseline_cpu_us_per_request: round(hotBaselineCpu, 1),
       target: {
         hot_verify_min_ratio: TARGET_RATIO,
         hot_verify_ratio: round(hotRatio),
@@ -453,6 +466,8 @@ async function laneCounts(baseUrl: string): Promise<{ answered: number; handed_o
     Number(new RegExp(`^tenant_registry_verify_lane_requests_total\\{outcome="${outcome}"\\} (\\d+)`, 'm').exec(text)?.[1] ?? 0);
   return { answered: of('answered'), handed_over: of('handed_over') };
 }
+
+const cpuOfRun = (run: Measured) => run.result.serverUserMicros + run.result.serverSystemMicros;
 
 const writevMs = (summary: ProfileSummary) => summary.functions.find((entry) => entry.name === 'writev')?.ms ?? 0;
 

@@ -88,13 +88,16 @@ export function createVerifyLane(options: VerifyLaneOptions, router: RequestList
   ) => body is { key: string } & VerifyQuestion;
   const budget = internalBudget(options.rateLimits);
 
-  // The text of each answer object given (the verifier hands out the same object for as long as
-  // it holds), so a hot key's answer is serialized once.
-  const texts = new WeakMap<VerifyAnswer, string>();
-  const textOf = (verdict: VerifyAnswer) => {
-    let text = texts.get(verdict);
-    if (text === undefined) texts.set(verdict, (text = JSON.stringify(verdict)));
-    return text;
+  // The bytes of each answer object given (the verifier hands out the same object for as long as
+  // it holds), so a hot key's answer is serialized and encoded once.
+  const encoded = new WeakMap<VerifyAnswer, { bytes: Buffer; length: string }>();
+  const encode = (verdict: VerifyAnswer) => {
+    let found = encoded.get(verdict);
+    if (found === undefined) {
+      const bytes = Buffer.from(JSON.stringify(verdict));
+      encoded.set(verdict, (found = { bytes, length: String(bytes.length) }));
+    }
+    return found;
   };
 
   const handed = new WeakSet<IncomingMessage>();
@@ -130,11 +133,11 @@ export function createVerifyLane(options: VerifyLaneOptions, router: RequestList
       const verdict = verifier.answerNow(parsed.key, { product: parsed.product, scope: parsed.scope });
       // The key's facts must be loaded: the route does that (one query however many wait for it).
       if (verdict === undefined) return handOver(request, response, body, budget !== null);
-      const payload = textOf(verdict);
+      const payload = encode(verdict);
       const id = requestIdFor(request);
-      const headers = ['content-type', 'application/json; charset=utf-8', 'content-length', String(Buffer.byteLength(payload)), REQUEST_ID_HEADER, id];
+      const headers = ['content-type', 'application/json; charset=utf-8', 'content-length', payload.length, REQUEST_ID_HEADER, id];
       if (options.closing()) headers.push('connection', 'close');
-      response.writeHead(200, headers).end(payload);
+      response.writeHead(200, headers).end(payload.bytes);
       countVerifyLane('answered');
       const durationMs = performance.now() - started;
       observeRequest('POST', VERIFY_PATH, 200, durationMs / 1000);
