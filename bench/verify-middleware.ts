@@ -28,7 +28,6 @@
 // probe that got neither 200 nor a refusal, a server that would not start).
 //
 //   make bench-verify-middleware [BENCH_ARGS="--driver pg"], or npm run bench:verify-middleware [-- --driver pg]
-import { randomBytes } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import os from 'node:os';
@@ -39,7 +38,7 @@ import { parseArgs } from 'node:util';
 import { exitOnHelp, integerOption } from './support/options.js';
 import { runLoad, startBackgroundLoad, type BackgroundLoadResult, type LoadResult, type LoadSettings, type LoadTarget } from './support/load.js';
 import {
-  buildDist,
+  buildIfCompiled,
   cpuSecondsOf,
   migrateUp,
   PROJECT_DIR,
@@ -48,10 +47,10 @@ import {
   type Runtime,
   type Server,
 } from './support/processes.js';
-import { commandLine, machine, packageVersion, pgliteVersion, sourceState, Teardown } from './support/run-info.js';
+import { commandLine, machine, noteBusyMachine, packageVersion, pgliteVersion, sourceState, Teardown } from './support/run-info.js';
 import { createScratchDatabase } from './support/scratch-database.js';
 import { fixed, int, round, summarize, table, type Summary } from './support/stats.js';
-import { devToken, expectStatus, QUESTION, seedVerify } from './support/verify-seed.js';
+import { devToken, expectStatus, QUESTION, seedVerify, verifyRegistryVars } from './support/verify-seed.js';
 
 const USAGE = `usage: npm run bench:verify-middleware -- [options]
   --driver pg|pglite       database of the registry (default pglite; BENCH_PG_URL is the admin URL of the server)
@@ -342,37 +341,16 @@ async function main(): Promise<void> {
       `${options.connections} connections, ${options.warmupS} s warm-up + ${options.durationS} s per scenario, ` +
       `${options.samples} revocations probed every ${options.probeIntervalMs} ms`,
   );
-  if (loadAtStart[0]! > os.cpus().length) {
-    console.log(`  NOTE: load average ${fixed(loadAtStart[0]!)} on ${os.cpus().length} CPUs: other work competes with the servers and the load generator`);
-  }
+  noteBusyMachine(loadAtStart);
 
   const teardown = new Teardown();
-  let interrupted = false;
-  const onSignal = (signal: NodeJS.Signals) => {
-    if (interrupted) return;
-    interrupted = true;
-    console.log(`\n${signal}: stopping the servers${options.driver === 'pg' ? ' and dropping the benchmark database' : ''}`);
-    void teardown.run().finally(() => process.exit(130));
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  teardown.runOnSignals(options.driver === 'pg' ? 'stopping the servers and dropping the benchmark database' : 'stopping the servers');
 
   try {
-    let buildSeconds: number | null = null;
-    if (options.runtime === 'dist') {
-      buildSeconds = buildDist();
-      console.log(`  npm run build: ${fixed(buildSeconds, 1)} s`);
-    }
+    const buildSeconds = buildIfCompiled(options.runtime);
 
-    // As bench/verify.ts: keys hashed with a pepper as outside dev, and rate limits that still
-    // run but that this load cannot reach (variant c sends every request of the product on).
-    const registryVars: Record<string, string> = {
-      LOG_LEVEL: 'warn',
-      API_KEY_PEPPER: randomBytes(24).toString('base64url'),
-      RATE_LIMIT_PER_MINUTE: '999999999',
-      RATE_LIMIT_SERVICE_PER_MINUTE: '999999999',
-      RATE_LIMIT_INTERNAL_PER_MINUTE: '999999999',
-    };
+    // As bench/verify.ts (variant c sends every request of the product on to the registry).
+    const registryVars = verifyRegistryVars();
     let postgres: string;
     if (options.driver === 'pg') {
       const db = await createScratchDatabase(adminUrl, 'tr_bench_middleware');

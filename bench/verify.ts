@@ -10,7 +10,6 @@
 // more under --cpu-prof and the profile's top self-time functions are printed.
 //
 //   make bench-verify [BENCH_ARGS="--driver pglite"], or npm run bench:verify [-- --driver pglite]
-import { randomBytes } from 'node:crypto';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -20,12 +19,12 @@ import { parseArgs } from 'node:util';
 import { exitOnHelp, integerOption } from './support/options.js';
 import { generateApiKey } from '../src/domain/api-key.js';
 import { profileTables, summarizeProfileIn, type ProfileSummary } from './support/cpu-profile.js';
-import { commandLine, machine, packageVersion, pgliteVersion, sourceState, Teardown } from './support/run-info.js';
+import { commandLine, machine, noteBusyMachine, packageVersion, pgliteVersion, sourceState, Teardown } from './support/run-info.js';
 import { createScratchDatabase, type ScratchDatabase } from './support/scratch-database.js';
 import { fixed, int, round, table } from './support/stats.js';
 import { runLoad, type LoadResult, type LoadSettings, type LoadTarget, type MeasureHooks } from './support/load.js';
 import {
-  buildDist,
+  buildIfCompiled,
   memoryOf,
   migrateUp,
   PROJECT_DIR,
@@ -34,7 +33,7 @@ import {
   type Runtime,
   type Server,
 } from './support/processes.js';
-import { mistyped, QUESTION, seedVerify, VERIFY_PATH, verifyBody, verifyExpecting, type VerifyFixture } from './support/verify-seed.js';
+import { mistyped, QUESTION, seedVerify, VERIFY_PATH, verifyBody, verifyExpecting, verifyRegistryVars, type VerifyFixture } from './support/verify-seed.js';
 
 const USAGE = `usage: npm run bench:verify -- [options]
   --driver pg|pglite       database of the service (default pg; BENCH_PG_URL is the admin URL of the server)
@@ -143,40 +142,15 @@ async function main(): Promise<void> {
       `${options.connections} connections, ${options.warmupS} s warm-up + ${options.durationS} s per scenario`,
   );
 
-  if (loadAtStart[0]! > os.cpus().length) {
-    console.log(`  NOTE: load average ${fixed(loadAtStart[0]!)} on ${os.cpus().length} CPUs: other work competes with both servers and the load generator`);
-  }
+  noteBusyMachine(loadAtStart);
 
   const teardown = new Teardown();
-  let interrupted = false;
-  const onSignal = (signal: NodeJS.Signals) => {
-    if (interrupted) return;
-    interrupted = true;
-    console.log(`\n${signal}: stopping the servers${options.driver === 'pg' ? ' and dropping the benchmark database' : ''}`);
-    void teardown.run().finally(() => process.exit(130));
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  teardown.runOnSignals(options.driver === 'pg' ? 'stopping the servers and dropping the benchmark database' : 'stopping the servers');
 
   try {
-    let buildSeconds: number | null = null;
-    if (options.runtime === 'dist') {
-      buildSeconds = buildDist();
-      console.log(`  npm run build: ${fixed(buildSeconds, 1)} s`);
-    }
+    const buildSeconds = buildIfCompiled(options.runtime);
 
-    // Set as outside dev (HMAC-SHA-256 of every key), so verify pays for the HMAC it pays in production.
-    const pepper = randomBytes(24).toString('base64url');
-    // One service account sends every request here, at a rate far past the default budget of
-    // /v1/internal (a guard against loops, not a quota): the limiter still runs, with a budget
-    // this load cannot reach, so its cost is part of what is measured.
-    const serviceVars: Record<string, string> = {
-      LOG_LEVEL: 'warn',
-      API_KEY_PEPPER: pepper,
-      RATE_LIMIT_PER_MINUTE: '999999999',
-      RATE_LIMIT_SERVICE_PER_MINUTE: '999999999',
-      RATE_LIMIT_INTERNAL_PER_MINUTE: '999999999',
-    };
+    const serviceVars = verifyRegistryVars();
     let database: ScratchDatabase | null = null;
     if (options.driver === 'pg') {
       const db = await createScratchDatabase(adminUrl, 'tr_bench_verify');

@@ -187,6 +187,14 @@ export async function migrateUp(runtime: Runtime, url: string): Promise<string> 
 }
 
 /** `npm run build`: compiles src/ into dist/ and copies what it reads at run time. */
+/** With the compiled runtime, `npm run build` first (said on the console); its seconds, or null under tsx. */
+export function buildIfCompiled(runtime: Runtime): number | null {
+  if (runtime !== 'dist') return null;
+  const seconds = buildDist();
+  console.log(`  npm run build: ${seconds.toFixed(1)} s`);
+  return seconds;
+}
+
 export function buildDist(): number {
   const started = performance.now();
   const result = spawnSync('npm', ['run', '--silent', 'build'], { cwd: PROJECT_DIR, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });

@@ -67,4 +67,25 @@ export class Teardown {
       }
     })());
   }
+
+  /** On Ctrl-C or SIGTERM: says `what` is being undone, runs the steps once, exits 130. */
+  runOnSignals(what: string): void {
+    let interrupted = false;
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (interrupted) return;
+      interrupted = true;
+      console.log(`\n${signal}: ${what}`);
+      void this.run().finally(() => process.exit(130));
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  }
+}
+
+/** Says so when the machine was busy before the run began (1-minute load average above its CPUs). */
+export function noteBusyMachine(loadAtStart: readonly number[]): void {
+  const cpus = os.cpus().length;
+  if (loadAtStart[0]! > cpus) {
+    console.log(`  NOTE: load average ${loadAtStart[0]!.toFixed(2)} on ${cpus} CPUs: other work competes with the servers and the load generator`);
+  }
 }

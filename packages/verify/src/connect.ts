@@ -4,7 +4,7 @@
 // Connect installed, and works with both (and with anything that calls (req, res, next)).
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Answer } from './answer.js';
-import { keyFromHeaders, refusalFor } from './http.js';
+import { refusalFor, withVerdict } from './http.js';
 import type { KeyVerifier } from './verifier.js';
 
 export interface ApiKeyMiddlewareOptions {
@@ -31,17 +31,7 @@ export function apiKeyMiddleware(options: ApiKeyMiddlewareOptions) {
       response.writeHead(refusal.status, refusal.headers);
       response.end(JSON.stringify(refusal.body));
     };
-    const key = keyFromHeaders(request.headers);
-    if (key === undefined) return settle(null);
-    const question = { product, scope: scopeOf(request) };
-    let known: Answer | undefined;
-    try {
-      known = verifier.verifyNow(key, question);
-    } catch (error) {
-      return next(error);
-    }
     // A held verdict answers at once; only a first sight waits for the registry.
-    if (known !== undefined) return settle(known);
-    verifier.verify(key, question).then(settle, (error: unknown) => next(error));
+    withVerdict(verifier, request.headers, { product, scope: scopeOf(request) }, settle, next);
   };
 }

@@ -9,7 +9,7 @@
 // registers it: register it inside a child context to leave some routes (health) open.
 import type { FastifyPluginCallback, FastifyRequest } from 'fastify';
 import type { Answer } from './answer.js';
-import { keyFromHeaders, refusalFor } from './http.js';
+import { refusalFor, withVerdict } from './http.js';
 import type { KeyVerifier } from './verifier.js';
 
 declare module 'fastify' {
@@ -42,17 +42,7 @@ const plugin: FastifyPluginCallback<ApiKeyPluginOptions> = (app, options, done) 
       // Answered here: the request goes no further (the hook does not call next).
       void reply.code(refusal.status).headers(refusal.headers).send(refusal.body);
     };
-    const key = keyFromHeaders(request.headers);
-    if (key === undefined) return settle(null);
-    const question = { product, scope: scopeOf(request) };
-    let known: Answer | undefined;
-    try {
-      known = verifier.verifyNow(key, question);
-    } catch (error) {
-      return next(error as Error);
-    }
-    if (known !== undefined) return settle(known);
-    verifier.verify(key, question).then(settle, (error: unknown) => next(error as Error));
+    withVerdict(verifier, request.headers, { product, scope: scopeOf(request) }, settle, (error) => next(error as Error));
   });
   done();
 };

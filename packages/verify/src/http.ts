@@ -1,6 +1,7 @@
 // What both framework adapters share: where a request carries its key, and how a refusal is
 // answered (RFC 9457 application/problem+json with a stable `code`, like the registry's own).
-import type { Answer, VerifyCode } from './answer.js';
+import type { Answer, Question, VerifyCode } from './answer.js';
+import type { KeyVerifier } from './verifier.js';
 
 export type HeaderBag = Record<string, string | string[] | undefined>;
 
@@ -53,4 +54,28 @@ export function refusalFor(answer: Answer | null): Refusal {
     headers,
     body: { type: 'about:blank', title: TITLES[refusal.status], status: refusal.status, code: refusal.code, detail: refusal.detail },
   };
+}
+
+/**
+ * The verdict on a request's key for the adapters: handed to `settle` at once when it is held
+ * (no promise, no microtask turn), or once the registry has answered; null when the request
+ * carries no key. `fail` gets what verify() would reject with (a bad product code).
+ */
+export function withVerdict(
+  verifier: KeyVerifier,
+  headers: HeaderBag,
+  question: Question,
+  settle: (answer: Answer | null) => void,
+  fail: (error: unknown) => void,
+): void {
+  const key = keyFromHeaders(headers);
+  if (key === undefined) return settle(null);
+  let known: Answer | undefined;
+  try {
+    known = verifier.verifyNow(key, question);
+  } catch (error) {
+    return fail(error);
+  }
+  if (known !== undefined) return settle(known);
+  verifier.verify(key, question).then(settle, fail);
 }
