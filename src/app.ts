@@ -121,7 +121,14 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     // could let a slow client hold a socket for 40 s.
     serverFactory: (router) => {
       const lane = createVerifyLane(
-        { verifier: deps.keys.verifier, tokens: deps.auth.verifier, rateLimits: deps.rateLimits ?? null, logger: deps.logger, closing: () => closing },
+        {
+          verifier: deps.keys.verifier,
+          tokens: deps.auth.verifier,
+          rateLimits: deps.rateLimits ?? null,
+          bodyLimitBytes: deps.config.bodyLimitBytes,
+          logger: deps.logger,
+          closing: () => closing,
+        },
         router,
       );
       const server = http.createServer({ connectionsCheckingInterval: 1_000 }, lane);

@@ -20,6 +20,7 @@ import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http
 import { Readable } from 'node:stream';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyBaseLogger, preParsingHookHandler } from 'fastify';
+import type { Principal } from '../auth/principal.js';
 import type { TokenVerifier } from '../auth/verifier.js';
 import type { VerifyAnswer, VerifyQuestion } from '../domain/key-verdict.js';
 import type { KeyVerifier } from '../keys/key-verifier.js';
@@ -67,7 +68,7 @@ export const keyVerifyRoutes: FastifyPluginAsyncTypebox<{ verifier: KeyVerifier 
 
 // The media types the lane takes as they are sent; any other spelling goes to the route's parser.
 const JSON_TYPES = new Set(['application/json', 'application/json; charset=utf-8', 'application/json;charset=utf-8']);
-/** The largest body the lane reads; the route takes larger ones (a verify body is about 120 bytes). */
+/** The largest body the lane reads (within the app's body limit); the route takes larger ones (a verify body is about 120 bytes). */
 const LANE_BODY_MAX = 2048;
 const CONTENT_LENGTH = /^[1-9][0-9]{0,3}$/;
 
@@ -75,6 +76,8 @@ export interface VerifyLaneOptions {
   verifier: KeyVerifier;
   tokens: TokenVerifier;
   rateLimits: RateLimiting | null;
+  /** The app's body limit (BODY_LIMIT_BYTES): a body past it is the route's to refuse (413). */
+  bodyLimitBytes: number;
   logger: FastifyBaseLogger;
   /** True once the app is closing: the lane's answers then end their connection, as the route's do. */
   closing(): boolean;
@@ -87,6 +90,7 @@ export function createVerifyLane(options: VerifyLaneOptions, router: RequestList
     body: unknown,
   ) => body is { key: string } & VerifyQuestion;
   const budget = internalBudget(options.rateLimits);
+  const bodyMax = Math.min(LANE_BODY_MAX, options.bodyLimitBytes);
 
   // The bytes of each answer object given (the verifier hands out the same object for as long as
   // it holds), so a hot key's answer is serialized and encoded once.
@@ -114,12 +118,15 @@ export function createVerifyLane(options: VerifyLaneOptions, router: RequestList
   // Code here runs outside Fastify's error handling, where a throw would end the process. A
   // request the lane failed is handed to the route, whose error handler answers and logs it if
   // it fails there too; one already answered or handed over is only logged.
-  const failed = (request: IncomingMessage, response: ServerResponse, body: Buffer, error: unknown) => {
-    if (!response.headersSent && !handed.has(request)) return handOver(request, response, body);
+  // `counted`: the lane counted it against the budget (and allowed it), so the route does not again.
+  const failed = (request: IncomingMessage, response: ServerResponse, body: Buffer, error: unknown, counted = false) => {
+    if (!response.headersSent && !handed.has(request)) return handOver(request, response, body, counted);
     logger.error({ err: error }, 'verify request failed outside the route');
   };
 
-  const answer = (request: IncomingMessage, response: ServerResponse, body: Buffer, started: number) => {
+  // `principal` is the caller as found when the headers came: the one the route would have
+  // authenticated and counted then, even if its token expires while the body arrives.
+  const answer = (request: IncomingMessage, response: ServerResponse, body: Buffer, principal: Principal, started: number) => {
     const text = body.toString();
     let parsed: unknown;
     try {
@@ -128,11 +135,17 @@ export function createVerifyLane(options: VerifyLaneOptions, router: RequestList
       return handOver(request, response, body);
     }
     if (MAY_BE_UNSTORABLE.test(text) || !validBody(parsed)) return handOver(request, response, body);
-    const principal = principalKnownNow(request, tokens)!;
-    const respond = () => {
+    const respond = (counted: boolean) => {
+      try {
+        give(counted);
+      } catch (error) {
+        failed(request, response, body, error, counted);
+      }
+    };
+    const give = (counted: boolean) => {
       const verdict = verifier.answerNow(parsed.key, { product: parsed.product, scope: parsed.scope });
       // The key's facts must be loaded: the route does that (one query however many wait for it).
-      if (verdict === undefined) return handOver(request, response, body, budget !== null);
+      if (verdict === undefined) return handOver(request, response, body, counted);
       const payload = encode(verdict);
       const id = requestIdFor(request);
       const headers = ['content-type', 'application/json; charset=utf-8', 'content-length', payload.length, REQUEST_ID_HEADER, id];
@@ -146,12 +159,12 @@ export function createVerifyLane(options: VerifyLaneOptions, router: RequestList
         logger.info({ [REQUEST_ID_LOG_LABEL]: id, ...line }, 'request');
       }
     };
-    if (budget === null) return respond();
+    if (budget === null) return respond(false);
     // Past the budget, or a counter that cannot count: the route's own hook counts and answers.
     const outcome = budget.count(principal);
-    if (!(outcome instanceof Promise)) return outcome.allowed ? respond() : handOver(request, response, body);
+    if (!(outcome instanceof Promise)) return outcome.allowed ? respond(true) : handOver(request, response, body);
     outcome.then(
-      (result) => (result.allowed ? respond() : handOver(request, response, body)),
+      (result) => (result.allowed ? respond(true) : handOver(request, response, body)),
       () => handOver(request, response, body),
     ).catch((error: unknown) => failed(request, response, body, error));
   };
@@ -169,7 +182,7 @@ export function createVerifyLane(options: VerifyLaneOptions, router: RequestList
       headers['transfer-encoding'] !== undefined ||
       length === undefined ||
       !CONTENT_LENGTH.test(length) ||
-      Number(length) > LANE_BODY_MAX
+      Number(length) > bodyMax
     ) {
       return handOver(request, response);
     }
@@ -178,7 +191,7 @@ export function createVerifyLane(options: VerifyLaneOptions, router: RequestList
     request.on('end', () => {
       const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
       try {
-        answer(request, response, body, started);
+        answer(request, response, body, principal, started);
       } catch (error) {
         failed(request, response, body, error);
       }

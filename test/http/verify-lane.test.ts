@@ -322,3 +322,59 @@ describe('the verify lane when its own code fails', () => {
     expect(failures).toBe(2);
   });
 });
+
+describe('the verify lane within the app\'s limits', () => {
+  let database: TestDatabase;
+  let server: StartedApp;
+
+  beforeAll(async () => {
+    database = await openMigratedDatabase('pglite');
+    server = await startServerOn(database.db, {
+      config: { appEnv: 'dev', bodyLimitBytes: 300 },
+      rateLimits: {
+        counter: new LocalCounter(),
+        limits: { publicPerMinute: 0, servicePerMinute: 0, internalPerMinute: 2, authFailuresPerMinute: 0 },
+        clock: () => 30_000,
+      },
+    });
+  });
+  afterAll(async () => {
+    await server?.close();
+    await database?.close();
+  });
+
+  it('leaves a body past BODY_LIMIT_BYTES to the route (413), even one the lane could read', async () => {
+    // A service identity of its own: the budget below is per caller.
+    const token = await server.issuer.mint({ ...identities.service(), sub: 'service-account-body-limit' });
+    // A first request proves the token, so the next one is the lane's to take or leave.
+    const small = await overHttp(server.url, { body: '{"key":"bp_x"}', headers: { 'content-type': 'application/json' }, token }, 'limit-0');
+    expect(small.status).toBe(200);
+    const padded = `{"key":"bp_x"${' '.repeat(1_000)}}`;
+    const answer = await overHttp(server.url, { body: padded, headers: { 'content-type': 'application/json' }, token }, 'limit-1');
+    expect(answer.status).toBe(413);
+    expect(JSON.parse(answer.text)).toMatchObject({ code: 'payload_too_large' });
+  });
+
+  it('counts a request against the caller it was sent by, even when the token expires while its body arrives', async () => {
+    const token = await server.issuer.mint({ ...identities.service(), sub: 'service-account-expiring' }, { expiresIn: 3 });
+    const send = () => overHttp(server.url, { body: '{"key":"bp_x"}', headers: { 'content-type': 'application/json' }, token }, 'expiring');
+    // The first proves the token (the route counts it), the second is the lane's: the budget of two is spent.
+    expect((await send()).status).toBe(200);
+    expect((await send()).status).toBe(200);
+    // Headers now, while the token is valid; the body after it has expired.
+    const late = await new Promise<number>((resolve, reject) => {
+      const request = http.request(
+        `${server.url}${VERIFY}`,
+        { method: 'POST', agent: false, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'content-length': '14' } },
+        (response) => {
+          response.resume();
+          resolve(response.statusCode!);
+        },
+      );
+      request.on('error', reject);
+      request.flushHeaders();
+      setTimeout(() => request.end('{"key":"bp_x"}'), 3_200);
+    });
+    expect(late).toBe(429);
+  });
+});
