@@ -47,7 +47,7 @@ import {
   type Runtime,
   type Server,
 } from './support/processes.js';
-import { commandLine, machine, noteBusyMachine, packageVersion, pgliteVersion, sourceState, Teardown } from './support/run-info.js';
+import { commandLine, noteBusyMachine, pgliteVersion, runHeader, Teardown } from './support/run-info.js';
 import { createScratchDatabase } from './support/scratch-database.js';
 import { fixed, int, round, summarize, table, type Summary } from './support/stats.js';
 import { devToken, expectStatus, QUESTION, seedVerify, verifyRegistryVars } from './support/verify-seed.js';
@@ -482,21 +482,17 @@ async function main(): Promise<void> {
     }
 
     const results = {
-      benchmark: 'verify-middleware',
-      driver: options.driver,
-      runtime: options.runtime,
-      date: date.toISOString(),
-      command,
-      source: sourceState(),
-      machine: machine(),
-      load_average_1_5_15: { start: loadAtStart.map((value) => round(value, 2)), end: os.loadavg().map((value) => round(value, 2)) },
-      node: process.version,
-      postgres,
-      pglite: packageVersion('@electric-sql/pglite'),
-      fastify: packageVersion('fastify'),
-      autocannon: packageVersion('autocannon'),
-      options: { ...options, results: path.relative(PROJECT_DIR, options.results), pipelining: 1 },
-      build_seconds: buildSeconds === null ? null : round(buildSeconds, 1),
+      ...runHeader({
+        benchmark: 'verify-middleware',
+        driver: options.driver,
+        runtime: options.runtime,
+        date,
+        command,
+        loadAtStart,
+        postgres,
+        options: { ...options, results: path.relative(PROJECT_DIR, options.results), pipelining: 1 },
+        buildSeconds,
+      }),
       request: { method: 'GET', path: DOCUMENTS_PATH, answer_bytes: hotAnswers[0]!.text.length, product: QUESTION.product },
       scenarios: runs.map((run) => ({
         scenario: run.name,

@@ -19,7 +19,7 @@ import { parseArgs } from 'node:util';
 import { exitOnHelp, integerOption } from './support/options.js';
 import { generateApiKey } from '../src/domain/api-key.js';
 import { profileTables, summarizeProfileIn, type ProfileSummary } from './support/cpu-profile.js';
-import { commandLine, machine, noteBusyMachine, packageVersion, pgliteVersion, sourceState, Teardown } from './support/run-info.js';
+import { commandLine, noteBusyMachine, pgliteVersion, runHeader, Teardown } from './support/run-info.js';
 import { createScratchDatabase, type ScratchDatabase } from './support/scratch-database.js';
 import { fixed, int, round, table } from './support/stats.js';
 import { runLoad, type LoadResult, type LoadSettings, type LoadTarget, type MeasureHooks } from './support/load.js';
@@ -314,22 +314,17 @@ async function main(): Promise<void> {
     }
 
     const results = {
-      benchmark: 'verify',
-      driver: options.driver,
-      runtime: options.runtime,
-      date: date.toISOString(),
-      command,
-      source: sourceState(),
-      machine: machine(),
-      // Other work on the machine shows here first; both servers share the 2 CPUs with the load generator.
-      load_average_1_5_15: { start: loadAtStart.map((value) => round(value, 2)), end: os.loadavg().map((value) => round(value, 2)) },
-      node: process.version,
-      postgres,
-      pglite: packageVersion('@electric-sql/pglite'),
-      fastify: packageVersion('fastify'),
-      autocannon: packageVersion('autocannon'),
-      options: { ...options, results: path.relative(PROJECT_DIR, options.results), pipelining: 1 },
-      build_seconds: buildSeconds === null ? null : round(buildSeconds, 1),
+      ...runHeader({
+        benchmark: 'verify',
+        driver: options.driver,
+        runtime: options.runtime,
+        date,
+        command,
+        loadAtStart,
+        postgres,
+        options: { ...options, results: path.relative(PROJECT_DIR, options.results), pipelining: 1 },
+        buildSeconds,
+      }),
       seed: {
         tenants: options.tenants,
         keys: options.keys + 2,

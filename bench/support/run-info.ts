@@ -89,3 +89,40 @@ export function noteBusyMachine(loadAtStart: readonly number[]): void {
     console.log(`  NOTE: load average ${loadAtStart[0]!.toFixed(2)} on ${cpus} CPUs: other work competes with the servers and the load generator`);
   }
 }
+
+/**
+ * The fields a load benchmark's results file opens with: what ran, from which source, on which
+ * machine and versions, how busy the machine was, with which options.
+ */
+export function runHeader(run: {
+  benchmark: string;
+  driver: string;
+  runtime: string;
+  date: Date;
+  command: string;
+  loadAtStart: readonly number[];
+  postgres: string;
+  /** The options as the file records them (paths relative to the project). */
+  options: object;
+  buildSeconds: number | null;
+}): Record<string, unknown> {
+  const hundredths = (value: number) => Math.round(value * 100) / 100;
+  return {
+    benchmark: run.benchmark,
+    driver: run.driver,
+    runtime: run.runtime,
+    date: run.date.toISOString(),
+    command: run.command,
+    source: sourceState(),
+    machine: machine(),
+    // Other work on the machine shows here first; the servers share the CPUs with the load generator.
+    load_average_1_5_15: { start: run.loadAtStart.map(hundredths), end: os.loadavg().map(hundredths) },
+    node: process.version,
+    postgres: run.postgres,
+    pglite: packageVersion('@electric-sql/pglite'),
+    fastify: packageVersion('fastify'),
+    autocannon: packageVersion('autocannon'),
+    options: run.options,
+    build_seconds: run.buildSeconds === null ? null : Math.round(run.buildSeconds * 10) / 10,
+  };
+}

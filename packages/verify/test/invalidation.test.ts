@@ -6,13 +6,13 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Tenant } from '../../../src/http/schemas/tenant.js';
 import { createTenant } from '../../../test/support/factories.js';
 import type { Client } from '../../../test/support/http.js';
 import type { TestServer } from '../../../test/support/server.js';
-import { createKeyVerifier, type KeyVerifier, type KeyVerifierOptions, type Question, type VerifyCode } from '../src/index.js';
-import { HEARTBEAT_MS, VERIFIER_HEARTBEAT_MS, countingFetch, createKey, ok, startProxy, startRegistry, until } from './support.js';
+import { createKeyVerifier, type KeyVerifier, type Question, type VerifyCode } from '../src/index.js';
+import { HEARTBEAT_MS, createKey, ok, startProxy, startRegistry, until, verifiersFor } from './support.js';
 
 // The promise: a change is refused within a second of its answer.
 const WITHIN_MS = 1_000;
@@ -20,7 +20,8 @@ const WITHIN_MS = 1_000;
 let server: TestServer;
 let api: Client;
 let token: string;
-const open: KeyVerifier[] = [];
+const verifiers = verifiersFor(() => ({ url: server.url, token }));
+const verifierWith = verifiers.make;
 
 beforeAll(async () => {
   ({ server, api, token } = await startRegistry());
@@ -28,18 +29,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await server.close();
 });
-afterEach(async () => {
-  await Promise.all(open.splice(0).map((verifier) => verifier.close()));
-});
-
-async function verifierWith(options: Partial<KeyVerifierOptions> = {}) {
-  const counting = countingFetch();
-  const verifier = createKeyVerifier({ registryUrl: server.url, token, heartbeatMs: VERIFIER_HEARTBEAT_MS, fetch: counting.fetch, ...options });
-  open.push(verifier);
-  await verifier.whenLive();
-  return { verifier, calls: counting.record };
-}
-
 /** A tenant with a product, whose setup changes have settled (verifier.ts SETTLE_MS). */
 async function entitledTenant(): Promise<Tenant> {
   const tenant = await createTenant(api);
@@ -176,7 +165,7 @@ describe('a drop of the stream', () => {
     try {
       const { port } = silent.address() as AddressInfo;
       const verifier = createKeyVerifier({ registryUrl: `http://127.0.0.1:${port}`, token, heartbeatMs: 200 });
-      open.push(verifier);
+      verifiers.closeAfter(verifier);
       await until(() => requests.length >= 3, 'three stream connections', 20_000);
       // Each was given up on after twice the heartbeat of silence, not at once.
       expect(requests[1]! - requests[0]!).toBeGreaterThanOrEqual(400);

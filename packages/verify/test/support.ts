@@ -4,12 +4,13 @@
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { expect } from 'vitest';
+import { afterEach, expect } from 'vitest';
 import type { ApiKey } from '../../../src/http/schemas/api-key.js';
 import { DRIVERS } from '../../../test/support/drivers.js';
 import type { Client } from '../../../test/support/http.js';
 import { identities } from '../../../test/support/identities.js';
 import { startServer, type TestServer } from '../../../test/support/server.js';
+import { createKeyVerifier, type KeyVerifier, type KeyVerifierOptions } from '../src/index.js';
 
 export type CreatedKey = ApiKey & { key: string };
 
@@ -113,5 +114,31 @@ export async function startProxy(target: URL) {
         for (const socket of sockets) socket.destroy();
         server.close(() => resolve());
       }),
+  };
+}
+
+/**
+ * The verifiers of one test file, each closed after its test. `make` builds one on the test
+ * registry with a counting fetch, live (following the stream) before it is returned unless told
+ * not to follow changes; `closeAfter` takes one the test built itself.
+ */
+export function verifiersFor(registry: () => { url: string; token: string }) {
+  const open: KeyVerifier[] = [];
+  afterEach(async () => {
+    await Promise.all(open.splice(0).map((verifier) => verifier.close()));
+  });
+  const closeAfter = (verifier: KeyVerifier): KeyVerifier => {
+    open.push(verifier);
+    return verifier;
+  };
+  return {
+    closeAfter,
+    make: async (options: Partial<KeyVerifierOptions> = {}) => {
+      const counting = countingFetch();
+      const { url, token } = registry();
+      const verifier = closeAfter(createKeyVerifier({ registryUrl: url, token, heartbeatMs: VERIFIER_HEARTBEAT_MS, fetch: counting.fetch, ...options }));
+      if (options.followChanges !== false) await verifier.whenLive();
+      return { verifier, calls: counting.record };
+    },
   };
 }

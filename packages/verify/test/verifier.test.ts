@@ -2,21 +2,22 @@
 // call (counted at its fetch). Time-bound eviction lives in invalidation.test.ts (serial group).
 import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateApiKey } from '../../../src/domain/api-key.js';
 import { VERIFY_CODES as REGISTRY_CODES } from '../../../src/domain/key-verdict.js';
 import type { Tenant } from '../../../src/http/schemas/tenant.js';
 import type { TestServer } from '../../../test/support/server.js';
 import type { Client } from '../../../test/support/http.js';
 import { createTenant } from '../../../test/support/factories.js';
-import { createKeyVerifier, VERIFY_CODES as PACKAGE_CODES, type KeyVerifier, type KeyVerifierOptions } from '../src/index.js';
-import { VERIFIER_HEARTBEAT_MS, countingFetch, createKey, inventedKey, ok, startRegistry, until } from './support.js';
+import { createKeyVerifier, VERIFY_CODES as PACKAGE_CODES } from '../src/index.js';
+import { createKey, inventedKey, ok, startRegistry, until, verifiersFor } from './support.js';
 
 let server: TestServer;
 let api: Client;
 let token: string;
 let tenant: Tenant;
-const open: KeyVerifier[] = [];
+const verifiers = verifiersFor(() => ({ url: server.url, token }));
+const verifierWith = verifiers.make;
 
 beforeAll(async () => {
   ({ server, api, token } = await startRegistry());
@@ -30,19 +31,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await server.close();
 });
-afterEach(async () => {
-  await Promise.all(open.splice(0).map((verifier) => verifier.close()));
-});
-
-/** A verifier on the test registry with a counting fetch; live (following the stream) before it is returned. */
-async function verifierWith(options: Partial<KeyVerifierOptions> = {}) {
-  const counting = countingFetch();
-  const verifier = createKeyVerifier({ registryUrl: server.url, token, heartbeatMs: VERIFIER_HEARTBEAT_MS, fetch: counting.fetch, ...options });
-  open.push(verifier);
-  if (options.followChanges !== false) await verifier.whenLive();
-  return { verifier, calls: counting.record };
-}
-
 describe('answers', () => {
   it('the registry verdict on first sight, then the same answer from memory without a registry call', async () => {
     const { verifier, calls } = await verifierWith();
@@ -218,7 +206,7 @@ describe('the registry unreachable', () => {
   it('fail-closed (the default): a key not decided in memory answers REGISTRY_UNAVAILABLE, and no error names the key', async () => {
     const errors: string[] = [];
     const verifier = createKeyVerifier({ registryUrl: 'http://127.0.0.1:9', token, onError: (error) => errors.push(String(error)), requestTimeoutMs: 500 });
-    open.push(verifier);
+    verifiers.closeAfter(verifier);
     const key = generateApiKey();
     expect(await verifier.verify(key)).toEqual({ valid: false, code: 'REGISTRY_UNAVAILABLE' });
     expect(verifier.stats().live).toBe(false);
