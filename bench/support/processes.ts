@@ -22,10 +22,15 @@ function startArguments(): string[] {
   return args;
 }
 
-const ENTRIES: Record<Runtime, { service: string[]; migrate: string[] }> = {
-  dist: { service: startArguments(), migrate: ['dist/src/cli/migrate.js'] },
-  tsx: { service: ['--import', 'tsx', 'src/main.ts'], migrate: ['--import', 'tsx', 'src/cli/migrate.ts'] },
-};
+/**
+ * node's arguments for the service and the migrate command. `compiledDir` stands in for dist/: a
+ * compiled copy of the project laid out as dist/ is (the test suite's, test/support/compiled-sources.ts).
+ */
+function entries(runtime: Runtime, compiledDir = 'dist'): { service: string[]; migrate: string[] } {
+  if (runtime === 'tsx') return { service: ['--import', 'tsx', 'src/main.ts'], migrate: ['--import', 'tsx', 'src/cli/migrate.ts'] };
+  const inCompiled = (arg: string) => arg.replace(/^(\.\/)?dist\//, `${compiledDir}/`);
+  return { service: startArguments().map(inCompiled), migrate: [inCompiled('dist/src/cli/migrate.js')] };
+}
 
 /**
  * A child sees none of this shell's variables but the basics, so a LOG_LEVEL or DATABASE_URL
@@ -147,6 +152,8 @@ export interface ServiceOptions {
   stdout?: number | 'ignore';
   /** Flags for node itself, e.g. --cpu-prof. */
   nodeArgs?: string[];
+  /** With the compiled runtime, a copy of the project to run in place of dist/. */
+  compiledDir?: string;
 }
 
 const READY_WAIT_MS = 120_000;
@@ -155,7 +162,7 @@ const READY_WAIT_MS = 120_000;
 export async function startService(options: ServiceOptions): Promise<Server> {
   const port = await freePort();
   const vars = { APP_ENV: 'dev', ...options.vars, ADDR: `127.0.0.1:${port}` };
-  const child = startChild([...(options.nodeArgs ?? []), ...ENTRIES[options.runtime].service], vars, options.stdout ?? 'ignore');
+  const child = startChild([...(options.nodeArgs ?? []), ...entries(options.runtime, options.compiledDir).service], vars, options.stdout ?? 'ignore');
   const service = { ...child, baseUrl: `http://127.0.0.1:${port}` };
   // A wait, not a measurement: a loaded machine (CI, the test suite) may take long to boot it.
   const deadline = performance.now() + READY_WAIT_MS;
@@ -176,9 +183,9 @@ export async function startService(options: ServiceOptions): Promise<Server> {
   }
 }
 
-/** `migrate up` on the database at `url`, with the same runtime as the service. */
-export async function migrateUp(runtime: Runtime, url: string): Promise<string> {
-  const child = startChild([...ENTRIES[runtime].migrate, 'up'], { APP_ENV: 'dev', DATABASE_URL: url }, 'pipe');
+/** `migrate up` on the database at `url`, with the same runtime (and compiled copy) as the service. */
+export async function migrateUp(runtime: Runtime, url: string, compiledDir?: string): Promise<string> {
+  const child = startChild([...entries(runtime, compiledDir).migrate, 'up'], { APP_ENV: 'dev', DATABASE_URL: url }, 'pipe');
   let out = '';
   child.process.stdout?.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
   const code = await child.exited;

@@ -9,7 +9,7 @@ import { hashRecord, PLATFORM_CHAIN } from '../../src/domain/audit.js';
 import { fromAuditEvent } from '../../src/http/audit-view.js';
 import type { AuditEvent } from '../../src/http/schemas/audit.js';
 import type { Tenant } from '../../src/http/schemas/tenant.js';
-import { NODE_TS, PROJECT_DIR } from '../process/spawn.js';
+import { entryArgs, PROJECT_DIR } from '../process/spawn.js';
 import { eachDriver } from '../support/drivers.js';
 import { createTenant } from '../support/factories.js';
 import { identities } from '../support/identities.js';
@@ -24,9 +24,9 @@ interface Run {
   stderr: string;
 }
 
-/** `node --import tsx src/cli/verify-audit.ts <args>`, to completion. */
+/** The verify-audit command (src/cli/verify-audit.ts) with `args`, to completion. */
 async function verifyAudit(...args: string[]): Promise<Run> {
-  const child = spawn(process.execPath, [...NODE_TS, 'src/cli/verify-audit.ts', ...args], {
+  const child = spawn(process.execPath, [...entryArgs('src/cli/verify-audit.ts'), ...args], {
     cwd: PROJECT_DIR,
     stdio: ['ignore', 'pipe', 'pipe'],
   });

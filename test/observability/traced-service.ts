@@ -7,7 +7,7 @@ import { once } from 'node:events';
 import { createServer, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { embeddedDatabaseFor, NODE_TS, PROCESS_WAIT_MS, PROJECT_DIR, freePort } from '../process/spawn.js';
+import { embeddedDatabaseFor, entryArgs, PROCESS_WAIT_MS, PROJECT_DIR, freePort } from '../process/spawn.js';
 
 // ---------------------------------------------------------------------------------------------
 // The receiver: every POST kept; OTLP/JSON of /v1/traces, /v1/metrics and /v1/logs decoded into
@@ -322,18 +322,17 @@ export async function startReceiver(options: ReceiverOptions = {}): Promise<Rece
 export const contentTypeOf = (headers: IncomingHttpHeaders) => (headers['content-type'] ?? '').split(';')[0]!.trim();
 
 // ---------------------------------------------------------------------------------------------
-// The service, started as package.json's scripts start it: the tracing preload, then main.ts.
-// (spawn.ts starts `node --import tsx src/main.ts`, without the preload; this is its minimal
-// logic with the extra --import.)
+// The service, started as package.json's scripts start it: the tracing preload, then main.ts
+// (spawn.ts's arguments; this is its minimal logic, with the probe below and every line of output kept).
 
-export const SERVICE_ARGS = [...NODE_TS, '--import', './src/observability/tracing-preload.ts', 'src/main.ts'];
+const serviceArgs = () => entryArgs('src/main.ts', { preload: true });
 
 // Written by a probe imported before everything else, when the process exits: whether anything
 // registered an OpenTelemetry global (the API's registry, Symbol.for('opentelemetry.js.api.1')).
 export const PROBE = `process.on('exit', () => process.stderr.write('otel-global:' + (globalThis[Symbol.for('opentelemetry.js.api.1')] !== undefined) + '\\n'));`;
 export const PROBE_IMPORT = ['--import', `data:text/javascript,${encodeURIComponent(PROBE)}`];
 
-// Only what node and tsx need from the runner's environment: no variable of config.ts and no
+// Only what node needs from the runner's environment: no variable of config.ts and no
 // OTEL_* of a developer's shell reaches the child unless a test passes it.
 export const PASSED_THROUGH = ['PATH', 'HOME', 'TMPDIR', 'TMP', 'TEMP', 'LANG', 'LC_ALL', 'TZ', 'SYSTEMROOT'];
 
@@ -354,7 +353,7 @@ export async function startTraced(env: Record<string, string>): Promise<Service>
   const childEnv: NodeJS.ProcessEnv = {};
   for (const name of PASSED_THROUGH) if (process.env[name] !== undefined) childEnv[name] = process.env[name];
   const database = embeddedDatabaseFor(env);
-  const child = spawn(process.execPath, [...PROBE_IMPORT, ...SERVICE_ARGS], {
+  const child = spawn(process.execPath, [...PROBE_IMPORT, ...serviceArgs()], {
     cwd: PROJECT_DIR,
     env: { ...childEnv, ADDR: `127.0.0.1:${port}`, LOG_LEVEL: 'info', SHUTDOWN_DRAIN_SECONDS: '0', ...database.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -447,7 +446,7 @@ export async function bootOnce(env: Record<string, string>): Promise<{ code: num
   const port = await freePort();
   const childEnv: NodeJS.ProcessEnv = {};
   for (const name of PASSED_THROUGH) if (process.env[name] !== undefined) childEnv[name] = process.env[name];
-  const child = spawn(process.execPath, SERVICE_ARGS, {
+  const child = spawn(process.execPath, serviceArgs(), {
     cwd: PROJECT_DIR,
     env: { ...childEnv, ADDR: `127.0.0.1:${port}`, LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

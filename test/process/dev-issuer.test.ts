@@ -9,7 +9,7 @@ import { randomSlug } from '../support/factories.js';
 import { client, problemOf, type Client } from '../support/http.js';
 import { identities } from '../support/identities.js';
 import { startTestIssuer, type TestIssuer } from '../support/issuer.js';
-import { NODE_TS, PROCESS_TEST_TIMEOUT_MS, PROCESS_WAIT_MS, PROJECT_DIR, freePort, spawnService, startService, stopAll, type ServiceProcess } from './spawn.js';
+import { entryArgs, PROCESS_TEST_TIMEOUT_MS, PROCESS_WAIT_MS, PROJECT_DIR, freePort, spawnService, startService, stopAll, type ServiceProcess } from './spawn.js';
 
 // spawn.ts clears only some of the variables config.ts reads; the auth ones are cleared here so
 // a developer's shell cannot change what these tests see.
@@ -29,10 +29,10 @@ interface CliResult {
   stderr: string;
 }
 
-/** `npm run token -- <args>`, run as node --import tsx src/cli/token.ts <args>. */
+/** `npm run token -- <args>`: the token command (src/cli/token.ts) with `args`. */
 function runTokenCli(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
   const { ADDR: _inherited, ...inherited } = process.env;
-  const child = spawn(process.execPath, [...NODE_TS, 'src/cli/token.ts', ...args], {
+  const child = spawn(process.execPath, [...entryArgs('src/cli/token.ts'), ...args], {
     cwd: PROJECT_DIR,
     env: { ...inherited, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -1,5 +1,6 @@
-// The service as a real child process: `node --import tsx src/main.ts` on a free loopback port,
-// its output captured, readiness awaited by polling /healthz. Every child started here is
+// The service as a real child process, started as production starts it (the tracing preload, then
+// main) from the run's compiled copy of src/, on a free loopback port, its output captured,
+// readiness awaited by polling /healthz. Every child started here is
 // remembered so that stopAll() in afterEach leaves no process behind, even after a failure.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomInt } from 'node:crypto';
@@ -16,16 +17,24 @@ import { CONFIG_VARIABLES } from '../../src/config.js';
 export const PROJECT_DIR = fileURLToPath(new URL('../../', import.meta.url));
 
 /**
- * How the tests start a TypeScript entry point: through tsx, with V8's baseline WebAssembly
- * compiler only (vitest.config.ts says why), which takes seconds of CPU off the start of a
- * service on the embedded database.
+ * node's arguments for an entry point of src/ ('src/main.ts', 'src/cli/migrate.ts', ...), the
+ * tracing preload first when `preload` is set, as package.json's start script runs them:
+ *  - in the main suite, the run's compiled copy of src/ (test/support/compiled-sources.ts says why);
+ *  - elsewhere (a configuration without that global setup), the sources through tsx.
+ * Both with V8's baseline WebAssembly compiler only (vitest.config.ts says why), which takes seconds
+ * of CPU off the start of a service on the embedded database.
  */
-export const NODE_TS = ['--liftoff-only', '--import', 'tsx'];
+export function entryArgs(entry: string, options: { preload?: boolean } = {}): string[] {
+  const compiled = inject('compiledDir');
+  const file = (source: string) => (compiled ? path.join(compiled, source.replace(/\.ts$/, '.js')) : `./${source}`);
+  const preload = options.preload ? ['--import', file('src/observability/tracing-preload.ts')] : [];
+  return ['--liftoff-only', ...(compiled ? [] : ['--import', 'tsx']), ...preload, file(entry)];
+}
 
 /**
  * How long a test waits for a spawned process to become ready, to print an expected line, or to
  * exit when the test does not measure how soon: a wait, not a measurement. A busy machine (CI, or
- * the parallel half of the suite beside it) can take tens of seconds to start `node --import tsx`;
+ * the parallel half of the suite beside it) can take tens of seconds to start a service;
  * a generous wait only delays the report of a real failure, it never hides one.
  */
 export const PROCESS_WAIT_MS = 120_000;
@@ -171,11 +180,11 @@ export function embeddedDatabaseFor(env: Record<string, string>): { env: Record<
   return { env: { EMBEDDED_DB_DIR: path.join(dir, 'db') }, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
-/** Starts `node --import tsx src/main.ts` on 127.0.0.1:<port> without waiting for it. */
+/** Starts the service (src/main.ts, after the tracing preload) on 127.0.0.1:<port> without waiting for it. */
 export function spawnService(env: Record<string, string> = {}, port = 0): ServiceProcess {
   const database = embeddedDatabaseFor(env);
   // Started as production starts it: with the tracing preload, which does nothing while tracing is off.
-  const child = spawn(process.execPath, [...NODE_TS, '--import', './src/observability/tracing-preload.ts', 'src/main.ts'], {
+  const child = spawn(process.execPath, entryArgs('src/main.ts', { preload: true }), {
     cwd: PROJECT_DIR,
     env: childEnv({ ADDR: `127.0.0.1:${port}`, LOG_LEVEL: 'warn', ...database.env, ...env }),
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -235,9 +244,9 @@ export interface CommandResult {
   stderr: string;
 }
 
-/** Runs `node --import tsx src/cli/migrate.ts <args>` to completion. */
+/** Runs the migrate command (src/cli/migrate.ts) with `args` to completion. */
 export async function runMigrate(args: string[], env: Record<string, string>): Promise<CommandResult> {
-  const child = spawn(process.execPath, [...NODE_TS, 'src/cli/migrate.ts', ...args], {
+  const child = spawn(process.execPath, [...entryArgs('src/cli/migrate.ts'), ...args], {
     cwd: PROJECT_DIR,
     env: childEnv(env),
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -5,7 +5,7 @@ import type { Database, Queryable } from '../../src/store/database.js';
 import { loadMigrations, type Migration } from '../../src/store/migration-files.js';
 import { migrateDown, migrateUp, migrationStatus } from '../../src/store/migrator.js';
 import { openPg } from '../../src/store/pg-driver.js';
-import { NODE_TS, PROJECT_DIR } from '../process/spawn.js';
+import { entryArgs, PROJECT_DIR } from '../process/spawn.js';
 import { DRIVERS, eachDriver, openEmptyDatabase, openMigratedDatabase, type TestDatabase } from '../support/drivers.js';
 import { createTestPgDatabase, type TestPgDatabase } from '../support/postgres.js';
 
@@ -323,7 +323,7 @@ interface CliResult {
 
 function runCli(args: string[], databaseUrl: string): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...NODE_TS, 'src/cli/migrate.ts', ...args], {
+    const child = spawn(process.execPath, [...entryArgs('src/cli/migrate.ts'), ...args], {
       cwd: PROJECT_DIR,
       // A minimal environment, so nothing from the test runner (EMBEDDED_DB_DIR, LOG_LEVEL...) leaks in.
       env: { PATH: process.env.PATH, HOME: process.env.HOME, DATABASE_URL: databaseUrl, APP_ENV: 'dev' },

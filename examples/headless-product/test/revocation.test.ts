@@ -1,7 +1,7 @@
 // The example product against a real registry (in process, with its real event stream): a key
 // created at the registry opens the product's API; revoked, it is refused within a second. The
 // product imports @tenant-registry/verify as any product would (the workspace package). In the
-// serial group (vitest.config.ts): it times the refusal.
+// timed group (vitest.config.ts): it times the refusal.
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { FastifyInstance } from 'fastify';

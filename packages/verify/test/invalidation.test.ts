@@ -1,7 +1,7 @@
 // What the change stream does for the verifier, timed: a revocation, a freeze, a revoked
 // product, a narrowed key and a rotation are refused within a second of the change's answer,
 // while the stream is live, across a drop of it and while the registry is unreachable. In the
-// serial group (vitest.config.ts): its deadlines are about time.
+// timed group (vitest.config.ts): its deadlines are about time.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';

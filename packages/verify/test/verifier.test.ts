@@ -1,5 +1,5 @@
 // createKeyVerifier against a real registry: what it answers, and which answers cost a registry
-// call (counted at its fetch). Time-bound eviction lives in invalidation.test.ts (serial group).
+// call (counted at its fetch). Time-bound eviction lives in invalidation.test.ts (timed group).
 import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
