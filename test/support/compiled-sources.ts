@@ -9,7 +9,7 @@
 // as they do from src/; package.json, migrations/ and catalog/ sit beside its src/ as they do
 // beside dist/src/.
 import { build } from 'esbuild';
-import { copyFile, mkdir, mkdtemp, readdir, rm, symlink } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readdir, rm, stat, symlink } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TestProject } from 'vitest/node';
@@ -28,10 +28,22 @@ async function sourcesUnder(dir: string): Promise<string[]> {
   return entries.filter((entry) => entry.isFile() && entry.name.endsWith('.ts')).map((entry) => path.join(entry.parentPath, entry.name));
 }
 
+const PREFIX = 'tenant-registry-compiled-';
+
+/** Copies left behind by runs that were killed before their teardown, a day old or more (a run still going is younger). */
+async function removeAbandoned(cache: string): Promise<void> {
+  for (const name of await readdir(cache)) {
+    if (!name.startsWith(PREFIX)) continue;
+    const dir = path.join(cache, name);
+    if (Date.now() - (await stat(dir)).mtimeMs >= 24 * 3_600_000) await rm(dir, { recursive: true, force: true });
+  }
+}
+
 export default async function compileSources(project: TestProject): Promise<() => Promise<void>> {
   const cache = path.join(PROJECT_DIR, 'node_modules', '.cache');
   await mkdir(cache, { recursive: true });
-  const dir = await mkdtemp(path.join(cache, 'tenant-registry-compiled-'));
+  await removeAbandoned(cache);
+  const dir = await mkdtemp(path.join(cache, PREFIX));
   await build({
     entryPoints: await sourcesUnder(path.join(PROJECT_DIR, 'src')),
     outbase: PROJECT_DIR,
