@@ -55,35 +55,46 @@ const SOURCE_CONDITIONS = ['tenant-registry-source', 'node', 'development|produc
 
 const workers = Number(process.env.TEST_WORKERS ?? 2);
 
-export default defineConfig({
+// What every group shares. The groups spell it out rather than `extends: true`, which would hand
+// each of them the global setup as well: vitest runs a project's global setup once per project,
+// so the template, the compiled copy and the generated files would be made four times over.
+const SHARED = {
   resolve: { conditions: SOURCE_CONDITIONS },
   ssr: { resolve: { conditions: SOURCE_CONDITIONS } },
+};
+
+const SHARED_TEST = {
+  pool: 'forks' as const,
+  // A worker runs file after file in one process (each file still gets its own module graph
+  // state only through what it builds itself: apps, databases, servers). Isolating every file
+  // in a fresh module graph cost ~1 s of imports per file and a quarter of the parallel group's
+  // CPU. TEST_ISOLATE=true isolates them again, to rule out a dependence on the order of files.
+  isolate: process.env.TEST_ISOLATE === 'true',
+  // Tests are short-lived processes: V8's optimising WebAssembly compiler would spend seconds of
+  // CPU per file on PGlite's module and barely run what it made. Its baseline compiler alone is
+  // ready sooner and fast enough (the spawned services get the same flag: test/process/spawn.ts).
+  execArgv: ['--liftoff-only'],
+  // Each file boots its own databases (an embedded one takes ~2 s to start); generous hooks
+  // keep a loaded machine from failing on setup time rather than behaviour.
+  // A hook may start the service as a process: PROCESS_WAIT_MS (120 s) for it to be ready, twice
+  // over (PROCESS_TEST_TIMEOUT_MS, test/process/spawn.ts); tests that spawn say so themselves.
+  hookTimeout: 300_000,
+  testTimeout: 60_000,
+};
+
+export default defineConfig({
+  ...SHARED,
   test: {
-    // No include here: a project that extends this config would add its own to it, not replace it.
-    pool: 'forks',
-    // A worker runs file after file in one process (each file still gets its own module graph
-    // state only through what it builds itself: apps, databases, servers). Isolating every file
-    // in a fresh module graph cost ~1 s of imports per file and a quarter of the parallel group's
-    // CPU. TEST_ISOLATE=true isolates them again, to rule out a dependence on the order of files.
-    isolate: process.env.TEST_ISOLATE === 'true',
-    // Tests are short-lived processes: V8's optimising WebAssembly compiler would spend seconds of
-    // CPU per file on PGlite's module and barely run what it made. Its baseline compiler alone is
-    // ready sooner and fast enough (the spawned services get the same flag: test/process/spawn.ts).
-    execArgv: ['--liftoff-only'],
-    // Builds the migrated embedded database every test database of that driver starts from, the
-    // compiled copy of src/ every spawned process runs, and the packages' files generated from
+    // Run once, for the root project, whose provided values (inject) reach every group: the
+    // migrated embedded database every test database of that driver starts from, the compiled
+    // copy of src/ every spawned process runs, and the packages' files generated from
     // openapi.yaml, which their sources import.
     globalSetup: ['test/support/pglite-template.ts', 'test/support/compiled-sources.ts', 'packages/client/test/support/generated.ts'],
-    // Each file boots its own databases (an embedded one takes ~2 s to start); generous hooks
-    // keep a loaded machine from failing on setup time rather than behaviour.
-    // A hook may start the service as a process: PROCESS_WAIT_MS (120 s) for it to be ready, twice
-    // over (PROCESS_TEST_TIMEOUT_MS, test/process/spawn.ts); tests that spawn say so themselves.
-    hookTimeout: 300_000,
-    testTimeout: 60_000,
     projects: [
       {
-        extends: true,
+        ...SHARED,
         test: {
+          ...SHARED_TEST,
           name: 'parallel',
           // The packages' and the example's tests run on their TypeScript sources: no build first.
           include: ['test/**/*.test.ts', 'packages/*/test/**/*.test.ts', 'examples/*/test/**/*.test.ts'],
@@ -94,19 +105,22 @@ export default defineConfig({
         },
       },
       {
-        extends: true,
+        ...SHARED,
         test: {
+          ...SHARED_TEST,
           name: 'timed',
           include: TIMED,
-          maxWorkers: workers,
+          // Two at a time whatever TEST_WORKERS says: the bounds are written for that.
+          maxWorkers: 2,
           sequence: { groupOrder: 1 },
           // The reliability tests start processes and load them for a while.
           testTimeout: 300_000,
         },
       },
       {
-        extends: true,
+        ...SHARED,
         test: {
+          ...SHARED_TEST,
           name: 'alone',
           include: ALONE,
           maxWorkers: 1,

@@ -6,6 +6,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
+import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 
@@ -26,9 +27,10 @@ function startArguments(): string[] {
  * node's arguments for the service and the migrate command. `compiledDir` stands in for dist/: a
  * compiled copy of the project laid out as dist/ is (the test suite's, test/support/compiled-sources.ts).
  */
-function entries(runtime: Runtime, compiledDir = 'dist'): { service: string[]; migrate: string[] } {
+function entries(runtime: Runtime, compiledDir?: string): { service: string[]; migrate: string[] } {
   if (runtime === 'tsx') return { service: ['--import', 'tsx', 'src/main.ts'], migrate: ['--import', 'tsx', 'src/cli/migrate.ts'] };
-  const inCompiled = (arg: string) => arg.replace(/^(\.\/)?dist\//, `${compiledDir}/`);
+  if (compiledDir === undefined) return { service: startArguments(), migrate: ['dist/src/cli/migrate.js'] };
+  const inCompiled = (arg: string) => arg.replace(/^(\.\/)?dist\//, `${path.resolve(compiledDir)}/`);
   return { service: startArguments().map(inCompiled), migrate: [inCompiled('dist/src/cli/migrate.js')] };
 }
 

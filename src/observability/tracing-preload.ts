@@ -2,8 +2,8 @@
 // node:http and Fastify are first imported (under ESM a module can only be instrumented through a
 // loader hook that is in place when it is loaded):
 //
-//   node --import ./dist/src/observability/tracing-preload.js dist/src/main.js     (build)
-//   node --import tsx --import ./src/observability/tracing-preload.ts src/main.ts  (dev, tests)
+//   node --import ./dist/src/observability/tracing-preload.js dist/src/main.js     (build; the tests' compiled copy alike)
+//   node --import tsx --import ./src/observability/tracing-preload.ts src/main.ts  (dev)
 //
 // With tracing off (no OTLP endpoint for traces) it does nothing: no loader hook, no SDK.
 // With it on, it registers import-in-the-middle's loader hook in its "only the hooked modules"

@@ -18,7 +18,7 @@ export const PROJECT_DIR = fileURLToPath(new URL('../../', import.meta.url));
 
 /**
  * node's arguments for an entry point of src/ ('src/main.ts', 'src/cli/migrate.ts', ...), the
- * tracing preload first when `preload` is set, as package.json's start script runs them:
+ * tracing preload first when `preload` is set, as package.json's start script has it:
  *  - in the main suite, the run's compiled copy of src/ (test/support/compiled-sources.ts says why);
  *  - elsewhere (a configuration without that global setup), the sources through tsx.
  * Both with V8's baseline WebAssembly compiler only (vitest.config.ts says why), which takes seconds

@@ -148,6 +148,7 @@ describe.runIf(DRIVERS.includes('pg'))('hostile load on the production launcher 
 
   beforeAll(async () => {
     const compiledDir = inject('compiledDir');
+    if (!compiledDir) throw new Error('no compiled copy of src/: run this file through vitest.config.ts, whose global setup makes it');
     database = await createTestPgDatabase();
     await migrateUp('dist', database.url, compiledDir);
     service = await startService({

@@ -23,9 +23,11 @@ declare module 'vitest' {
 
 const PROJECT_DIR = fileURLToPath(new URL('../../', import.meta.url));
 
-async function sourcesUnder(dir: string): Promise<string[]> {
-  const entries = await readdir(dir, { recursive: true, withFileTypes: true });
-  return entries.filter((entry) => entry.isFile() && entry.name.endsWith('.ts')).map((entry) => path.join(entry.parentPath, entry.name));
+/** src/ as JavaScript under `dir`/src (an edited file overwrites its old output). */
+async function compileInto(dir: string): Promise<void> {
+  const src = path.join(PROJECT_DIR, 'src');
+  const sources = (await readdir(src, { recursive: true })).filter((name) => name.endsWith('.ts')).map((name) => path.join(src, name));
+  await build({ entryPoints: sources, outbase: PROJECT_DIR, outdir: dir, bundle: false, format: 'esm', platform: 'node', target: 'node20', logLevel: 'error' });
 }
 
 const PREFIX = 'tenant-registry-compiled-';
@@ -44,18 +46,11 @@ export default async function compileSources(project: TestProject): Promise<() =
   await mkdir(cache, { recursive: true });
   await removeAbandoned(cache);
   const dir = await mkdtemp(path.join(cache, PREFIX));
-  await build({
-    entryPoints: await sourcesUnder(path.join(PROJECT_DIR, 'src')),
-    outbase: PROJECT_DIR,
-    outdir: dir,
-    bundle: false,
-    format: 'esm',
-    platform: 'node',
-    target: 'node20',
-    logLevel: 'error',
-  });
+  await compileInto(dir);
   await copyFile(path.join(PROJECT_DIR, 'package.json'), path.join(dir, 'package.json'));
   for (const shared of ['migrations', 'catalog']) await symlink(path.join(PROJECT_DIR, shared), path.join(dir, shared), 'dir');
   project.provide('compiledDir', dir);
+  // In watch mode, a rerun after an edit spawns processes of the edited sources.
+  project.onTestsRerun(() => compileInto(dir));
   return () => rm(dir, { recursive: true, force: true });
 }
