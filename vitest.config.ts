@@ -86,10 +86,15 @@ export default defineConfig({
   ...SHARED,
   test: {
     // Run once, for the root project, whose provided values (inject) reach every group: the
-    // migrated embedded database every test database of that driver starts from, the compiled
+    // migrated databases every test database of each driver starts from, the compiled
     // copy of src/ every spawned process runs, and the packages' files generated from
     // openapi.yaml, which their sources import.
-    globalSetup: ['test/support/pglite-template.ts', 'test/support/compiled-sources.ts', 'packages/client/test/support/generated.ts'],
+    globalSetup: [
+      'test/support/pglite-template.ts',
+      'test/support/pg-template.ts',
+      'test/support/compiled-sources.ts',
+      'packages/client/test/support/generated.ts',
+    ],
     projects: [
       {
         ...SHARED,

@@ -28,16 +28,22 @@ async function withAdmin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
  * importing DRIVERS from there would make the two modules import each other.)
  */
 export function assertPgDriverSelected(what: string): void {
-  const drivers = (process.env.TEST_DRIVERS ?? 'pglite,pg').split(',').map((name) => name.trim());
-  if (!drivers.includes('pg')) {
+  if (!pgDriverSelected()) {
     throw new Error(`${what} needs PostgreSQL, but TEST_DRIVERS=${process.env.TEST_DRIVERS} leaves it out: guard the test with describe.runIf(DRIVERS.includes('pg'))`);
   }
 }
 
-export async function createTestPgDatabase(): Promise<TestPgDatabase> {
+export const pgDriverSelected = (): boolean =>
+  (process.env.TEST_DRIVERS ?? 'pglite,pg')
+    .split(',')
+    .map((name) => name.trim())
+    .includes('pg');
+
+/** A new database: empty, or a copy of `template` (a database nobody is connected to). */
+export async function createTestPgDatabase(template?: string): Promise<TestPgDatabase> {
   assertPgDriverSelected('createTestPgDatabase()');
   const name = `tr_test_${process.pid}_${randomBytes(4).toString('hex')}`;
-  await withAdmin((admin) => admin.query(`CREATE DATABASE ${name}`));
+  await withAdmin((admin) => admin.query(template === undefined ? `CREATE DATABASE ${name}` : `CREATE DATABASE ${name} TEMPLATE ${template}`));
   const url = new URL(TEST_PG_URL);
   url.pathname = `/${name}`;
   return {
