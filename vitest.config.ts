@@ -74,7 +74,7 @@ const SHARED_TEST = {
   // CPU per file on PGlite's module and barely run what it made. Its baseline compiler alone is
   // ready sooner and fast enough (the spawned services get the same flag: test/process/spawn.ts).
   execArgv: ['--liftoff-only'],
-  // Each file boots its own databases (an embedded one takes ~2 s to start); generous hooks
+  // Each file boots its own databases (an embedded one takes ~0.5 s of CPU to open); generous hooks
   // keep a loaded machine from failing on setup time rather than behaviour.
   // A hook may start the service as a process: PROCESS_WAIT_MS (120 s) for it to be ready, twice
   // over (PROCESS_TEST_TIMEOUT_MS, test/process/spawn.ts); tests that spawn say so themselves.

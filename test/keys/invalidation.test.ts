@@ -333,7 +333,10 @@ eachDriver('the invalidation feed', (driver) => {
     await publish('tenant:6c0c1d3e-9a59-4c47-8f7e-4d1c0b2a3e55');
     const scopes = () => target.heard.filter((scope) => scope !== '*' && scope !== 'resumed');
     await waitFor(() => scopes().length >= 2, 1_000, 'two notifications');
-    expect(scopes()).toEqual([keyScope('notified'), 'tenant:6c0c1d3e-9a59-4c47-8f7e-4d1c0b2a3e55']);
+    // Each scope once, in order. A scope may also come twice: the feed reads the log once more
+    // when its LISTEN connection comes up (what it may have missed before), and on a busy machine
+    // that read can run after the publishes; evicting twice rather than missing one is the design.
+    expect([...new Set(scopes())]).toEqual([keyScope('notified'), 'tenant:6c0c1d3e-9a59-4c47-8f7e-4d1c0b2a3e55']);
   });
 
   it('reads the scope after the sequence number of a payload, and passes on what it cannot read as such', async () => {

@@ -7,14 +7,10 @@ import { loadMigrations } from '../../src/store/migration-files.js';
 import { migrateUp } from '../../src/store/migrator.js';
 import { openPg } from '../../src/store/pg-driver.js';
 import { openPglite } from '../../src/store/pglite-driver.js';
+import { DRIVERS, type DriverName } from './driver-selection.js';
 import { createTestPgDatabase } from './postgres.js';
 
-export type DriverName = 'pglite' | 'pg';
-
-export const DRIVERS: DriverName[] = (process.env.TEST_DRIVERS ?? 'pglite,pg')
-  .split(',')
-  .map((name) => name.trim())
-  .filter((name): name is DriverName => name === 'pglite' || name === 'pg');
+export { DRIVERS, type DriverName };
 
 export interface TestDatabase {
   db: Database;
@@ -24,17 +20,17 @@ export interface TestDatabase {
 }
 
 /** A fresh, empty, unmigrated database of the given driver. */
-export function openEmptyDatabase(driver: DriverName): Promise<TestDatabase> {
-  return openDatabase(driver);
-}
-
-/** A new database of the driver: empty, or (pg) a copy of the named database. */
-async function openDatabase(driver: DriverName, pgTemplate?: string): Promise<TestDatabase> {
+export async function openEmptyDatabase(driver: DriverName): Promise<TestDatabase> {
   if (driver === 'pglite') {
     const db = await openPglite({ dataDir: null });
     return { db, url: null, close: () => db.close() };
   }
-  const created = await createTestPgDatabase(pgTemplate);
+  return openPgDatabase();
+}
+
+/** A new PostgreSQL database: empty, or a copy of `template`. */
+async function openPgDatabase(template?: string): Promise<TestDatabase> {
+  const created = await createTestPgDatabase(template);
   const db = openPg({ url: created.url, poolSize: 5 });
   return {
     db,
@@ -46,14 +42,16 @@ async function openDatabase(driver: DriverName, pgTemplate?: string): Promise<Te
   };
 }
 
+/** The bytes of the embedded template, read once per worker. */
 let template: Buffer | undefined;
 
 /**
  * The migrated embedded database the global setup dumped (test/support/pglite-template.ts), if it
- * ran, as the Blob PGlite's loadDataDir takes. PGlite only calls arrayBuffer() on it (and reads its
- * type); Node 20's own Blob hands its bytes over in small chunks it then concatenates, which took
- * a third of the time to open a database from the ~40 MB dump. So this one answers with a copy
- * of the bytes read once per worker.
+ * ran, as the Blob PGlite's loadDataDir takes. PGlite 0.5's tarball loader only calls
+ * arrayBuffer() on it (and reads its type and whether it is a File). Node 20's own Blob hands
+ * its bytes over in small chunks it then concatenates, a third of the time it took to open a
+ * database from the ~40 MB dump; this one answers with a copy of bytes read once per worker.
+ * (Were a later PGlite to read it otherwise, every embedded test would fail at once, not quietly.)
  */
 function pgliteTemplate(): Blob | undefined {
   const file = inject('pgliteTemplate');
@@ -73,7 +71,7 @@ export async function openMigratedDatabase(driver: DriverName): Promise<TestData
   }
   // The migrated copy the global setup made (test/support/pg-template.ts), if it ran.
   const pgTemplate = driver === 'pg' ? inject('pgTemplate') : undefined;
-  if (pgTemplate) return openDatabase(driver, pgTemplate);
+  if (pgTemplate) return openPgDatabase(pgTemplate);
   const opened = await openEmptyDatabase(driver);
   await migrateUp(opened.db, await loadMigrations());
   return opened;

@@ -1,13 +1,17 @@
 // One migrated PostgreSQL database for the whole run, the pg driver's counterpart of
-// pglite-template.ts: every test database of that driver is created as a copy of it
-// (CREATE DATABASE ... TEMPLATE, a copy of its files on the server: ~80 ms of the server's CPU
-// where running every migration took ~210 ms). Nothing connects to it after this setup, as
-// PostgreSQL requires of a template. Skipped when TEST_DRIVERS leaves PostgreSQL out.
+// pglite-template.ts: every test database of that driver is created from it
+// (CREATE DATABASE ... TEMPLATE: the server copies it, ~80 ms of its CPU, where running every
+// migration took ~210 ms). PostgreSQL copies a template only while no session is connected to
+// it, so it refuses connections once migrated: a stray one fails at once rather than making
+// other files' CREATE DATABASE fail now and then. Skipped when TEST_DRIVERS leaves PostgreSQL out.
+// Like the embedded template, it is made once per run: a watch-mode rerun keeps the migrations
+// the run started with.
 import type { TestProject } from 'vitest/node';
 import { loadMigrations } from '../../src/store/migration-files.js';
 import { migrateUp } from '../../src/store/migrator.js';
 import { openPg } from '../../src/store/pg-driver.js';
-import { createTestPgDatabase, pgDriverSelected } from './postgres.js';
+import { pgDriverSelected } from './driver-selection.js';
+import { createTestPgDatabase, withAdmin } from './postgres.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -19,11 +23,17 @@ declare module 'vitest' {
 export default async function buildPgTemplate(project: TestProject): Promise<(() => Promise<void>) | undefined> {
   if (!pgDriverSelected()) return undefined;
   const template = await createTestPgDatabase();
-  const db = openPg({ url: template.url, poolSize: 1 });
   try {
-    await migrateUp(db, await loadMigrations());
-  } finally {
-    await db.close();
+    const db = openPg({ url: template.url, poolSize: 1 });
+    try {
+      await migrateUp(db, await loadMigrations());
+    } finally {
+      await db.close();
+    }
+    await withAdmin((admin) => admin.query(`ALTER DATABASE ${template.name} ALLOW_CONNECTIONS false`));
+  } catch (error) {
+    await template.drop();
+    throw error;
   }
   project.provide('pgTemplate', template.name);
   return () => template.drop();

@@ -2,6 +2,7 @@
 // TEST_PG_URL (the machine's local server by default) and drops it afterwards.
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
+import { pgDriverSelected } from './driver-selection.js';
 
 export const TEST_PG_URL = process.env.TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
@@ -11,7 +12,7 @@ export interface TestPgDatabase {
   drop(): Promise<void>;
 }
 
-async function withAdmin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
+export async function withAdmin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
   const client = new pg.Client({ connectionString: TEST_PG_URL });
   await client.connect();
   try {
@@ -24,20 +25,13 @@ async function withAdmin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
 /**
  * Throws when TEST_DRIVERS leaves PostgreSQL out (make test-short): a test that reaches a real
  * server then forgot its describe.runIf(DRIVERS.includes('pg')), and is told so here rather than
- * by ECONNREFUSED on a machine without PostgreSQL. (Read from the environment, as drivers.ts does;
- * importing DRIVERS from there would make the two modules import each other.)
+ * by ECONNREFUSED on a machine without PostgreSQL.
  */
 export function assertPgDriverSelected(what: string): void {
   if (!pgDriverSelected()) {
     throw new Error(`${what} needs PostgreSQL, but TEST_DRIVERS=${process.env.TEST_DRIVERS} leaves it out: guard the test with describe.runIf(DRIVERS.includes('pg'))`);
   }
 }
-
-export const pgDriverSelected = (): boolean =>
-  (process.env.TEST_DRIVERS ?? 'pglite,pg')
-    .split(',')
-    .map((name) => name.trim())
-    .includes('pg');
 
 /** A new database: empty, or a copy of `template` (a database nobody is connected to). */
 export async function createTestPgDatabase(template?: string): Promise<TestPgDatabase> {
