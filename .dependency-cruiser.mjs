@@ -6,11 +6,11 @@
 //   src/domain/   rules and vocabulary; pure, no I/O, knows nothing else of the service
 //   src/store/    the database; never the HTTP layer
 //   src/http/     Fastify routes, schemas and hooks; the only place the framework is used,
-//                 together with src/app.ts (builds the app) and src/main.ts (runs it)
+//                 together with src/app.ts (builds the app) and src/service.ts (runs it)
 // test/depcruise.test.ts checks that each rule below rejects a synthetic violation.
 
 /** The files that may use Fastify and the HTTP layer: the layer itself and the two that assemble it. */
-const HTTP_EDGE = '^src/(http/|app[.]ts$|main[.]ts$)';
+const HTTP_EDGE = '^src/(http/|app[.]ts$|service[.]ts$)';
 
 /** @type {import('dependency-cruiser').IConfiguration} */
 export default {
@@ -35,7 +35,7 @@ export default {
       name: 'fastify-only-at-the-edge',
       severity: 'error',
       comment:
-        'Only src/http/, src/app.ts and src/main.ts use fastify or an @fastify/* package (types ' +
+        'Only src/http/, src/app.ts and src/service.ts use fastify or an @fastify/* package (types ' +
         'included). One exception: src/observability/tracing.ts loads @fastify/otel, an OpenTelemetry ' +
         'instrumentation like the pg and http ones beside it; the tracing preload must register it ' +
         'before Fastify itself is imported, so it cannot live in src/http/.',
@@ -56,8 +56,8 @@ export default {
       name: 'http-only-from-the-edge',
       severity: 'error',
       comment:
-        'Nothing below the HTTP layer depends on it. Besides src/http/, src/app.ts and src/main.ts ' +
-        '(main picks the rate-limit counter, local or Redis), two command-line tools do, for a ' +
+        'Nothing below the HTTP layer depends on it. Besides src/http/, src/app.ts and src/service.ts ' +
+        '(it picks the rate-limit counter, local or Redis), two command-line tools do, for a ' +
         'reason: src/cli/write-openapi.ts builds the app and renders its routes as openapi.yaml ' +
         '(http/openapi.ts), and src/cli/verify-audit.ts reads the export file the HTTP layer writes, ' +
         'so it parses that wire shape (http/schemas/audit.ts, http/audit-view.ts). The other tools ' +

@@ -19,7 +19,7 @@ const FILES: Record<string, string> = {
   'src/domain/rules.ts': "import { id } from './time.js';\nexport const rule = id;\n",
   'src/http/routes.ts': "import type { FastifyInstance } from 'fastify';\nimport { rule } from '../domain/rules.js';\nexport const routes = (app: FastifyInstance) => rule;\n",
   'src/app.ts': "import Fastify from 'fastify';\nimport { routes } from './http/routes.js';\nexport const app = routes(Fastify());\n",
-  'src/main.ts': "import { app } from './app.js';\nimport { routes } from './http/routes.js';\nexport const main = [app, routes];\n",
+  'src/service.ts': "import { app } from './app.js';\nimport { routes } from './http/routes.js';\nexport const service = [app, routes];\n",
   'src/cli/write-openapi.ts': "import { routes } from '../http/routes.js';\nexport const tool = routes;\n",
   'src/cli/verify-audit.ts': "import { routes } from '../http/routes.js';\nexport const tool = routes;\n",
   'src/observability/tracing.ts': "export const load = () => import('@fastify/otel');\n",

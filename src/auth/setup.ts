@@ -24,7 +24,7 @@ export interface IssuerLog {
 }
 
 export interface AuthenticationOptions {
-  /** Where each change of the issuer's status is logged, once (main.ts passes the process logger). */
+  /** Where each change of the issuer's status is logged, once (service.ts passes the process logger). */
   log?: IssuerLog;
 }
 

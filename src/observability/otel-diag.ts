@@ -36,7 +36,7 @@ const DIAG_LEVELS: Record<string, DiagLogLevel> = {
   ALL: DiagLogLevel.ALL,
 };
 
-// On globalThis: the tracing preload and main.ts may reach this file under two URLs, and a second
+// On globalThis: the tracing preload and service.ts may reach this file under two URLs, and a second
 // setLogger() would itself warn that it replaced the first.
 const INSTALLED = Symbol.for('tenant-registry.otel-diag');
 type WithFlag = typeof globalThis & { [INSTALLED]?: true };

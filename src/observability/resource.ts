@@ -4,7 +4,7 @@
 // win over all of it (precedence, lowest first: this service's defaults, the host, the environment).
 import type { Resource } from '@opentelemetry/resources';
 
-// One per process, on globalThis: the instance id is random, and the tracing preload and main.ts
+// One per process, on globalThis: the instance id is random, and the tracing preload and service.ts
 // (which may reach this file under two URLs) must name the same instance.
 const RESOURCE = Symbol.for('tenant-registry.otel-resource');
 type WithResource = typeof globalThis & { [RESOURCE]?: Promise<Resource> };

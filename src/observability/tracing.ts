@@ -62,7 +62,7 @@ interface TracingState {
   shutdown: () => Promise<void>;
 }
 
-// Kept on globalThis, not in a module variable: the preload and main.ts must see the same state
+// Kept on globalThis, not in a module variable: the preload and service.ts must see the same state
 // even if they reach this file under two URLs (dist/ and src/, a query suffix of a loader).
 const STATE = Symbol.for('tenant-registry.tracing');
 type WithState = typeof globalThis & { [STATE]?: TracingState };
@@ -75,7 +75,7 @@ export function isTracingOn(): boolean {
 
 /**
  * True when the configuration asks for traces but the process was started without the preload
- * (plain `node dist/src/main.js`): main.ts warns, since no span would ever be sent.
+ * (plain `node dist/src/main.js`): service.ts warns, since no span would ever be sent.
  */
 export function tracingWithoutPreload(telemetry: Config['telemetry']): boolean {
   return telemetry.traces !== null && !isTracingOn();

@@ -1,5 +1,5 @@
 // Issuers as they are deployed, met with a real OpenID Connect server (oidc-provider, in-process
-// on loopback) and the service configured the way main.ts configures it: loadConfig ->
+// on loopback) and the service configured the way service.ts configures it: loadConfig ->
 // authenticationFor -> buildApp. An issuer ending in a slash (Auth0's form), one that names
 // another host than the one configured (localhost vs 127.0.0.1), one discovered from an internal
 // address while its tokens carry the public one (KEYCLOAK_DISCOVERY_URL), and Ed25519 tokens.
@@ -60,7 +60,7 @@ interface Service {
   readiness(): Promise<Record<string, unknown>>;
 }
 
-/** The service as main.ts builds it, from these variables (dev, with an audience). */
+/** The service as service.ts builds it, from these variables (dev, with an audience). */
 async function serviceWith(env: Record<string, string>): Promise<Service> {
   const log = recordingLog();
   const config = loadConfig({ APP_ENV: 'dev', KEYCLOAK_AUDIENCE: OIDC_AUDIENCE, ...env });

@@ -1,4 +1,4 @@
-// The organization follows its tenant, against a real Keycloak: the sync job (as main.ts runs it)
+// The organization follows its tenant, against a real Keycloak: the sync job (as service.ts runs it)
 // writes status, plan and usable products onto the organization within seconds of a change, so
 // the next token Keycloak issues carries them through its own organization mapper; cancelling
 // disables the organization (Keycloak then leaves it out of tokens) and activating enables it;

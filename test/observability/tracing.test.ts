@@ -80,7 +80,7 @@ describe('tracing on, embedded database (OTLP/JSON)', { timeout: PROCESS_TEST_TI
     expect(probes).toEqual([]);
   });
 
-  // Needs the integration in src/main.ts: createLogger(config, { mixin: traceLogMixin() }).
+  // Needs the integration in src/service.ts: createLogger(config, { mixin: traceLogMixin() }).
   it('the log line of each request carries the trace_id of its spans', async () => {
     const read = await receiver.waitForSpan(serverSpanOf('GET', '/v1/tenants/by-slug/:slug'));
     const write = await receiver.waitForSpan(serverSpanOf('POST', '/v1/tenants'));
@@ -166,7 +166,7 @@ describe('tracing on, default protocol', { timeout: PROCESS_TEST_TIMEOUT_MS }, (
   });
 });
 
-// Needs the integration in src/main.ts: `await shutdownTracing()` before process.exit(0).
+// Needs the integration in src/service.ts: `await shutdownTracing()` before process.exit(0).
 describe('graceful shutdown', { timeout: PROCESS_TEST_TIMEOUT_MS }, () => {
   it('flushes the spans still buffered before the process exits', async () => {
     const receiver = await startReceiver();
