@@ -7,7 +7,7 @@
 //   src/store/    the database; never the HTTP layer
 //   src/http/     Fastify routes, schemas and hooks; the only place the framework is used,
 //                 together with src/app.ts (builds the app) and src/service.ts (runs it)
-// test/depcruise.test.ts checks that each rule below rejects a synthetic violation.
+// test/layering.test.ts checks that each rule below rejects a synthetic violation.
 
 /** The files that may use Fastify and the HTTP layer: the layer itself and the two that assemble it. */
 const HTTP_EDGE = '^src/(http/|app[.]ts$|service[.]ts$)';

@@ -29,8 +29,9 @@ dev-keycloak: $(NPM_INSTALLED)
 	KEYCLOAK_CLIENT_SECRET=dev-only-registry-secret \
 	npm run --silent dev
 
-## test: every test on both drivers (embedded and real PostgreSQL) with typecheck, lint and layering beside them at
-## low priority (scripts/test-suite), then the real-Keycloak suites, beside a Keycloak started for the run (scripts/with-keycloak)
+## test: every test on both drivers (embedded and real PostgreSQL) with typecheck, lint, layering and the lint of
+## openapi.yaml beside them at low priority (scripts/test-suite), then the real-Keycloak suites, beside a Keycloak
+## started for the run (scripts/with-keycloak)
 test: $(NPM_INSTALLED)
 	npm test
 

@@ -1,5 +1,5 @@
 // buildApp(deps): the whole HTTP service around the dependencies it is handed. It opens nothing
-// itself (main.ts and the tests own the database and start its caching), so tests build as many
+// itself (service.ts and the tests own the database and start its caching), so tests build as many
 // apps as they like.
 import http from 'node:http';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
@@ -116,7 +116,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     // The server is made here rather than by Fastify so that key verification's lane can answer
     // before the router (http/key-verify.ts). So what Fastify would set on a server of its own is
     // set here: its keep-alive timeout, and the request timeout (defaults for apps built without
-    // it, the tests; main.ts passes the configured value). Node checks the header and request
+    // it, the tests; service.ts passes the configured value). Node checks the header and request
     // timeouts only every connectionsCheckingInterval (30 s by default), so a 10 s header timeout
     // could let a slow client hold a socket for 40 s.
     serverFactory: (router) => {

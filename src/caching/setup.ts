@@ -1,4 +1,4 @@
-// The caches of the hot read paths and what keeps them honest, built once per process (main.ts,
+// The caches of the hot read paths and what keeps them honest, built once per process (service.ts,
 // the tests and the OpenAPI writer start it the same way):
 // - the key cache (verify) and the tenant cache (by-slug lookups, claims, entitlement lists);
 // - the invalidation feed: other replicas' changes, by NOTIFY or, while that is down, by polling;

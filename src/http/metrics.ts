@@ -1,5 +1,5 @@
 // GET /metrics: the Prometheus text format of observability/metrics.ts. Served here unless
-// METRICS_ADDR puts it on its own listener (main.ts), out of reach of the public port.
+// METRICS_ADDR puts it on its own listener (service.ts), out of reach of the public port.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import Type from 'typebox';
 import { metricsRegistry } from '../observability/metrics.js';

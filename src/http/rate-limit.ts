@@ -197,7 +197,7 @@ function failureBound(counter: Counter, clock: () => number, limit: number, veri
         if (!outcome.allowed) noteOver(source, now);
       } else {
         // Not awaited: the 401 goes out at once. Redis being away leaves failures uncounted
-        // (main.ts has logged that limits are not enforced).
+        // (service.ts has logged that limits are not enforced).
         outcome.then(
           (result) => {
             if (!result.allowed) noteOver(source, now);

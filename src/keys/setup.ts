@@ -1,4 +1,4 @@
-// Verification of API keys as main.ts and the tests start it: the verifier over the key cache of
+// Verification of API keys as service.ts and the tests start it: the verifier over the key cache of
 // caching/setup.ts (which the invalidation feed and this replica's own writes keep honest), and
 // the batched last-used writer.
 import type { KeyCache } from '../caching/key-cache.js';

@@ -72,7 +72,7 @@ new Gauge({
   },
 });
 
-/** The verify cache whose counts the scrape reports (the one main.ts serves with). */
+/** The verify cache whose counts the scrape reports (the one service.ts serves with). */
 export function observeKeyCache(cache: { hits: number; misses: number }): void {
   keyCacheSource = cache;
 }
@@ -157,7 +157,7 @@ new Gauge({
   },
 });
 
-/** The relay whose state the scrape reports (the one main.ts starts when NATS_URL is set). */
+/** The relay whose state the scrape reports (the one service.ts starts when NATS_URL is set). */
 export function observeNatsRelay(relay: { state(): { lag: number; leaseHeld: boolean; connected: boolean } }): void {
   natsRelaySource = relay;
 }

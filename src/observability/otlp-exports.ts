@@ -1,4 +1,4 @@
-// Metrics and logs over OTLP, started by main.ts once the configuration is read (traces start
+// Metrics and logs over OTLP, started by service.ts once the configuration is read (traces start
 // earlier, in the tracing preload, because they hook modules as they load; these hook nothing).
 // Each SDK is imported only when its signal is on: a process that pushes nothing loads neither.
 import type { Config } from '../config.js';

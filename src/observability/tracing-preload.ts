@@ -9,7 +9,7 @@
 // With it on, it registers import-in-the-middle's loader hook in its "only the hooked modules"
 // mode (every other module loads untouched), starts the SDK, and waits until the loader has
 // acknowledged the modules the instrumentations hook before the application's import begins.
-// Metrics and logs need no hook: main.ts starts their export once the configuration is read.
+// Metrics and logs need no hook: service.ts starts their export once the configuration is read.
 import { register } from 'node:module';
 import { ConfigError, loadConfig } from '../config.js';
 import { startTracing } from './tracing.js';
