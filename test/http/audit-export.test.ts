@@ -1,8 +1,7 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { AuditEventInput } from '../../src/domain/audit.js';
 import type { AuditEvent } from '../../src/http/schemas/audit.js';
 import type { Tenant } from '../../src/http/schemas/tenant.js';
-import { appendEvent } from '../../src/store/audit.js';
+import { appendInTransactions } from '../support/audit-seed.js';
 import { eachDriver } from '../support/drivers.js';
 import { createTenant, randomSlug } from '../support/factories.js';
 import { problemOf, type Answer, type Client } from '../support/http.js';
@@ -103,27 +102,6 @@ eachDriver('audit export', (driver) => {
         if (answer.status !== 201) throw new Error(`publish: ${answer.status} ${answer.text}`);
         appended.push(answer.body);
       }
-    }
-    return appended;
-  }
-
-  /**
-   * Appends through the store as POST /v1/audit does (same function, same chains and hashes), a
-   * hundred events per transaction: one request and one transaction per event made the seed of
-   * the bulk test most of this file's time. What reaches the log is what the route writes; the
-   * route itself is the subject of the other tests.
-   */
-  async function appendInBulk(events: AuditEventInput[], perTransaction = 100): Promise<Appended[]> {
-    const appended: Appended[] = [];
-    const publisher = { sub: 'bulk-publisher', client: null };
-    for (let i = 0; i < events.length; i += perTransaction) {
-      const slice = events.slice(i, i + perTransaction);
-      const results = await server.db.transaction(async (tx) => {
-        const done: Appended[] = [];
-        for (const event of slice) done.push(await appendEvent(tx, event, NOW, publisher));
-        return done;
-      });
-      appended.push(...results.map(({ id, hash }) => ({ id, hash })));
     }
     return appended;
   }
@@ -271,7 +249,12 @@ eachDriver('audit export', (driver) => {
       actor: { id: `u-${i}` },
       created: at(100 + (i % 7)),
     }));
-    const appended = await appendInBulk(bodies);
+    // Through the store, a hundred per transaction: 2,500 requests made this most of the file's time.
+    const appended = await appendInTransactions(server.db, bodies.length, (i) => bodies[i]!, {
+      perTransaction: 100,
+      publisher: { sub: 'bulk-publisher', client: null },
+      now: () => NOW,
+    });
     const expected = new Set(appended.map((a) => a.id));
     expect(expected.size).toBe(2500);
 

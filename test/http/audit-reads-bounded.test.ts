@@ -10,7 +10,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditEventInput } from '../../src/domain/audit.js';
 import type { AuditEvent } from '../../src/http/schemas/audit.js';
 import type { Tenant } from '../../src/http/schemas/tenant.js';
-import { appendEvent, BATCH_BYTES } from '../../src/store/audit.js';
+import { BATCH_BYTES } from '../../src/store/audit.js';
+import { appendInTransactions } from '../support/audit-seed.js';
 import { eachDriver } from '../support/drivers.js';
 import { createTenant } from '../support/factories.js';
 import { problemOf, type Answer } from '../support/http.js';
@@ -151,11 +152,11 @@ eachDriver('bounded audit reads', (driver) => {
     tenant = await createTenant(server.api);
     // Appended by the application's own writer, in transactions of 25: the publish route
     // would take far longer for the megabytes a stalled export needs.
-    for (let i = 0; i < EVENTS; i += 25) {
-      await server.db.transaction(async (tx) => {
-        for (let j = i; j < Math.min(i + 25, EVENTS); j += 1) await appendEvent(tx, largeEvent(tenant.id, j), NOW, { sub: 'svc-archive', client: 'archive' });
-      });
-    }
+    await appendInTransactions(server.db, EVENTS, (i) => largeEvent(tenant.id, i), {
+      perTransaction: 25,
+      publisher: { sub: 'svc-archive', client: 'archive' },
+      now: () => NOW,
+    });
     expected = await server.db.query<{ id: string; size_bytes: number }>(
       'SELECT id, size_bytes FROM audit_log WHERE chain_key = $1 ORDER BY created DESC, id DESC',
       [tenant.id],

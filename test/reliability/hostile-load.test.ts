@@ -15,8 +15,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { cpuSecondsOf, memoryOf, migrateUp, startService, type Server } from '../../bench/support/processes.js';
 import { MAX_EVENT_BYTES, eventBytes, toRecord, type AuditEventInput } from '../../src/domain/audit.js';
-import { appendEvent } from '../../src/store/audit.js';
 import { openPg } from '../../src/store/pg-driver.js';
+import { appendInTransactions } from '../support/audit-seed.js';
 import { DRIVERS } from '../support/drivers.js';
 import { createTestPgDatabase, type TestPgDatabase } from '../support/postgres.js';
 import { recordFigures } from './figures.js';
@@ -182,13 +182,11 @@ describe.runIf(DRIVERS.includes('pg'))('hostile load on the production launcher 
     // per transaction.
     const db = openPg({ url: database.url, poolSize: 2 });
     try {
-      for (let batch = 0; batch < CHAIN_EVENTS; batch += SEED_BATCH) {
-        await db.transaction(async (tx) => {
-          for (let i = batch; i < Math.min(batch + SEED_BATCH, CHAIN_EVENTS); i += 1) {
-            await appendEvent(tx, largestEvent(tenantId, i), new Date(), { sub: 'seed', client: 'seed' });
-          }
-        });
-      }
+      await appendInTransactions(db, CHAIN_EVENTS, (i) => largestEvent(tenantId, i), {
+        perTransaction: SEED_BATCH,
+        publisher: { sub: 'seed', client: 'seed' },
+        now: () => new Date(),
+      });
     } finally {
       await db.close();
     }
