@@ -22,7 +22,7 @@ export default tseslint.config(
   },
   {
     // Configuration files outside the TypeScript project (tsconfig.json): linted without types.
-    files: ['eslint.config.js', '.dependency-cruiser.mjs', 'packages/*/scripts/**'],
+    files: ['eslint.config.js', '.dependency-cruiser.mjs', 'packages/*/scripts/**', 'scripts/*.mjs'],
     extends: [tseslint.configs.disableTypeChecked],
   },
   {
