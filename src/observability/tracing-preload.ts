@@ -10,6 +10,8 @@
 // mode (every other module loads untouched), starts the SDK, and waits until the loader has
 // acknowledged the modules the instrumentations hook before the application's import begins.
 // Metrics and logs need no hook: service.ts starts their export once the configuration is read.
+// First of all, before a full GC can collect them: the shape of nextTick's entries (tick-shape.ts).
+import '../tick-shape.js';
 import { register } from 'node:module';
 import { ConfigError, loadConfig } from '../config.js';
 import { startTracing } from './tracing.js';

@@ -210,7 +210,7 @@ describe.each(PG_FIRST)('webhook deliveries [%s]', (driver) => {
     const hook = await webhook({ types: ['tenant.created'] });
     // The receiver refuses the first tenant it hears of, whichever that is: it is set up before
     // the tenant exists, since the first delivery can arrive before createTenant's answer does.
-    let refused: string | undefined;
+    let refused: string | null | undefined;
     receiver.on(hook.path, (request, response) => {
       refused ??= request.event.tenant_id;
       response.writeHead(request.event.tenant_id === refused ? 503 : 204).end();
