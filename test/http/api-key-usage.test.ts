@@ -1,6 +1,5 @@
 // last_used_at: written by the batched usage recorder, not by each verify (one statement per
 // flush, one row per key), never moved backwards, and its write evicts no cached key.
-import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { eachDriver } from '../support/drivers.js';
 import { createTenant } from '../support/factories.js';
@@ -60,13 +59,13 @@ eachDriver('API keys: last_used_at', (driver) => {
 
       // The notifications of the creation have arrived (pg delivers them a little later), the
       // key is cached, and a use is pending; then the use is written. Had the write published an
-      // invalidation, it would have arrived 150 ms later and the next verify would be a miss.
-      await sleep(150);
+      // invalidation, the server would have heard it before the marker after it (heard, not waited 150 ms for), and the next verify would be a miss.
+      await h.notificationsArrived();
       clock.set(START + 20_000);
       expect((await verify(created.key)).code).toBe('VALID');
       const misses = h.keys.verifier.cache.misses;
       await h.keys.usage.flush();
-      await sleep(150);
+      await h.notificationsArrived();
       expect((await verify(created.key)).code).toBe('VALID');
       expect(h.keys.verifier.cache.misses).toBe(misses);
     });

@@ -12,6 +12,7 @@ import type { Database } from '../../src/store/database.js';
 import { openMigratedDatabase, type TestDatabase } from '../support/drivers.js';
 import { problemOf, type Answer, type Client } from '../support/http.js';
 import { identities } from '../support/identities.js';
+import { hearingNotifications, type HearingDatabase } from '../support/notifications.js';
 import { startServerOn, type StartedApp } from '../support/server.js';
 import { TestClock } from '../support/time.js';
 import type { DriverName } from '../support/drivers.js';
@@ -49,15 +50,18 @@ export function recorded(db: Database) {
 }
 
 export function apiKeysApi(driver: DriverName) {
-  let started: { database: TestDatabase; server: StartedApp; keys: KeyVerification; queries: Array<{ text: string; params: readonly unknown[] }>; service: Client } | undefined;
+  let started:
+    | { database: TestDatabase; server: StartedApp; keys: KeyVerification; queries: Array<{ text: string; params: readonly unknown[] }>; service: Client; hearing: HearingDatabase }
+    | undefined;
   const clock = new TestClock();
 
   beforeAll(async () => {
     const database = await openMigratedDatabase(driver);
-    const probe = recorded(database.db);
+    const hearing = hearingNotifications(database.db);
+    const probe = recorded(hearing.db);
     // The whole app on the recording database: the usage recorder's writes are among its queries.
     const server = await startServerOn(probe.db, { clock: clock.now });
-    started = { database, server, keys: server.keys, queries: probe.queries, service: await server.as(identities.service()) };
+    started = { database, server, keys: server.keys, queries: probe.queries, service: await server.as(identities.service()), hearing };
   });
   afterAll(async () => {
     await started?.server.close();
@@ -78,6 +82,8 @@ export function apiKeysApi(driver: DriverName) {
   const api = () => state().server.api;
   /** A client calling as the registry service (verify). */
   const service = () => state().service;
+  /** Resolves once the server has heard the cache invalidations of everything committed so far. */
+  const notificationsArrived = () => state().hearing.arrived();
 
   const create = (body: Record<string, unknown>) => api().post<CreatedKey>('/v1/api-keys', { body });
   const createKey = async (tenantId: string, body: Record<string, unknown> = {}) => {
@@ -137,6 +143,6 @@ export function apiKeysApi(driver: DriverName) {
       return service();
     },
     clock,
-    create, createKey, list, listed, get, update, revoke, rotate, verify, events, expectProblem, storedRow,
+    create, createKey, list, listed, get, update, revoke, rotate, verify, events, expectProblem, storedRow, notificationsArrived,
   };
 }

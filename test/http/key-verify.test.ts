@@ -1,7 +1,6 @@
 // POST /v1/internal/api-keys/verify: every verdict, always 200; bad bodies 400; MALFORMED and
 // cached answers without the database. The server runs on a database that the test can break,
 // so "no database work" is proven by the answers a broken database still gets.
-import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { generateApiKey } from '../../src/domain/api-key.js';
 import type { ApiKey } from '../../src/http/schemas/api-key.js';
@@ -14,6 +13,7 @@ import { eachDriver, openMigratedDatabase, type TestDatabase } from '../support/
 import { createTenant } from '../support/factories.js';
 import { problemOf, type Answer, type Client } from '../support/http.js';
 import { identities } from '../support/identities.js';
+import { hearingNotifications, type HearingDatabase } from '../support/notifications.js';
 import { startServerOn, type StartedApp } from '../support/server.js';
 import { DAY_MS, iso, START, TestClock } from '../support/time.js';
 
@@ -40,13 +40,6 @@ function breakable(db: Database) {
   return { db: wrapped, state };
 }
 
-/**
- * With pg, the notifications of changes reach the cache some milliseconds after the change has
- * answered. A test that warms the cache and then relies on it waits for them first, so that a
- * late one cannot evict what it warmed. (How soon changes must be seen is test/keys/invalidation.test.ts.)
- */
-const notificationsArrive = () => sleep(150);
-
 /** A one-character change that breaks the checksum (and so the key). */
 const mistyped = (key: string) => key.slice(0, 20) + (key[20] === 'a' ? 'b' : 'a') + key.slice(21);
 
@@ -56,11 +49,20 @@ eachDriver('key verification', (driver) => {
   let server: StartedApp;
   let api: Client;
   let service: Client;
+  let hearing: HearingDatabase;
+  /**
+   * With pg, the notifications of changes reach the cache some milliseconds after the change has
+   * answered. A test that warms the cache and then relies on it waits for them first, so that a
+   * late one cannot evict what it warmed. (How soon changes must be seen is test/keys/invalidation.test.ts.)
+   * Until the server has heard them, not for a fixed 150 ms: a busy machine can deliver one later than that.
+   */
+  const notificationsArrive = () => hearing.arrived();
   const clock = new TestClock();
 
   beforeAll(async () => {
     database = await openMigratedDatabase(driver);
-    const wrapped = breakable(database.db);
+    hearing = hearingNotifications(database.db);
+    const wrapped = breakable(hearing.db);
     faults = wrapped.state;
     server = await startServerOn(wrapped.db, { clock: clock.now });
     api = server.api;

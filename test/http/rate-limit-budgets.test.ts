@@ -300,8 +300,12 @@ eachDriver('rate limits of services and failures counted in Redis', (driver) => 
     const statuses: number[] = [];
     for (let i = 0; i < 10; i += 1) {
       statuses.push((await send(replicas[i % 2]!.server.url, '/v1/catalog', { token: bad[i % 2], from })).status);
-      // Let the replica hear Redis's count before the next request.
-      await new Promise((resolve) => setTimeout(resolve, 20));
+      // Let the replica hear Redis's count before the next request: a 401's INCR goes out after its answer, so wait for it in Redis, not for 20 ms.
+      const failures = statuses.filter((status) => status === 401).length;
+      for (const deadline = Date.now() + 20_000; Number(await redis[2]!.get(keyOf(`auth-failures:${from}`))) < failures; ) {
+        if (Date.now() > deadline) throw new Error(`Redis never counted ${failures} failures from ${from}`);
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
     }
     // The fourth failure (on the second replica) spends the budget there; the first replica
     // learns it from its next failure's count; from then on both refuse.

@@ -473,7 +473,8 @@ describe('faults', () => {
   it('ends hung requests on close()', async () => {
     stub.fail({}, 'hang');
     const hung = fetch(`${stub.url}/admin/serverinfo`, { headers: { authorization: `Bearer ${token}` } });
-    await vi.waitFor(() => expect(stub.requests).toHaveLength(1));
+    // A wait for the request to arrive, not a measurement: vi.waitFor gives up after 1 s unless told otherwise.
+    await vi.waitFor(() => expect(stub.requests).toHaveLength(1), { timeout: 20_000 });
     const started = Date.now();
     await stub.close();
     await expect(hung).rejects.toThrow(TypeError);

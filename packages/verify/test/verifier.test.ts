@@ -93,9 +93,10 @@ describe('answers', () => {
   });
 
   it('asks again once valid_until passes: a trial that ends changes the verdict with no event', async () => {
-    const { verifier, calls } = await verifierWith();
     const trialTenant = await createTenant(api);
     const created = await createKey(api, trialTenant.id);
+    // Following the stream only from here: tenant.created, arriving after the first question (or a second before the next), would have the answer asked again.
+    const { verifier, calls } = await verifierWith();
     // The trial ends in a moment; written to the database directly, so no change event is sent
     // (the trial-end job would send one later): only valid_until can tell the verifier.
     const endsAt = new Date(Date.now() + 1_500);
