@@ -30,12 +30,11 @@ const TIMED = [
   'test/http/audit-reads-bounded.test.ts',
   'test/http/health.test.ts',
   // Cache invalidation must arrive within 1 s; the LISTEN heartbeat notices a loss within 1 s;
-  // tests that let pending notifications arrive (150 ms) before they warm a cache and count misses.
+  // claims delayed by a slow notification. (Tests that warm a cache and count misses wait until the
+  // server has heard a marker notification, test/support/notifications.ts: they run in parallel.)
   'test/keys/invalidation.test.ts',
   'test/store/pg-listener.test.ts',
   'test/http/claims.test.ts',
-  'test/http/key-verify.test.ts',
-  'test/http/api-key-usage.test.ts',
   // Per-call timeouts of a few hundred ms, checked to finish within 1.5-2 s.
   'test/keycloak/http-adapter.test.ts',
   'test/keycloak/stub.test.ts',

@@ -104,8 +104,16 @@ export function internalBudget(limiting: RateLimiting | null): {
   const { counter } = limiting;
   const clock = limiting.clock ?? Date.now;
   const limit = limiting.limits.internalPerMinute;
+  // A caller's key, made once per principal (the lane sees the same principal object for as long
+  // as its token holds): a string the counter's map has hashed before, not a new one per request.
+  const keys = new WeakMap<Principal, string>();
+  const keyOf = (principal: Principal) => {
+    let key = keys.get(principal);
+    if (key === undefined) keys.set(principal, (key = callerKey('internal', principal)));
+    return key;
+  };
   return {
-    count: (principal) => counter.hit(callerKey('internal', principal), limit, clock()),
+    count: (principal) => counter.hit(keyOf(principal), limit, clock()),
     handedOver: (request) => countedBeforeRouting.add(request),
   };
 }
