@@ -6,4 +6,5 @@ export type { KeyVerifier, KeyVerifierOptions, VerifierStats, WhenUnreachable } 
 export { VERIFY_CODES } from './answer.js';
 export type { Answer, Question, VerifyCode } from './answer.js';
 export { keyFromHeaders, refusalFor } from './http.js';
+export { keepTickObjectShape } from './tick-shape.js';
 export type { HeaderBag, Refusal } from './http.js';

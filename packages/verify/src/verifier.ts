@@ -21,6 +21,7 @@
 // evicted while its question was out, and is asked again SETTLE_MS after such an eviction that
 // came shortly before its question: the registry may have answered from a replica that had not
 // heard of the change yet.
+import './tick-shape.js';
 import { instantOf, parseRegistryAnswer, type Answer, type Question } from './answer.js';
 import { VerdictCache, type Held } from './cache.js';
 import { StreamFollower, type ChangeEvent } from './follower.js';
