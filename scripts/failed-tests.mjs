@@ -36,10 +36,13 @@ for (const argument of process.argv.slice(2)) {
   try {
     report = JSON.parse(readFileSync(path, 'utf8'));
   } catch {
+    report = null;
+  }
+  if (report === null || typeof report !== 'object' || !Array.isArray(report.testResults)) {
     say(`${label}: no report (the run ended before writing one): read its output above`);
     continue;
   }
-  const files = report.testResults ?? [];
+  const files = report.testResults.filter((file) => file !== null && typeof file === 'object');
   const failedFiles = files.filter(
     (file) => file.status === 'failed' || (file.assertionResults ?? []).some((test) => test.status === 'failed'),
   );
@@ -51,7 +54,7 @@ for (const argument of process.argv.slice(2)) {
   }
   say(`${label}: ${report.numFailedTests ?? 0} failed test(s) in ${failedFiles.length} file(s)`);
   for (const file of failedFiles) {
-    say(`  ${relative(process.cwd(), file.name)}`);
+    say(`  ${typeof file.name === 'string' ? relative(process.cwd(), file.name) : '(a file with no name)'}`);
     const failed = (file.assertionResults ?? []).filter((test) => test.status === 'failed');
     if (failed.length === 0 && file.message) say(firstLines(file.message, MESSAGE_LINES));
     for (const test of failed) {

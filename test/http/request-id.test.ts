@@ -1,5 +1,4 @@
-// src/http/request-id.ts: the caller's id when it is sane, else a generated one in the layout of a
-// version 4 UUID, never the same twice in a process.
+// src/http/request-id.ts: the caller's id when it is sane, else a new version 4 UUID.
 import type { IncomingMessage } from 'node:http';
 import { describe, expect, it } from 'vitest';
 import { requestIdFor } from '../../src/http/request-id.js';

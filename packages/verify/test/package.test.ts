@@ -32,7 +32,7 @@ it('builds to dist and is importable through its exports by plain Node, with typ
   const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script], { cwd: ROOT });
   const result = JSON.parse(stdout) as Record<string, unknown>;
   expect(result).toEqual({
-    core: ['VERIFY_CODES', 'createKeyVerifier', 'keyFromHeaders', 'refusalFor'],
+    core: ['VERIFY_CODES', 'createKeyVerifier', 'keepTickObjectShape', 'keyFromHeaders', 'refusalFor'],
     fastify: 'function',
     connect: 'function',
     resolved: expect.stringMatching(/packages\/verify\/dist\/index\.js$/) as unknown,
