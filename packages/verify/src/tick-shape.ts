@@ -4,9 +4,10 @@
 // with new maps; the computed keys of nextTick's object literal then lose their type feedback for
 // good, and every nextTick goes through V8's runtime twice. Measured on the registry (which does
 // the same in its src/tick-shape.ts): ~17% of the instructions of a hot key verification; on a
-// product under load with this package's plugin, 58-68 against 75 µs of CPU per request. Import this package (or call keepTickObjectShape) as early in the process as you can.
-// The entry is caught as it is made, by an init hook enabled for one nextTick call only, which
-// leaves nothing switched on afterwards.
+// product under load with this package's plugin, 58-68 against 75 µs of CPU per request. Import
+// this package (or call keepTickObjectShape) as early in the process as you can. The entry is
+// caught as it is made, by an init hook enabled for one nextTick call only, which leaves nothing
+// switched on afterwards.
 import { createHook } from 'node:async_hooks';
 
 let kept: object | undefined;
