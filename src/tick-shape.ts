@@ -7,9 +7,9 @@
 // two states: one map, or any. Maps with no live object are collected by a full GC, and the next
 // entry is built with new ones; the call site then reads "any" for good, and optimized code calls
 // into the runtime for both keys of every entry (18 calls per hot verify, ~23k of its ~134k
-// instructions under callgrind). A bare node:http server never has a full GC with no entry alive,
-// so it never pays this; the service, which loads a large module graph and collects garbage while
-// it boots, did. One entry held from the start keeps its map chain alive (a map holds its parent),
+// instructions under callgrind). The benchmark's bare node:http server never had a full GC with no
+// entry alive, so it did not pay this; the service, which loads a large module graph and collects
+// garbage while it boots, did every time. One entry held from the start keeps its map chain alive (a map holds its parent),
 // so every later entry finds the same maps. The entry is caught as it is made, by an init hook
 // enabled for one nextTick call only: executionAsyncResource() would find it too, but its first
 // call switches every later callback from native code onto a slower path, for good.
