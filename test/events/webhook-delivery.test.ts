@@ -221,7 +221,11 @@ describe.each(PG_FIRST)('webhook deliveries [%s]', (driver) => {
     const sent = receiver.at(hook.path).map((entry) => entry.event.tenant_id);
     expect(refused).toBe(first.id);
     expect(sent).toEqual([first.id, first.id, first.id, second.id]);
-    const log = await deliveries(hook.id);
+    // The dispatcher writes its log row once the receiver has answered, so after the receiver saw it.
+    const log = await until(async () => {
+      const entries = await deliveries(hook.id);
+      return entries.some((entry) => entry.outcome === 'delivered') && entries;
+    }, 'the delivery in the log');
     expect(log.map((entry) => [entry.attempt, entry.outcome, entry.error])).toEqual([
       [1, 'delivered', null],
       [3, 'dead', 'http_503'],
@@ -360,7 +364,11 @@ describe.each(PG_FIRST)('webhook deliveries [%s]', (driver) => {
     await server.api.request('PATCH', `/v1/webhooks/${hook.id}`, { body: { enabled: true } });
     await until(() => receiver.at(hook.path).length > 0, 'the delivery');
     expect(receiver.at(hook.path).map((entry) => entry.event.tenant_id)).toEqual([tenants[1]!.id]);
-    const log = await deliveries(hook.id);
+    // Logged once the receiver has answered: after it saw the delivery.
+    const log = await until(async () => {
+      const entries = await deliveries(hook.id);
+      return entries.some((entry) => entry.outcome === 'delivered') && entries;
+    }, 'the delivery in the log');
     expect(log.map((entry) => [entry.outcome, entry.seq])).toEqual([
       ['delivered', first!.seq + 1],
       ['expired', first!.seq],
