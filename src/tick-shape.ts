@@ -13,6 +13,8 @@
 // so every later entry finds the same maps. The entry is caught as it is made, by an init hook
 // enabled for one nextTick call only: executionAsyncResource() would find it too, but its first
 // call switches every later callback from native code onto a slower path, for good.
+// @tenant-registry/verify holds one the same way for products (packages/verify/src/tick-shape.ts):
+// the package must stand alone, and this module loads before anything else, built or not.
 import { createHook } from 'node:async_hooks';
 
 let kept: object | undefined;
