@@ -191,10 +191,19 @@ const deliveryParams = (record: DeliveryRecord) => [
   record.at,
 ];
 
+// Whether the endpoint still exists, its row locked against deletion (FOR KEY SHARE) until the
+// statement's transaction ends. A plain EXISTS reads the statement's snapshot: a DELETE committed
+// after it would leave the log row to fail its foreign key (23503) instead of being skipped. With
+// the lock, a DELETE in flight is waited for and its row then counts as gone; one that comes later
+// waits for this write and removes the row with the endpoint (ON DELETE CASCADE). (A row that the
+// same statement has just updated is skipped by the lock, so a statement that moves the cursor
+// counts its own update as proof: the update holds a stronger lock.)
+const ENDPOINT_KEPT = 'EXISTS (SELECT 1 FROM webhooks WHERE id = $1::uuid FOR KEY SHARE)';
+
 // One log row from deliveryParams() ($1 to $10), written only while its endpoint exists.
 const INSERT_DELIVERY = `INSERT INTO webhook_deliveries (webhook_id, event_id, seq, type, attempt, outcome, http_status, latency_ms, error, attempted_at)
   SELECT $1::uuid, $2::uuid, $3::bigint, $4::text, $5::int, $6::text, $7::int, $8::int, $9::text, $10::timestamptz
-   WHERE EXISTS (SELECT 1 FROM webhooks WHERE id = $1::uuid)`;
+   WHERE ${ENDPOINT_KEPT}`;
 
 export async function insertDelivery(db: Queryable, record: DeliveryRecord): Promise<void> {
   await db.query(INSERT_DELIVERY, deliveryParams(record));
@@ -281,7 +290,7 @@ export async function moveWebhookCursor(db: Queryable, fence: CursorFence, move:
      ), logged AS (
        INSERT INTO webhook_deliveries (webhook_id, event_id, seq, type, attempt, outcome, http_status, latency_ms, error, attempted_at)
        SELECT $1::uuid, $10::uuid, $11::bigint, $12::text, $13::int, $14::text, $15::int, $16::int, $17::text, $18::timestamptz
-        WHERE $9 AND EXISTS (SELECT 1 FROM webhooks WHERE id = $1::uuid)
+        WHERE $9 AND (EXISTS (SELECT 1 FROM moved) OR ${ENDPOINT_KEPT})
        RETURNING 1
      )
      SELECT (SELECT count(*)::int FROM moved) AS moved, (SELECT holding FROM lease) AS holding, (SELECT count(*)::int FROM logged) AS logged`,
