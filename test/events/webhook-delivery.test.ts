@@ -127,6 +127,16 @@ describe.each(PG_FIRST)('webhook deliveries [%s]', (driver) => {
   const deliveries = async (id: string) =>
     (await server.api.get<{ items: Array<Record<string, unknown>> }>(`/v1/webhooks/${id}/deliveries?limit=200`)).body.items;
   const cancel = (tenant: Tenant) => server.api.post(`/v1/tenants/${tenant.id}/cancel`);
+  /** The endpoint's log once it holds a delivered attempt: the dispatcher writes its row after the receiver has answered. */
+  const deliveredLog = (id: string, deadlineMs?: number) =>
+    until(
+      async () => {
+        const entries = await deliveries(id);
+        return entries.some((entry) => entry.outcome === 'delivered') && entries;
+      },
+      'the delivery in the log',
+      deadlineMs,
+    );
 
   it('signs each delivery as Standard Webhooks says; webhook-id is the event id; the body is the event as the feed shows it', async () => {
     const hook = await webhook({ types: ['tenant.created'] });
@@ -185,12 +195,11 @@ describe.each(PG_FIRST)('webhook deliveries [%s]', (driver) => {
       response.writeHead(calls <= 2 ? 500 : 200).end(calls <= 2 ? 'broken' : 'ok');
     });
     const tenant = await createTenant(server.api);
-    await until(async () => (await deliveries(hook.id)).some((entry) => entry.outcome === 'delivered'), 'the delivery');
+    const log = await deliveredLog(hook.id);
     const ids = receiver.at(hook.path).map((entry) => entry.headers['webhook-id']);
     expect(ids).toHaveLength(3);
     expect(new Set(ids).size).toBe(1);
     for (const entry of receiver.at(hook.path)) new Webhook(hook.secret).verify(entry.body, entry.headers as Record<string, string>);
-    const log = await deliveries(hook.id);
     // Newest first.
     expect(log.map((entry) => [entry.attempt, entry.outcome, entry.http_status, entry.error])).toEqual([
       [3, 'delivered', 200, null],
@@ -221,11 +230,7 @@ describe.each(PG_FIRST)('webhook deliveries [%s]', (driver) => {
     const sent = receiver.at(hook.path).map((entry) => entry.event.tenant_id);
     expect(refused).toBe(first.id);
     expect(sent).toEqual([first.id, first.id, first.id, second.id]);
-    // The dispatcher writes its log row once the receiver has answered, so after the receiver saw it.
-    const log = await until(async () => {
-      const entries = await deliveries(hook.id);
-      return entries.some((entry) => entry.outcome === 'delivered') && entries;
-    }, 'the delivery in the log');
+    const log = await deliveredLog(hook.id);
     expect(log.map((entry) => [entry.attempt, entry.outcome, entry.error])).toEqual([
       [1, 'delivered', null],
       [3, 'dead', 'http_503'],
@@ -244,8 +249,7 @@ describe.each(PG_FIRST)('webhook deliveries [%s]', (driver) => {
       response.writeHead(200).end();
     });
     await createTenant(server.api);
-    await until(async () => (await deliveries(hook.id)).some((entry) => entry.outcome === 'delivered'), 'the delivery', 30_000);
-    const log = await deliveries(hook.id);
+    const log = await deliveredLog(hook.id, 30_000);
     expect(log.map((entry) => [entry.attempt, entry.outcome, entry.http_status, entry.error])).toEqual([
       [3, 'delivered', 200, null],
       [2, 'failed', 302, 'http_302'],
@@ -364,11 +368,7 @@ describe.each(PG_FIRST)('webhook deliveries [%s]', (driver) => {
     await server.api.request('PATCH', `/v1/webhooks/${hook.id}`, { body: { enabled: true } });
     await until(() => receiver.at(hook.path).length > 0, 'the delivery');
     expect(receiver.at(hook.path).map((entry) => entry.event.tenant_id)).toEqual([tenants[1]!.id]);
-    // Logged once the receiver has answered: after it saw the delivery.
-    const log = await until(async () => {
-      const entries = await deliveries(hook.id);
-      return entries.some((entry) => entry.outcome === 'delivered') && entries;
-    }, 'the delivery in the log');
+    const log = await deliveredLog(hook.id);
     expect(log.map((entry) => [entry.outcome, entry.seq])).toEqual([
       ['delivered', first!.seq + 1],
       ['expired', first!.seq],
