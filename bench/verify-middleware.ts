@@ -54,7 +54,8 @@ import { devToken, expectStatus, QUESTION, seedVerify, verifyRegistryVars } from
 
 const USAGE = `usage: npm run bench:verify-middleware -- [options]
   --driver pg|pglite       database of the registry (default pglite; BENCH_PG_URL is the admin URL of the server)
-  --runtime dist|tsx       the registry from dist: npm run build, then node dist/src/main.js (default); tsx: node --import tsx src/main.ts
+  --runtime dist|tsx       dist: npm run build, then the registry as node dist/src/main.js and the product with the packages' dist/ (default);
+                           tsx: the registry as node --import tsx src/main.ts and the product with the packages' sources
   --connections N          keep-alive connections of every scenario, and of the load during the revocations (default 50)
   --duration S             measured seconds of every scenario (default 8)
   --warmup S               unmeasured seconds before each, and before the first revocation (default 3)
@@ -337,7 +338,7 @@ async function main(): Promise<void> {
   const loadAtStart = os.loadavg();
   const load: LoadSettings = { connections: options.connections, pipelining: 1, durationS: options.durationS, warmupS: options.warmupS };
   console.log(
-    `Key verification in a product under load: registry on ${options.driver} from ${options.runtime === 'dist' ? 'dist/ (compiled)' : 'src/ under tsx'}, ` +
+    `Key verification in a product under load: registry on ${options.driver} from ${options.runtime === 'dist' ? 'dist/ (compiled), the packages from their dist/' : 'src/ under tsx, the packages from their sources'}, ` +
       `${options.connections} connections, ${options.warmupS} s warm-up + ${options.durationS} s per scenario, ` +
       `${options.samples} revocations probed every ${options.probeIntervalMs} ms`,
   );
@@ -385,7 +386,7 @@ async function main(): Promise<void> {
       ['middleware', null],
       ...options.remoteClients.map((client): [Variant, RemoteClient] => ['remote', client]),
     ];
-    const started = await Promise.allSettled(planned.map(([variant, client]) => startProductServer(productVars(variant, client))));
+    const started = await Promise.allSettled(planned.map(([variant, client]) => startProductServer(options.runtime, productVars(variant, client))));
     for (const outcome of started) if (outcome.status === 'fulfilled') teardown.add(() => outcome.value.stop());
     const failed = started.find((outcome) => outcome.status === 'rejected');
     if (failed) throw failed.reason;

@@ -133,17 +133,16 @@ export function startReferenceServer(kind: keyof typeof REFERENCE_SERVERS, body:
 
 /**
  * The headless product of the middleware benchmark (bench/support/product-server.ts), its
- * configuration in `vars`. The workspace packages it imports resolve to their sources, as under
- * `tsx --conditions=tenant-registry-source`; the middleware variant prints its port only once the
- * registry's change stream is live, which may take a few seconds more.
+ * configuration in `vars`. With the compiled runtime it imports the workspace packages as a
+ * product installs them, their build (dist/, made by `npm run build` with the registry's); under
+ * tsx, their sources, which tsx transpiles with esbuild's keepNames: every named closure a call
+ * makes then costs an Object.defineProperty, which put 5-6 µs on each of the plugin's requests
+ * (BENCHMARKS.md). The middleware variant prints its port only once the registry's change stream
+ * is live, which may take a few seconds more.
  */
-export function startProductServer(vars: Record<string, string>): Promise<Server> {
-  return startListeningChild(
-    'the product',
-    ['--conditions=tenant-registry-source', '--import', 'tsx', 'bench/support/product-server.ts'],
-    vars,
-    30_000,
-  );
+export function startProductServer(runtime: Runtime, vars: Record<string, string>): Promise<Server> {
+  const sources = runtime === 'tsx' ? ['--conditions=tenant-registry-source'] : [];
+  return startListeningChild('the product', [...sources, '--import', 'tsx', 'bench/support/product-server.ts'], vars, 30_000);
 }
 
 export interface ServiceOptions {

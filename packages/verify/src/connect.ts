@@ -4,7 +4,7 @@
 // Connect installed, and works with both (and with anything that calls (req, res, next)).
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Answer } from './answer.js';
-import { refusalFor, withVerdict } from './http.js';
+import { questionFor, refusalFor, verdictFor } from './http.js';
 import type { KeyVerifier } from './verifier.js';
 
 export interface ApiKeyMiddlewareOptions {
@@ -17,21 +17,33 @@ export interface ApiKeyMiddlewareOptions {
 
 export type RequestWithApiKey = IncomingMessage & { apiKey?: Answer };
 
+type Next = (error?: unknown) => void;
+
+/** Lets an accepted request on, or answers the refusal and ends it. */
+function settle(request: RequestWithApiKey, response: ServerResponse, next: Next, answer: Answer | null): void {
+  if (answer?.valid) {
+    request.apiKey = answer;
+    next();
+    return;
+  }
+  const refusal = refusalFor(answer);
+  response.writeHead(refusal.status, refusal.headers);
+  response.end(JSON.stringify(refusal.body));
+}
+
 export function apiKeyMiddleware(options: ApiKeyMiddlewareOptions) {
-  const { verifier, product } = options;
-  const scopeOf = typeof options.scope === 'function' ? options.scope : () => options.scope as string | undefined;
-  return (request: RequestWithApiKey, response: ServerResponse, next: (error?: unknown) => void): void => {
-    const settle = (answer: Answer | null) => {
-      if (answer?.valid) {
-        request.apiKey = answer;
-        next();
-        return;
-      }
-      const refusal = refusalFor(answer);
-      response.writeHead(refusal.status, refusal.headers);
-      response.end(JSON.stringify(refusal.body));
-    };
+  const { verifier } = options;
+  const questionOf = questionFor(options.product, options.scope);
+  return (request: RequestWithApiKey, response: ServerResponse, next: Next): void => {
+    let verdict: Answer | null | Promise<Answer>;
+    try {
+      verdict = verdictFor(verifier, request.headers, questionOf(request));
+    } catch (error) {
+      next(error);
+      return;
+    }
     // A held verdict answers at once; only a first sight waits for the registry.
-    withVerdict(verifier, request.headers, { product, scope: scopeOf(request) }, settle, next);
+    if (verdict instanceof Promise) verdict.then((answer) => settle(request, response, next, answer), next);
+    else settle(request, response, next, verdict);
   };
 }

@@ -7,9 +7,9 @@
 //
 // It opts out of encapsulation (as fastify-plugin does), so it protects the context that
 // registers it: register it inside a child context to leave some routes (health) open.
-import type { FastifyPluginCallback, FastifyRequest } from 'fastify';
-import type { Answer } from './answer.js';
-import { refusalFor, withVerdict } from './http.js';
+import type { FastifyPluginCallback, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
+import type { Answer, Question } from './answer.js';
+import { questionFor, refusalFor, verdictFor } from './http.js';
 import type { KeyVerifier } from './verifier.js';
 
 declare module 'fastify' {
@@ -27,22 +27,42 @@ export interface ApiKeyPluginOptions {
   scope?: string | ((request: FastifyRequest) => string | undefined);
 }
 
+/** Lets an accepted request on, or answers the refusal (the request then goes no further: no next()). */
+function settle(request: FastifyRequest, reply: FastifyReply, next: HookHandlerDoneFunction, answer: Answer | null): void {
+  if (answer?.valid) {
+    request.apiKey = answer;
+    return next();
+  }
+  const refusal = refusalFor(answer);
+  void reply.code(refusal.status).headers(refusal.headers).send(refusal.body);
+}
+
 const plugin: FastifyPluginCallback<ApiKeyPluginOptions> = (app, options, done) => {
-  const { verifier, product } = options;
-  const scopeOf = typeof options.scope === 'function' ? options.scope : () => options.scope as string | undefined;
+  const { verifier } = options;
+  let questionOf: (request: FastifyRequest) => Question;
+  try {
+    questionOf = questionFor(options.product, options.scope);
+  } catch (error) {
+    // A callback plugin reports through done(): a throw here would not reach register().
+    return done(error as Error);
+  }
   app.decorateRequest('apiKey', null);
-  // Callback style, settling at once when the verdict is held: no promise on a hot request.
+  // Callback style, settling at once when the verdict is held: no promise and no closure on a hot request.
   app.addHook('onRequest', (request, reply, next) => {
-    const settle = (answer: Answer | null) => {
-      if (answer?.valid) {
-        request.apiKey = answer;
-        return next();
-      }
-      const refusal = refusalFor(answer);
-      // Answered here: the request goes no further (the hook does not call next).
-      void reply.code(refusal.status).headers(refusal.headers).send(refusal.body);
-    };
-    withVerdict(verifier, request.headers, { product, scope: scopeOf(request) }, settle, (error) => next(error as Error));
+    let verdict: Answer | null | Promise<Answer>;
+    try {
+      verdict = verdictFor(verifier, request.headers, questionOf(request));
+    } catch (error) {
+      return next(error as Error);
+    }
+    if (verdict instanceof Promise) {
+      verdict.then(
+        (answer) => settle(request, reply, next, answer),
+        (error: unknown) => next(error as Error),
+      );
+    } else {
+      settle(request, reply, next, verdict);
+    }
   });
   done();
 };

@@ -1,15 +1,25 @@
 // What both framework adapters share: where a request carries its key, and how a refusal is
 // answered (RFC 9457 application/problem+json with a stable `code`, like the registry's own).
 import type { Answer, Question, VerifyCode } from './answer.js';
-import type { KeyVerifier } from './verifier.js';
+import { checkProduct, type KeyVerifier } from './verifier.js';
 
 export type HeaderBag = Record<string, string | string[] | undefined>;
+
+const BEARER = /^bearer[ \t]+(\S+)[ \t]*$/i;
+const WHITESPACE = /\s/;
+const BEARER_PREFIX = 'Bearer ';
 
 /** The key of a request: `Authorization: Bearer <key>`, else `X-API-Key: <key>`; undefined when neither. */
 export function keyFromHeaders(headers: HeaderBag): string | undefined {
   const authorization = single(headers.authorization);
   if (authorization !== undefined) {
-    const match = /^bearer[ \t]+(\S+)[ \t]*$/i.exec(authorization);
+    // The usual spelling, one space and the key alone, is read without a match object (every
+    // request carries it); any other goes through the whole rule, which gives the same key here.
+    if (authorization.startsWith(BEARER_PREFIX)) {
+      const key = authorization.slice(BEARER_PREFIX.length);
+      if (key !== '' && !WHITESPACE.test(key)) return key;
+    }
+    const match = BEARER.exec(authorization);
     if (match) return match[1];
   }
   const header = single(headers['x-api-key'])?.trim();
@@ -57,25 +67,24 @@ export function refusalFor(answer: Answer | null): Refusal {
 }
 
 /**
- * The verdict on a request's key for the adapters: handed to `settle` at once when it is held
- * (no promise, no microtask turn), or once the registry has answered; null when the request
- * carries no key. `fail` gets what verify() would reject with (a bad product code).
+ * The verdict on a request's key for the adapters: the answer itself when memory holds it (no
+ * promise, no microtask turn on a hot request), null when the request carries no key, else the
+ * registry's answer to come. Throws, or rejects, what verify() rejects with (a bad product code).
  */
-export function withVerdict(
-  verifier: KeyVerifier,
-  headers: HeaderBag,
-  question: Question,
-  settle: (answer: Answer | null) => void,
-  fail: (error: unknown) => void,
-): void {
+export function verdictFor(verifier: KeyVerifier, headers: HeaderBag, question: Question): Answer | null | Promise<Answer> {
   const key = keyFromHeaders(headers);
-  if (key === undefined) return settle(null);
-  let known: Answer | undefined;
-  try {
-    known = verifier.verifyNow(key, question);
-  } catch (error) {
-    return fail(error);
-  }
-  if (known !== undefined) return settle(known);
-  verifier.verify(key, question).then(settle, fail);
+  if (key === undefined) return null;
+  return verifier.verifyNow(key, question) ?? verifier.verify(key, question);
+}
+
+/**
+ * What an adapter asks of every request: the options' product and scope, in one object made once
+ * when the scope is fixed; a scope read from the request makes one per request. A product code
+ * that is not one fails here, when the adapter is made, rather than on every request.
+ */
+export function questionFor<R>(product: string | undefined, scope: string | ((request: R) => string | undefined) | undefined): (request: R) => Question {
+  checkProduct(product);
+  if (typeof scope === 'function') return (request) => ({ product, scope: scope(request) });
+  const fixed: Question = Object.freeze({ product, scope });
+  return () => fixed;
 }

@@ -132,7 +132,8 @@ export function createKeyVerifier(options: KeyVerifierOptions): KeyVerifier {
   const requestTimeoutMs = options.requestTimeoutMs ?? 2_000;
   const maxAgeMs = options.maxAgeMs ?? 10 * 60_000;
   const onError = options.onError ?? (() => {});
-  checkProduct(options.product);
+  // The last product code found good (a product's code asks about one, on every request).
+  let checkedProduct = checkProduct(options.product);
   const cache = new VerdictCache(options.maxEntries ?? 10_000, options.maxUnknownEntries ?? 10_000);
   const inflight = new Map<string, Promise<Outcome>>();
 
@@ -346,7 +347,7 @@ export function createKeyVerifier(options: KeyVerifierOptions): KeyVerifier {
   return {
     verifyNow(key, question) {
       const product = question?.product ?? options.product;
-      if (product !== undefined && !PRODUCT_CODE.test(product)) throw new TypeError('product must be a catalog product code');
+      if (product !== undefined && product !== checkedProduct) checkedProduct = checkProduct(product);
       if (typeof key !== 'string' || key.length === 0 || key.length > MAX_KEY_LENGTH) return MALFORMED;
       return fromMemory(sha256Hex(key), product ?? '', question?.scope ?? options.scope, Date.now());
     },
@@ -397,6 +398,8 @@ function withSlash(url: URL): URL {
   return url.pathname.endsWith('/') ? url : new URL(`${url.pathname}/`, url);
 }
 
-function checkProduct(product: string | undefined): void {
+/** The product code itself, when it is one (or absent); a TypeError otherwise. */
+export function checkProduct<P extends string | undefined>(product: P): P {
   if (product !== undefined && !PRODUCT_CODE.test(product)) throw new TypeError('product must be a catalog product code');
+  return product;
 }

@@ -3,6 +3,7 @@
 // 401 for the key, 403 for its reach, 503 without the registry), and what a handler sees.
 import type { AddressInfo } from 'node:net';
 import express from 'express';
+import fc from 'fast-check';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateApiKey } from '../../../src/domain/api-key.js';
@@ -46,6 +47,19 @@ describe('keyFromHeaders', () => {
     expect(keyFromHeaders({ authorization: 'Bearer two words' })).toBeUndefined();
     expect(keyFromHeaders({ 'x-api-key': '' })).toBeUndefined();
     expect(keyFromHeaders({})).toBeUndefined();
+  });
+
+  it('reads the usual "Bearer <key>" without the rule, and finds what the rule finds in any header', () => {
+    // The rule, as the header's grammar says it: the scheme in any case, spaces or tabs, the key.
+    const byRule = (authorization: string) => /^bearer[ \t]+(\S+)[ \t]*$/i.exec(authorization)?.[1];
+    const piece = fc.constantFrom('Bearer', 'bearer', 'BEARER', 'Basic', ' ', '  ', '\t', '\u00a0', '\u2028', 'bp_', 'x', '');
+    const header = fc.oneof(fc.string(), fc.array(piece, { maxLength: 8 }).map((parts) => parts.join('')), fc.string().map((rest) => `Bearer ${rest}`));
+    fc.assert(
+      fc.property(header, (authorization) => {
+        expect(keyFromHeaders({ authorization })).toBe(byRule(authorization));
+      }),
+      { numRuns: 2_000 },
+    );
   });
 });
 
@@ -113,6 +127,43 @@ describe('the Fastify plugin', () => {
     expect((await call(url, 'GET', '/healthz')).status).toBe(200);
   });
 
+  it('asks every request the same fixed question when product and scope are given as values', async () => {
+    const app = Fastify();
+    await app.register(apiKeyPlugin, { verifier, product: 'compliance', scope: 'admin:write' });
+    app.get('/x', async () => ({ ok: true }));
+    try {
+      for (let i = 0; i < 2; i += 1) {
+        const answer = await app.inject({ method: 'GET', url: '/x', headers: { authorization: `Bearer ${valid.key}` } });
+        expect(answer.statusCode).toBe(403);
+        expect(answer.json()).toMatchObject({ code: 'insufficient_scope' });
+      }
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('refuses to register with a product code that is not one; a scope that throws fails its request (500), not the process', async () => {
+    const bad = Fastify();
+    await expect(bad.register(apiKeyPlugin, { verifier, product: 'Not A Code' }).ready()).rejects.toThrow(TypeError);
+    await bad.close();
+
+    const app = Fastify();
+    await app.register(apiKeyPlugin, {
+      verifier,
+      scope: () => {
+        throw new Error('no scope for this route');
+      },
+    });
+    app.get('/x', async () => ({ ok: true }));
+    try {
+      const answer = await app.inject({ method: 'GET', url: '/x', headers: { authorization: `Bearer ${valid.key}` } });
+      expect(answer.statusCode).toBe(500);
+      expect(answer.body).not.toContain(valid.key);
+    } finally {
+      await app.close();
+    }
+  });
+
   it('503 verification_unavailable with Retry-After when the registry cannot answer (fail-closed)', async () => {
     const away = createKeyVerifier({ registryUrl: 'http://127.0.0.1:9', token, requestTimeoutMs: 300 });
     const app = Fastify();
@@ -155,4 +206,23 @@ describe('the Express middleware', () => {
   });
 
   refusals(() => url);
+
+  it('refuses a product code that is not one when made; hands a scope that throws to next() as an error', async () => {
+    expect(() => apiKeyMiddleware({ verifier, product: 'Not A Code' })).toThrow(TypeError);
+    const failing = new Error('no scope for this route');
+    const middleware = apiKeyMiddleware({
+      verifier,
+      scope: () => {
+        throw failing;
+      },
+    });
+    const errors: unknown[] = [];
+    await new Promise<void>((resolve) => {
+      middleware({ headers: { authorization: `Bearer ${valid.key}` } } as RequestWithApiKey, {} as never, (error) => {
+        errors.push(error);
+        resolve();
+      });
+    });
+    expect(errors).toEqual([failing]);
+  });
 });
