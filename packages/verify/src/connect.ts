@@ -4,7 +4,7 @@
 // Connect installed, and works with both (and with anything that calls (req, res, next)).
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Answer } from './answer.js';
-import { questionFor, refusalFor, verdictFor } from './http.js';
+import { failureOf, isPending, questionFor, refusalFor, verdictFor } from './http.js';
 import type { KeyVerifier } from './verifier.js';
 
 export interface ApiKeyMiddlewareOptions {
@@ -35,15 +35,21 @@ export function apiKeyMiddleware(options: ApiKeyMiddlewareOptions) {
   const { verifier } = options;
   const questionOf = questionFor(options.product, options.scope);
   return (request: RequestWithApiKey, response: ServerResponse, next: Next): void => {
-    let verdict: Answer | null | Promise<Answer>;
+    let verdict: Answer | null | PromiseLike<Answer>;
     try {
       verdict = verdictFor(verifier, request.headers, questionOf(request));
     } catch (error) {
-      next(error);
+      next(failureOf(error));
       return;
     }
     // A held verdict answers at once; only a first sight waits for the registry.
-    if (verdict instanceof Promise) verdict.then((answer) => settle(request, response, next, answer), next);
-    else settle(request, response, next, verdict);
+    if (isPending(verdict)) {
+      verdict.then(
+        (answer) => settle(request, response, next, answer),
+        (error: unknown) => next(failureOf(error)),
+      );
+    } else {
+      settle(request, response, next, verdict);
+    }
   };
 }

@@ -9,7 +9,7 @@
 // registers it: register it inside a child context to leave some routes (health) open.
 import type { FastifyPluginCallback, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
 import type { Answer, Question } from './answer.js';
-import { questionFor, refusalFor, verdictFor } from './http.js';
+import { failureOf, isPending, questionFor, refusalFor, verdictFor } from './http.js';
 import type { KeyVerifier } from './verifier.js';
 
 declare module 'fastify' {
@@ -49,16 +49,16 @@ const plugin: FastifyPluginCallback<ApiKeyPluginOptions> = (app, options, done) 
   app.decorateRequest('apiKey', null);
   // Callback style, settling at once when the verdict is held: no promise and no closure on a hot request.
   app.addHook('onRequest', (request, reply, next) => {
-    let verdict: Answer | null | Promise<Answer>;
+    let verdict: Answer | null | PromiseLike<Answer>;
     try {
       verdict = verdictFor(verifier, request.headers, questionOf(request));
     } catch (error) {
-      return next(error as Error);
+      return next(failureOf(error));
     }
-    if (verdict instanceof Promise) {
+    if (isPending(verdict)) {
       verdict.then(
         (answer) => settle(request, reply, next, answer),
-        (error: unknown) => next(error as Error),
+        (error: unknown) => next(failureOf(error)),
       );
     } else {
       settle(request, reply, next, verdict);

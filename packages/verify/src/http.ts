@@ -15,7 +15,7 @@ export function keyFromHeaders(headers: HeaderBag): string | undefined {
   if (authorization !== undefined) {
     // The usual spelling, one space and the key alone, is read without a match object (every
     // request carries it); any other goes through the whole rule, which gives the same key here.
-    if (authorization.startsWith(BEARER_PREFIX)) {
+    if (typeof authorization === 'string' && authorization.startsWith(BEARER_PREFIX)) {
       const key = authorization.slice(BEARER_PREFIX.length);
       if (key !== '' && !WHITESPACE.test(key)) return key;
     }
@@ -71,10 +71,23 @@ export function refusalFor(answer: Answer | null): Refusal {
  * promise, no microtask turn on a hot request), null when the request carries no key, else the
  * registry's answer to come. Throws, or rejects, what verify() rejects with (a bad product code).
  */
-export function verdictFor(verifier: KeyVerifier, headers: HeaderBag, question: Question): Answer | null | Promise<Answer> {
+export function verdictFor(verifier: KeyVerifier, headers: HeaderBag, question: Question): Answer | null | PromiseLike<Answer> {
   const key = keyFromHeaders(headers);
   if (key === undefined) return null;
   return verifier.verifyNow(key, question) ?? verifier.verify(key, question);
+}
+
+/** Whether a verdict is still to come: any thenable, not only this realm's Promise (a verifier of the product's own may return one). */
+export function isPending(verdict: Answer | null | PromiseLike<Answer>): verdict is PromiseLike<Answer> {
+  return verdict !== null && typeof (verdict as { then?: unknown }).then === 'function';
+}
+
+/**
+ * What an adapter hands its framework when verification fails: always an Error, so that even a
+ * rejection with nothing in it stops the request instead of reading as "go on".
+ */
+export function failureOf(error: unknown): Error {
+  return error instanceof Error ? error : new Error('the API key could not be verified');
 }
 
 /**

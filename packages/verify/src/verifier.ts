@@ -73,6 +73,8 @@ export interface VerifierStats {
   registryCalls: number;
   /** Calls answered without the registry. */
   hits: number;
+  /** The seq of the last change event that arrived: how far this process has followed the stream (null: none yet). */
+  lastEventSeq: string | null;
 }
 
 export interface KeyVerifier {
@@ -371,7 +373,7 @@ export function createKeyVerifier(options: KeyVerifierOptions): KeyVerifier {
       }
       return flight.then((result) => answerFor(result, scope, hash, productKey));
     },
-    stats: () => ({ live, ...cache.size, registryCalls, hits }),
+    stats: () => ({ live, ...cache.size, registryCalls, hits, lastEventSeq: follower?.lastSeq ?? null }),
     cachedHashes: () => cache.hashes(),
     whenLive(timeoutMs = 10_000) {
       if (live) return Promise.resolve();

@@ -13,7 +13,7 @@ import { call, type Client } from '../../../test/support/http.js';
 import type { TestServer } from '../../../test/support/server.js';
 import { apiKeyMiddleware, type RequestWithApiKey } from '../src/connect.js';
 import { apiKeyPlugin } from '../src/fastify.js';
-import { createKeyVerifier, keyFromHeaders, type KeyVerifier } from '../src/index.js';
+import { createKeyVerifier, keyFromHeaders, type Answer, type KeyVerifier } from '../src/index.js';
 import { VERIFIER_HEARTBEAT_MS, createKey, ok, startRegistry, type CreatedKey } from './support.js';
 
 let server: TestServer;
@@ -61,6 +61,26 @@ describe('keyFromHeaders', () => {
       { numRuns: 2_000 },
     );
   });
+});
+
+/** A verifier of a product's own, whose verify() is `verify` and which holds nothing. */
+function ownVerifier(verify: () => PromiseLike<Answer>): KeyVerifier {
+  return {
+    verify: verify as unknown as KeyVerifier['verify'],
+    verifyNow: () => undefined,
+    stats: () => ({ live: false, keys: 0, unknown: 0, registryCalls: 0, hits: 0, lastEventSeq: null }),
+    cachedHashes: () => [],
+    whenLive: async () => {},
+    close: async () => {},
+  };
+}
+const VALID_ANSWER: Answer = { valid: true, code: 'VALID', slug: 'own' };
+/** What a careless verifier may do: reject with no reason at all. */
+// eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- the case under test
+const rejectsWithNothing = () => Promise.reject<Answer>(undefined);
+/** A thenable that is not this realm's Promise (another promise library's, another realm's). */
+const thenable = (answer: Answer): PromiseLike<Answer> => ({
+  then: (onFulfilled) => Promise.resolve(onFulfilled ? onFulfilled(answer) : answer) as never,
 });
 
 /** The same checks for either framework, on a product listening at `url`. */
@@ -164,6 +184,24 @@ describe('the Fastify plugin', () => {
     }
   });
 
+  it("takes any thenable for a verdict to come, and fails a rejection with nothing in it (500), never lets it through", async () => {
+    for (const [verifierOf, status] of [
+      [ownVerifier(() => thenable(VALID_ANSWER)), 200],
+      [ownVerifier(rejectsWithNothing), 500],
+    ] as const) {
+      const app = Fastify();
+      await app.register(apiKeyPlugin, { verifier: verifierOf });
+      app.get('/x', async (request) => ({ tenant: request.apiKey?.slug }));
+      try {
+        const answer = await app.inject({ method: 'GET', url: '/x', headers: { authorization: 'Bearer bp_own' } });
+        expect(answer.statusCode, answer.body).toBe(status);
+        if (status === 200) expect(answer.json()).toEqual({ tenant: 'own' });
+      } finally {
+        await app.close();
+      }
+    }
+  });
+
   it('503 verification_unavailable with Retry-After when the registry cannot answer (fail-closed)', async () => {
     const away = createKeyVerifier({ registryUrl: 'http://127.0.0.1:9', token, requestTimeoutMs: 300 });
     const app = Fastify();
@@ -206,6 +244,19 @@ describe('the Express middleware', () => {
   });
 
   refusals(() => url);
+
+  it('takes any thenable for a verdict to come; hands a rejection with nothing in it to next() as an Error', async () => {
+    const through = (verifierOf: KeyVerifier) =>
+      new Promise<{ error: unknown; request: RequestWithApiKey }>((resolve) => {
+        const request = { headers: { 'x-api-key': 'bp_own' } } as unknown as RequestWithApiKey;
+        apiKeyMiddleware({ verifier: verifierOf })(request, {} as never, (error) => resolve({ error, request }));
+      });
+    const accepted = await through(ownVerifier(() => thenable(VALID_ANSWER)));
+    expect(accepted.error).toBeUndefined();
+    expect(accepted.request.apiKey).toEqual(VALID_ANSWER);
+    const failed = await through(ownVerifier(rejectsWithNothing));
+    expect(failed.error).toBeInstanceOf(Error);
+  });
 
   it('refuses a product code that is not one when made; hands a scope that throws to next() as an error', async () => {
     expect(() => apiKeyMiddleware({ verifier, product: 'Not A Code' })).toThrow(TypeError);

@@ -127,6 +127,8 @@ describe('a drop of the stream', () => {
     const feed = await api.get<{ items: Array<{ seq: number }> }>('/v1/events?limit=500');
     const newest = feed.body.items.at(-1)!.seq;
     await until(() => calls.streamRequests.length === 1, 'the first stream request');
+    // Cut only once the stream has brought that event here: the relay may be a moment behind the API.
+    await until(() => verifier.stats().lastEventSeq === String(newest), `the stream to deliver event ${newest}`);
 
     // Every connection of the registry cut at once (a proxy's restart): the stream with them.
     server.app.server.closeAllConnections();
