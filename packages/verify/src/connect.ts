@@ -4,7 +4,7 @@
 // Connect installed, and works with both (and with anything that calls (req, res, next)).
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Answer } from './answer.js';
-import { failureOf, isPending, questionFor, refusalFor, verdictFor } from './http.js';
+import { questionFor, refusalFor, verifyRequest } from './http.js';
 import type { KeyVerifier } from './verifier.js';
 
 export interface ApiKeyMiddlewareOptions {
@@ -31,25 +31,14 @@ function settle(request: RequestWithApiKey, response: ServerResponse, next: Next
   response.end(JSON.stringify(refusal.body));
 }
 
+function fail(next: Next, error: Error): void {
+  next(error);
+}
+
 export function apiKeyMiddleware(options: ApiKeyMiddlewareOptions) {
   const { verifier } = options;
   const questionOf = questionFor(options.product, options.scope);
-  return (request: RequestWithApiKey, response: ServerResponse, next: Next): void => {
-    let verdict: Answer | null | PromiseLike<Answer>;
-    try {
-      verdict = verdictFor(verifier, request.headers, questionOf(request));
-    } catch (error) {
-      next(failureOf(error));
-      return;
-    }
-    // A held verdict answers at once; only a first sight waits for the registry.
-    if (isPending(verdict)) {
-      verdict.then(
-        (answer) => settle(request, response, next, answer),
-        (error: unknown) => next(failureOf(error)),
-      );
-    } else {
-      settle(request, response, next, verdict);
-    }
-  };
+  // A held verdict answers at once; only a first sight waits for the registry.
+  return (request: RequestWithApiKey, response: ServerResponse, next: Next): void =>
+    verifyRequest(verifier, questionOf, request, response, next, settle, fail);
 }

@@ -9,7 +9,7 @@
 // registers it: register it inside a child context to leave some routes (health) open.
 import type { FastifyPluginCallback, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
 import type { Answer, Question } from './answer.js';
-import { failureOf, isPending, questionFor, refusalFor, verdictFor } from './http.js';
+import { questionFor, refusalFor, verifyRequest } from './http.js';
 import type { KeyVerifier } from './verifier.js';
 
 declare module 'fastify' {
@@ -37,6 +37,10 @@ function settle(request: FastifyRequest, reply: FastifyReply, next: HookHandlerD
   void reply.code(refusal.status).headers(refusal.headers).send(refusal.body);
 }
 
+function fail(next: HookHandlerDoneFunction, error: Error): void {
+  next(error);
+}
+
 const plugin: FastifyPluginCallback<ApiKeyPluginOptions> = (app, options, done) => {
   const { verifier } = options;
   let questionOf: (request: FastifyRequest) => Question;
@@ -48,22 +52,7 @@ const plugin: FastifyPluginCallback<ApiKeyPluginOptions> = (app, options, done) 
   }
   app.decorateRequest('apiKey', null);
   // Callback style, settling at once when the verdict is held: no promise and no closure on a hot request.
-  app.addHook('onRequest', (request, reply, next) => {
-    let verdict: Answer | null | PromiseLike<Answer>;
-    try {
-      verdict = verdictFor(verifier, request.headers, questionOf(request));
-    } catch (error) {
-      return next(failureOf(error));
-    }
-    if (isPending(verdict)) {
-      verdict.then(
-        (answer) => settle(request, reply, next, answer),
-        (error: unknown) => next(failureOf(error)),
-      );
-    } else {
-      settle(request, reply, next, verdict);
-    }
-  });
+  app.addHook('onRequest', (request, reply, next) => verifyRequest(verifier, questionOf, request, reply, next, settle, fail));
   done();
 };
 

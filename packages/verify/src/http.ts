@@ -71,14 +71,44 @@ export function refusalFor(answer: Answer | null): Refusal {
  * promise, no microtask turn on a hot request), null when the request carries no key, else the
  * registry's answer to come. Throws, or rejects, what verify() rejects with (a bad product code).
  */
-export function verdictFor(verifier: KeyVerifier, headers: HeaderBag, question: Question): Answer | null | PromiseLike<Answer> {
+function verdictFor(verifier: KeyVerifier, headers: HeaderBag, question: Question): Answer | null | PromiseLike<Answer> {
   const key = keyFromHeaders(headers);
   if (key === undefined) return null;
   return verifier.verifyNow(key, question) ?? verifier.verify(key, question);
 }
 
+/**
+ * One request through the verifier, for the adapters: `settle` gets the verdict, at once when
+ * memory holds it (no promise, no closure), else once the registry has answered; `fail` gets an
+ * Error when the question could not be put (a scope function that threw) or verify() failed.
+ */
+export function verifyRequest<R extends { headers: HeaderBag }, S, N>(
+  verifier: KeyVerifier,
+  questionOf: (request: R) => Question,
+  request: R,
+  response: S,
+  next: N,
+  settle: (request: R, response: S, next: N, answer: Answer | null) => void,
+  fail: (next: N, error: Error) => void,
+): void {
+  let verdict: Answer | null | PromiseLike<Answer>;
+  try {
+    verdict = verdictFor(verifier, request.headers, questionOf(request));
+  } catch (error) {
+    return fail(next, failureOf(error));
+  }
+  if (isPending(verdict)) {
+    verdict.then(
+      (answer) => settle(request, response, next, answer),
+      (error: unknown) => fail(next, failureOf(error)),
+    );
+  } else {
+    settle(request, response, next, verdict);
+  }
+}
+
 /** Whether a verdict is still to come: any thenable, not only this realm's Promise (a verifier of the product's own may return one). */
-export function isPending(verdict: Answer | null | PromiseLike<Answer>): verdict is PromiseLike<Answer> {
+function isPending(verdict: Answer | null | PromiseLike<Answer>): verdict is PromiseLike<Answer> {
   return verdict !== null && typeof (verdict as { then?: unknown }).then === 'function';
 }
 
@@ -86,7 +116,7 @@ export function isPending(verdict: Answer | null | PromiseLike<Answer>): verdict
  * What an adapter hands its framework when verification fails: always an Error, so that even a
  * rejection with nothing in it stops the request instead of reading as "go on".
  */
-export function failureOf(error: unknown): Error {
+function failureOf(error: unknown): Error {
   return error instanceof Error ? error : new Error('the API key could not be verified');
 }
 
