@@ -15,6 +15,7 @@ import { startWebhookDispatcher, WEBHOOK_LEASE, type WebhookDispatcher } from '.
 import type { Tenant } from '../../src/http/schemas/tenant.js';
 import { pruneFeed } from '../../src/store/events.js';
 import { consumerState } from '../../src/store/feed-consumers.js';
+import { until } from '../support/until.js';
 import { DRIVERS, type DriverName } from '../support/drivers.js';
 import { createTenant } from '../support/factories.js';
 import { startServer, type TestServer } from '../support/server.js';
@@ -58,17 +59,6 @@ async function startReceiver() {
   };
 }
 type Receiver = Awaited<ReturnType<typeof startReceiver>>;
-
-/** Polls until `check` returns true (or a value), failing after a deadline generous enough for a loaded machine. */
-async function until<T>(check: () => Promise<T | false | undefined> | T | false | undefined, what: string, deadlineMs = 20_000): Promise<T> {
-  const end = Date.now() + deadlineMs;
-  for (;;) {
-    const value = await check();
-    if (value !== false && value !== undefined) return value;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
 
 const ALLOW = ['127.0.0.1'];
 // Three attempts: at once, after 200 ms, after 400 ms more; then the event is dead.

@@ -8,6 +8,7 @@ import { connect, type Socket } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { ChangeEvent } from '../../src/domain/change-event.js';
 import { pruneFeed } from '../../src/store/events.js';
+import { until } from '../support/until.js';
 import { eachDriver } from '../support/drivers.js';
 import { createTenant } from '../support/factories.js';
 import { readWholeFeed } from '../support/feed.js';
@@ -22,15 +23,6 @@ const STALL_MS = 1_500;
 const WAIT_MS = 30_000;
 // A small budget for tenant users' streams, so the test opens few.
 const TENANT_STREAMS = { perReplica: 20, perTenant: 8 };
-
-/** Polls until `condition` holds, or fails naming `what`. */
-async function until(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = WAIT_MS): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`gave up waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
 
 eachDriver('GET /v1/events/stream', (driver) => {
   let server: TestServer;
@@ -182,7 +174,7 @@ eachDriver('GET /v1/events/stream', (driver) => {
     client.on('close', () => (clientClosed = true));
     await new Promise((resolve) => client.once('connect', resolve));
     client.write(`GET /v1/events/stream HTTP/1.1\r\nhost: localhost\r\nauthorization: Bearer ${token}\r\naccept: text/event-stream\r\n\r\n`);
-    await until(() => received.includes('retry: 2000'), 'the stream to start');
+    await until(() => received.includes('retry: 2000'), 'the stream to start', WAIT_MS);
     // From here on the client reads nothing: the kernel's buffers fill, then the server's.
     client.pause();
     const serverSide = sockets.find((socket) => socket.remotePort === client.localPort);
@@ -206,18 +198,18 @@ eachDriver('GET /v1/events/stream', (driver) => {
     await until(() => {
       mostBuffered = Math.max(mostBuffered, serverSide!.writableLength);
       return serverSide!.destroyed;
-    }, 'the server to cut the stalled client');
+    }, 'the server to cut the stalled client', WAIT_MS);
     // What reached the socket (sent or queued in Node) is the kernel's share and a page or two.
     expect(serverSide!.bytesWritten).toBeLessThan(totalBytes / 2);
     expect(mostBuffered).toBeLessThan(2 * 1024 * 1024);
 
     // The client learns of it once it reads again: what was in flight, then the end.
     client.resume();
-    await until(() => clientClosed, 'the client to see the connection end');
+    await until(() => clientClosed, 'the client to see the connection end', WAIT_MS);
     expect(received.length).toBeLessThan(totalBytes / 2);
     // And its slot of the stream budget is free again: five more streams open.
     for (let index = 0; index < 5; index += 1) {
-      await until(async () => (await stream()).status === 200, 'a stream slot');
+      await until(async () => (await stream()).status === 200, 'a stream slot', WAIT_MS);
     }
   });
 
@@ -238,7 +230,7 @@ eachDriver('GET /v1/events/stream', (driver) => {
     await until(async () => {
       const again = await stream(query, {}, caller);
       return again.status === 200;
-    }, 'the freed slot');
+    }, 'the freed slot', WAIT_MS);
   });
 
   it('ends a stream when its token expires: access is not checked again on an open stream', async () => {

@@ -11,6 +11,7 @@ import { discoveredKeys } from '../../src/auth/discovery.js';
 import { createTokenVerifier, type TokenVerifier } from '../../src/auth/verifier.js';
 import { loadConfig } from '../../src/config.js';
 import { LocalCounter, RedisCounter, sourceOf, type Counter, type RateLimits } from '../../src/http/rate-limit.js';
+import { until } from '../support/until.js';
 import { eachDriver, openMigratedDatabase, type TestDatabase } from '../support/drivers.js';
 import { createTenant } from '../support/factories.js';
 import { identities, ROLE_NAMES } from '../support/identities.js';
@@ -302,10 +303,7 @@ eachDriver('rate limits of services and failures counted in Redis', (driver) => 
       statuses.push((await send(replicas[i % 2]!.server.url, '/v1/catalog', { token: bad[i % 2], from })).status);
       // Let the replica hear Redis's count before the next request: a 401's INCR goes out after its answer, so wait for it in Redis, not for 20 ms.
       const failures = statuses.filter((status) => status === 401).length;
-      for (const deadline = Date.now() + 20_000; Number(await redis[2]!.get(keyOf(`auth-failures:${from}`))) < failures; ) {
-        if (Date.now() > deadline) throw new Error(`Redis never counted ${failures} failures from ${from}`);
-        await new Promise((resolve) => setTimeout(resolve, 5));
-      }
+      await until(async () => Number(await redis[2]!.get(keyOf(`auth-failures:${from}`))) >= failures, `Redis to count ${failures} failures from ${from}`);
     }
     // The fourth failure (on the second replica) spends the budget there; the first replica
     // learns it from its next failure's count; from then on both refuse.

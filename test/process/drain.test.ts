@@ -3,6 +3,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { devToken, PROCESS_TEST_TIMEOUT_MS, PROCESS_WAIT_MS, startService, stopAll } from './spawn.js';
+import { until } from '../support/until.js';
 
 afterEach(() => stopAll());
 
@@ -54,12 +55,16 @@ describe('SIGTERM with a drain delay', () => {
     const token = await devToken(service.baseUrl);
     service.child.kill('SIGTERM');
     // The child handles the signal when a busy machine gets round to it, not within a fixed 300 ms: ask until /readyz changes.
-    let ready = await fetch(`${service.baseUrl}/readyz`);
-    for (const deadline = performance.now() + PROCESS_WAIT_MS; ready.status === 200 && performance.now() < deadline; ) {
-      await ready.arrayBuffer();
-      await sleep(20);
-      ready = await fetch(`${service.baseUrl}/readyz`);
-    }
+    const ready = await until(
+      async () => {
+        const answer = await fetch(`${service.baseUrl}/readyz`);
+        if (answer.status !== 200) return answer;
+        await answer.arrayBuffer();
+        return false;
+      },
+      '/readyz to change',
+      PROCESS_WAIT_MS,
+    );
     expect(ready.status).toBe(503);
     expect(((await ready.json()) as { code: string }).code).toBe('draining');
     const served = await fetch(`${service.baseUrl}/v1/tenants/by-slug/acme`, { headers: { authorization: `Bearer ${token}` } });
