@@ -41,7 +41,7 @@ function queryableOf(target: PGlite | Transaction): Queryable {
 // process's memory (in-memory databases) or in the OS page cache (EMBEDDED_DB_DIR), so a miss is a
 // copy or a cached read, not a disk seek; and the whole pool is zeroed at every start: at 128 MB
 // that was half of the ~1.2 s of CPU an embedded database took to open. 16 MB holds a development
-// database's working set. (BENCHMARKS.md's embedded-driver figures were taken at 128 MB.)
+// database's working set. (BENCHMARKS.md has audit figures at both sizes.)
 const SHARED_BUFFERS = '16MB';
 
 export async function openPglite(options: PgliteOptions): Promise<Database> {
