@@ -1,7 +1,7 @@
 // The production driver: a pool of connections to a PostgreSQL server.
 import pg from 'pg';
 import { TYPE_OIDS, type Database, type Queryable } from './database.js';
-import { listenOnPg } from './pg-listener.js';
+import { createPgListener } from './pg-listener.js';
 
 export interface PgOptions {
   url: string;
@@ -45,12 +45,14 @@ export function openPg(options: PgOptions): Database {
   // unhandled, that would kill the process. The pool replaces the connection on next use.
   pool.on('error', () => {});
   const base = queryableOf(pool);
+  // One LISTEN connection for every channel of this handle, besides the pool.
+  const listener = createPgListener(options.url);
 
   return {
     driver: 'pg',
     query: base.query,
     exec: base.exec,
-    listen: (channel, onMessage, onState) => listenOnPg(options.url, channel, onMessage, onState),
+    listen: (channel, onMessage, onState) => listener.subscribe(channel, onMessage, onState),
     poolState: () => pool,
     async transaction(fn) {
       const client = await pool.connect();

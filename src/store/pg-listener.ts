@@ -1,8 +1,10 @@
-// LISTEN on a dedicated connection (a pooled one would be handed to other queries). When that
-// connection drops, listening resumes on a new one, retried with a capped backoff; onState tells
-// the caller when notifications may have been missed, so it can fall back to polling. A
-// connection can also die silently (a network path that drops packets without a reset): an idle
-// listener would never notice, so a heartbeat query proves it alive every few seconds.
+// LISTEN on one dedicated connection per database handle (a pooled one would be handed to other
+// queries), shared by every channel the process listens on: the cache invalidations and the change
+// feed's signal cost a replica one connection, not one each. When that connection drops,
+// listening resumes on a new one, retried with a capped backoff; each subscriber's onState tells
+// it when notifications may have been missed, so it can fall back to polling. A connection can
+// also die silently (a network path that drops packets without a reset): an idle listener would
+// never notice, so a heartbeat query proves it alive every few seconds.
 import pg from 'pg';
 
 // Start quickly after a blip, then back off so a dead server is not hammered.
@@ -16,53 +18,112 @@ export interface ListenerOptions {
   heartbeatTimeoutMs?: number;
 }
 
-export async function listenOnPg(
-  url: string,
-  channel: string,
-  onMessage: (payload: string) => void,
-  onState: (listening: boolean) => void,
-  options: ListenerOptions = {},
-): Promise<() => Promise<void>> {
+export interface PgListener {
+  /**
+   * Listens on `channel` until the returned function is called. onState(false) comes first, then
+   * true once the channel is listened on, false again whenever the connection is lost, and so on.
+   * Resolves once the first attempt to listen has ended, whether it succeeded or a retry waits.
+   */
+  subscribe(channel: string, onMessage: (payload: string) => void, onState: (listening: boolean) => void): Promise<() => Promise<void>>;
+}
+
+interface Subscriber {
+  channel: string;
+  onMessage(payload: string): void;
+  onState(listening: boolean): void;
+  /** The state this subscriber was last told. */
+  told: boolean;
+}
+
+/** One connection for every channel subscribed through it; opened by the first subscriber, closed after the last. */
+export function createPgListener(url: string, options: ListenerOptions = {}): PgListener {
   // Well within the one second a revocation may take to reach every replica once polling starts.
   const heartbeatMs = options.heartbeatMs ?? 5_000;
   const heartbeatTimeoutMs = options.heartbeatTimeoutMs ?? 3_000;
+  const subscribers = new Set<Subscriber>();
   let client: pg.Client | undefined;
-  let stopped = false;
+  /** The channels LISTENed on `client`. */
+  let listened = new Set<string>();
+  /** The LISTEN and UNLISTEN statements of `client`, one after the other. */
+  let statements: Promise<void> = Promise.resolve();
+  /** The connection attempt under way, if any. */
+  let connecting: Promise<void> | undefined;
   let retryMs = RETRY_FIRST_MS;
   let timer: NodeJS.Timeout | undefined;
   let heartbeat: NodeJS.Timeout | undefined;
 
+  const tell = (subscriber: Subscriber, listening: boolean) => {
+    if (subscriber.told === listening) return;
+    subscriber.told = listening;
+    subscriber.onState(listening);
+  };
+
+  const stopTimers = () => {
+    clearTimeout(timer);
+    timer = undefined;
+    clearInterval(heartbeat);
+    heartbeat = undefined;
+  };
+
+  const lose = (lost: pg.Client) => {
+    if (client !== lost) return;
+    client = undefined;
+    listened = new Set();
+    stopTimers();
+    for (const subscriber of subscribers) tell(subscriber, false);
+    lost.end().catch(() => {});
+    schedule();
+  };
+
+  /** Runs `step` after the statements before it, whether or not they succeeded. */
+  const enqueue = (step: () => Promise<void>): Promise<void> => {
+    statements = statements.then(step, step);
+    return statements;
+  };
+
+  // LISTENs every subscribed channel not yet listened on, then tells its subscribers.
+  const catchUp = (on: pg.Client): Promise<void> =>
+    enqueue(async () => {
+      for (const subscriber of subscribers) {
+        if (client !== on) return;
+        if (!listened.has(subscriber.channel)) {
+          try {
+            await on.query(`LISTEN ${pg.escapeIdentifier(subscriber.channel)}`);
+          } catch {
+            return lose(on);
+          }
+          listened.add(subscriber.channel);
+        }
+        if (client === on) tell(subscriber, true);
+      }
+    });
+
   const connect = async () => {
     const next = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5_000, keepAlive: true });
-    const lost = () => {
-      if (client !== next || stopped) return;
-      client = undefined;
-      clearInterval(heartbeat);
-      onState(false);
-      next.end().catch(() => {});
-      schedule();
-    };
+    const lost = () => lose(next);
     next.on('error', lost);
     next.on('end', lost);
     next.on('notification', (message) => {
-      if (message.channel === channel) onMessage(message.payload ?? '');
+      if (client !== next) return;
+      for (const subscriber of subscribers) {
+        if (subscriber.channel === message.channel) subscriber.onMessage(message.payload ?? '');
+      }
     });
     try {
       await next.connect();
-      await next.query(`LISTEN ${pg.escapeIdentifier(channel)}`);
     } catch {
       next.removeAllListeners('end');
       await next.end().catch(() => {});
       schedule();
       return;
     }
-    if (stopped) {
+    if (subscribers.size === 0) {
+      next.removeAllListeners('end');
       await next.end().catch(() => {});
       return;
     }
     client = next;
-    retryMs = RETRY_FIRST_MS;
-    onState(true);
+    listened = new Set();
     heartbeat = setInterval(() => {
       let answered = false;
       const late = setTimeout(() => answered || lost(), heartbeatTimeoutMs);
@@ -73,23 +134,66 @@ export async function listenOnPg(
       );
     }, heartbeatMs);
     heartbeat.unref();
+    await catchUp(next);
+    // Back to a quick retry only once this connection listens on every channel.
+    if (client === next) retryMs = RETRY_FIRST_MS;
+  };
+
+  const attempt = (): Promise<void> => {
+    connecting ??= connect().finally(() => (connecting = undefined));
+    return connecting;
   };
 
   const schedule = () => {
-    if (stopped) return;
-    timer = setTimeout(() => void connect(), retryMs);
+    if (subscribers.size === 0 || timer !== undefined) return;
+    timer = setTimeout(() => {
+      timer = undefined;
+      void attempt();
+    }, retryMs);
     timer.unref();
     retryMs = Math.min(retryMs * 2, RETRY_MAX_MS);
   };
 
-  onState(false);
-  await connect();
-  return async () => {
-    stopped = true;
-    if (timer) clearTimeout(timer);
-    clearInterval(heartbeat);
+  const close = async () => {
+    stopTimers();
     const current = client;
     client = undefined;
+    listened = new Set();
     await current?.end().catch(() => {});
   };
+
+  return {
+    async subscribe(channel, onMessage, onState) {
+      const subscriber: Subscriber = { channel, onMessage, onState, told: true };
+      subscribers.add(subscriber);
+      tell(subscriber, false);
+      if (client !== undefined) await catchUp(client);
+      else if (timer === undefined) await attempt();
+      return async () => {
+        if (!subscribers.delete(subscriber)) return;
+        if (subscribers.size === 0) return close();
+        const on = client;
+        if (on === undefined || [...subscribers].some((other) => other.channel === channel) || !listened.has(channel)) return;
+        listened.delete(channel);
+        await enqueue(async () => {
+          if (client !== on || listened.has(channel)) return;
+          await on.query(`UNLISTEN ${pg.escapeIdentifier(channel)}`).then(
+            () => undefined,
+            () => lose(on),
+          );
+        });
+      };
+    },
+  };
+}
+
+/** One channel on a connection of its own: createPgListener with a single subscriber. */
+export async function listenOnPg(
+  url: string,
+  channel: string,
+  onMessage: (payload: string) => void,
+  onState: (listening: boolean) => void,
+  options: ListenerOptions = {},
+): Promise<() => Promise<void>> {
+  return createPgListener(url, options).subscribe(channel, onMessage, onState);
 }

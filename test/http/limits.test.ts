@@ -139,9 +139,9 @@ describe.runIf(DRIVERS.includes('pg'))('database limits [pg]', () => {
       }
     })();
     await Promise.all([...queries, watching]);
-    // The service's pool plus two LISTEN connections: the invalidation feed's and the change
-    // feed signal's (events/feed-signal.ts).
+    // The service's pool plus its one LISTEN connection, which carries both the invalidation
+    // feed and the change feed's signal (store/pg-listener.ts).
     expect(peak).toBeGreaterThanOrEqual(POOL_SIZE);
-    expect(peak).toBeLessThanOrEqual(POOL_SIZE + 2);
+    expect(peak).toBeLessThanOrEqual(POOL_SIZE + 1);
   });
 });

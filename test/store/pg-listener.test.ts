@@ -4,10 +4,11 @@
 import net from 'node:net';
 import { once } from 'node:events';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { listenOnPg } from '../../src/store/pg-listener.js';
+import { createPgListener, listenOnPg } from '../../src/store/pg-listener.js';
 import { DRIVERS } from '../support/drivers.js';
 import { createTestPgDatabase, type TestPgDatabase } from '../support/postgres.js';
 import pg from 'pg';
+import { until } from '../support/until.js';
 
 /** A TCP proxy to the PostgreSQL server whose open connections can be frozen (bytes held, nothing closed). */
 async function freezingProxy(target: URL) {
@@ -94,5 +95,85 @@ describe.runIf(DRIVERS.includes('pg'))('the LISTEN connection on a path that die
       await stop();
       await proxy.close();
     }
+  });
+});
+
+describe.runIf(DRIVERS.includes('pg'))('one LISTEN connection for every channel of a database handle [pg]', () => {
+  let database: TestPgDatabase;
+  let admin: pg.Client;
+  const APP = 'tr_listener_test';
+  beforeAll(async () => {
+    database = await createTestPgDatabase();
+    admin = new pg.Client({ connectionString: database.url });
+    await admin.connect();
+  });
+  afterAll(async () => {
+    await admin.end();
+    await database.drop();
+  });
+
+  const notify = (channel: string, payload: string) => admin.query('SELECT pg_notify($1, $2)', [channel, payload]);
+  /** The listener's sessions on the server, and the channels each of them LISTENs on. */
+  const backends = async () =>
+    (await admin.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = $1', [APP])).rows.map(
+      (row) => row.pid,
+    );
+
+  it('carries several channels and subscribers on one connection, listens again on all after a drop, and closes after the last', async () => {
+    const url = new URL(database.url);
+    url.searchParams.set('application_name', APP);
+    const listener = createPgListener(url.toString());
+    type Heard = { payloads: string[]; states: boolean[] };
+    const subscriber = () => {
+      const heard: Heard = { payloads: [], states: [] };
+      return { heard, onMessage: (payload: string) => heard.payloads.push(payload), onState: (listening: boolean) => heard.states.push(listening) };
+    };
+    const a1 = subscriber();
+    const a2 = subscriber();
+    const b = subscriber();
+    const stopA1 = await listener.subscribe('chan_a', a1.onMessage, a1.onState);
+    const stopA2 = await listener.subscribe('chan_a', a2.onMessage, a2.onState);
+    const stopB = await listener.subscribe('chan_b', b.onMessage, b.onState);
+    try {
+      for (const one of [a1, a2, b]) expect(one.heard.states).toEqual([false, true]);
+      const [pid, ...more] = await backends();
+      expect(pid).toBeDefined();
+      expect(more).toEqual([]);
+
+      await notify('chan_a', 'a-1');
+      await notify('chan_b', 'b-1');
+      await until(() => a1.heard.payloads.length === 1 && a2.heard.payloads.length === 1 && b.heard.payloads.length === 1, 'the first notifications');
+      expect([a1.heard.payloads, a2.heard.payloads, b.heard.payloads]).toEqual([['a-1'], ['a-1'], ['b-1']]);
+
+      // The server ends the session: every subscriber hears it is not listening, then listening again.
+      await admin.query('SELECT pg_terminate_backend($1)', [pid]);
+      await until(() => [a1, a2, b].every((one) => one.heard.states.length === 4), 'every subscriber listening again', 10_000);
+      for (const one of [a1, a2, b]) expect(one.heard.states).toEqual([false, true, false, true]);
+      const [again, ...extra] = await until(async () => {
+        const now = await backends();
+        return now.length > 0 && now[0] !== pid ? now : undefined;
+      }, 'the new session');
+      expect(extra).toEqual([]);
+      expect(again).not.toBe(pid);
+      await notify('chan_a', 'a-2');
+      await notify('chan_b', 'b-2');
+      await until(() => a2.heard.payloads.length === 2 && b.heard.payloads.length === 2, 'notifications on the new connection');
+
+      // One subscriber of chan_a leaves: the other still hears it. The last of chan_b leaves: UNLISTEN.
+      await stopA1();
+      await stopB();
+      await notify('chan_b', 'b-3');
+      await notify('chan_a', 'a-3');
+      await until(() => a2.heard.payloads.includes('a-3'), 'chan_a after the others left');
+      expect(a1.heard.payloads).toEqual(['a-1', 'a-2']);
+      expect(b.heard.payloads).toEqual(['b-1', 'b-2']);
+      expect(await backends()).toEqual([again]);
+    } finally {
+      await stopA1();
+      await stopB();
+      await stopA2();
+    }
+    // The last subscriber gone, the connection is closed.
+    await until(async () => (await backends()).length === 0, 'the connection closed');
   });
 });
