@@ -35,6 +35,19 @@ interface Subscriber {
   told: boolean;
 }
 
+/**
+ * A subscriber's callback that throws must not stop the others from hearing, nor the connection's
+ * own bookkeeping (a lost connection must still be replaced): the fault is reported as a process
+ * warning instead.
+ */
+function isolated(callback: () => void): void {
+  try {
+    callback();
+  } catch (error) {
+    process.emitWarning(error instanceof Error ? error : String(error), { code: 'TR_LISTENER_CALLBACK' });
+  }
+}
+
 /** One connection for every channel subscribed through it; opened by the first subscriber, closed after the last. */
 export function createPgListener(url: string, options: ListenerOptions = {}): PgListener {
   // Well within the one second a revocation may take to reach every replica once polling starts.
@@ -55,7 +68,7 @@ export function createPgListener(url: string, options: ListenerOptions = {}): Pg
   const tell = (subscriber: Subscriber, listening: boolean) => {
     if (subscriber.told === listening) return;
     subscriber.told = listening;
-    subscriber.onState(listening);
+    isolated(() => subscriber.onState(listening));
   };
 
   const stopTimers = () => {
@@ -94,7 +107,8 @@ export function createPgListener(url: string, options: ListenerOptions = {}): Pg
           }
           listened.add(subscriber.channel);
         }
-        if (client === on) tell(subscriber, true);
+        // A subscriber that left while its LISTEN was under way is told nothing more.
+        if (client === on && subscribers.has(subscriber)) tell(subscriber, true);
       }
     });
 
@@ -106,7 +120,7 @@ export function createPgListener(url: string, options: ListenerOptions = {}): Pg
     next.on('notification', (message) => {
       if (client !== next) return;
       for (const subscriber of subscribers) {
-        if (subscriber.channel === message.channel) subscriber.onMessage(message.payload ?? '');
+        if (subscriber.channel === message.channel) isolated(() => subscriber.onMessage(message.payload ?? ''));
       }
     });
     try {
@@ -140,7 +154,12 @@ export function createPgListener(url: string, options: ListenerOptions = {}): Pg
   };
 
   const attempt = (): Promise<void> => {
-    connecting ??= connect().finally(() => (connecting = undefined));
+    connecting ??= connect().finally(() => {
+      connecting = undefined;
+      // An attempt that ended owning no connection (the last subscriber left meanwhile, and
+      // another came) must not leave the new subscriber without a retry.
+      if (client === undefined) schedule();
+    });
     return connecting;
   };
 
@@ -156,6 +175,7 @@ export function createPgListener(url: string, options: ListenerOptions = {}): Pg
 
   const close = async () => {
     stopTimers();
+    retryMs = RETRY_FIRST_MS;
     const current = client;
     client = undefined;
     listened = new Set();
@@ -173,10 +193,11 @@ export function createPgListener(url: string, options: ListenerOptions = {}): Pg
         if (!subscribers.delete(subscriber)) return;
         if (subscribers.size === 0) return close();
         const on = client;
-        if (on === undefined || [...subscribers].some((other) => other.channel === channel) || !listened.has(channel)) return;
-        listened.delete(channel);
+        if (on === undefined) return;
+        // Decided in turn, after any LISTEN of this channel still under way.
         await enqueue(async () => {
-          if (client !== on || listened.has(channel)) return;
+          if (client !== on || !listened.has(channel) || [...subscribers].some((other) => other.channel === channel)) return;
+          listened.delete(channel);
           await on.query(`UNLISTEN ${pg.escapeIdentifier(channel)}`).then(
             () => undefined,
             () => lose(on),

@@ -176,4 +176,45 @@ describe.runIf(DRIVERS.includes('pg'))('one LISTEN connection for every channel 
     // The last subscriber gone, the connection is closed.
     await until(async () => (await backends()).length === 0, 'the connection closed');
   });
+
+  it('keeps serving the others when the callbacks of one subscriber throw, and still replaces a lost connection', async () => {
+    const url = new URL(database.url);
+    url.searchParams.set('application_name', APP);
+    const listener = createPgListener(url.toString());
+    const warnings: Error[] = [];
+    const onWarning = (warning: Error) => warnings.push(warning);
+    process.on('warning', onWarning);
+    const states: boolean[] = [];
+    const heard: string[] = [];
+    const stopFaulty = await listener.subscribe(
+      'chan_faulty',
+      () => {
+        throw new Error('a faulty onMessage');
+      },
+      () => {
+        throw new Error('a faulty onState');
+      },
+    );
+    const stopGood = await listener.subscribe('chan_faulty', (payload) => heard.push(payload), (listening) => states.push(listening));
+    try {
+      expect(states).toEqual([false, true]);
+      await notify('chan_faulty', 'one');
+      await until(() => heard.includes('one'), 'the good subscriber hearing past the faulty one');
+
+      const [pid] = await backends();
+      await admin.query('SELECT pg_terminate_backend($1)', [pid]);
+      await until(() => states.length === 3, 'the good subscriber told of the loss', 10_000);
+      await until(() => states.length === 4, 'the good subscriber listening again', 10_000);
+      expect(states).toEqual([false, true, false, true]);
+      await notify('chan_faulty', 'two');
+      await until(() => heard.includes('two'), 'a notification on the new connection');
+      await until(() => warnings.some((warning) => warning.message === 'a faulty onMessage'), 'the faulty onMessage reported');
+      expect(warnings.some((warning) => warning.message === 'a faulty onState')).toBe(true);
+    } finally {
+      process.off('warning', onWarning);
+      await stopFaulty();
+      await stopGood();
+    }
+    await until(async () => (await backends()).length === 0, 'the connection closed');
+  });
 });
