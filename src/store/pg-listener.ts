@@ -207,14 +207,3 @@ export function createPgListener(url: string, options: ListenerOptions = {}): Pg
     },
   };
 }
-
-/** One channel on a connection of its own: createPgListener with a single subscriber. */
-export async function listenOnPg(
-  url: string,
-  channel: string,
-  onMessage: (payload: string) => void,
-  onState: (listening: boolean) => void,
-  options: ListenerOptions = {},
-): Promise<() => Promise<void>> {
-  return createPgListener(url, options).subscribe(channel, onMessage, onState);
-}

@@ -4,7 +4,7 @@
 import net from 'node:net';
 import { once } from 'node:events';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createPgListener, listenOnPg } from '../../src/store/pg-listener.js';
+import { createPgListener } from '../../src/store/pg-listener.js';
 import { DRIVERS } from '../support/drivers.js';
 import { createTestPgDatabase, type TestPgDatabase } from '../support/postgres.js';
 import pg from 'pg';
@@ -67,10 +67,8 @@ describe.runIf(DRIVERS.includes('pg'))('the LISTEN connection on a path that die
     url.port = String(proxy.port);
     const states: boolean[] = [];
     const heard: string[] = [];
-    const stop = await listenOnPg(url.toString(), 'silent_drop_test', (payload) => heard.push(payload), (listening) => states.push(listening), {
-      heartbeatMs: 100,
-      heartbeatTimeoutMs: 200,
-    });
+    const listener = createPgListener(url.toString(), { heartbeatMs: 100, heartbeatTimeoutMs: 200 });
+    const stop = await listener.subscribe('silent_drop_test', (payload) => heard.push(payload), (listening) => states.push(listening));
     const notify = async (payload: string) => {
       const client = new pg.Client({ connectionString: database.url });
       await client.connect();
