@@ -27,6 +27,12 @@ export interface PgListener {
   subscribe(channel: string, onMessage: (payload: string) => void, onState: (listening: boolean) => void): Promise<() => Promise<void>>;
 }
 
+interface Session {
+  client: pg.Client;
+  /** The channels LISTENed on this connection. */
+  listened: Set<string>;
+}
+
 interface Subscriber {
   channel: string;
   onMessage(payload: string): void;
@@ -54,10 +60,9 @@ export function createPgListener(url: string, options: ListenerOptions = {}): Pg
   const heartbeatMs = options.heartbeatMs ?? 5_000;
   const heartbeatTimeoutMs = options.heartbeatTimeoutMs ?? 3_000;
   const subscribers = new Set<Subscriber>();
-  let client: pg.Client | undefined;
-  /** The channels LISTENed on `client`. */
-  let listened = new Set<string>();
-  /** The LISTEN and UNLISTEN statements of `client`, one after the other. */
+  /** The connection listened on now, and the channels it LISTENs. */
+  let session: Session | undefined;
+  /** The LISTEN and UNLISTEN statements of the session, one after the other. */
   let statements: Promise<void> = Promise.resolve();
   /** The connection attempt under way, if any. */
   let connecting: Promise<void> | undefined;
@@ -78,13 +83,12 @@ export function createPgListener(url: string, options: ListenerOptions = {}): Pg
     heartbeat = undefined;
   };
 
-  const lose = (lost: pg.Client) => {
-    if (client !== lost) return;
-    client = undefined;
-    listened = new Set();
+  const lose = (lost: Session) => {
+    if (session !== lost) return;
+    session = undefined;
     stopTimers();
     for (const subscriber of subscribers) tell(subscriber, false);
-    lost.end().catch(() => {});
+    lost.client.end().catch(() => {});
     schedule();
   };
 
@@ -95,30 +99,31 @@ export function createPgListener(url: string, options: ListenerOptions = {}): Pg
   };
 
   // LISTENs every subscribed channel not yet listened on, then tells its subscribers.
-  const catchUp = (on: pg.Client): Promise<void> =>
+  const catchUp = (on: Session): Promise<void> =>
     enqueue(async () => {
       for (const subscriber of subscribers) {
-        if (client !== on) return;
-        if (!listened.has(subscriber.channel)) {
+        if (session !== on) return;
+        if (!on.listened.has(subscriber.channel)) {
           try {
-            await on.query(`LISTEN ${pg.escapeIdentifier(subscriber.channel)}`);
+            await on.client.query(`LISTEN ${pg.escapeIdentifier(subscriber.channel)}`);
           } catch {
             return lose(on);
           }
-          listened.add(subscriber.channel);
+          on.listened.add(subscriber.channel);
         }
         // A subscriber that left while its LISTEN was under way is told nothing more.
-        if (client === on && subscribers.has(subscriber)) tell(subscriber, true);
+        if (session === on && subscribers.has(subscriber)) tell(subscriber, true);
       }
     });
 
   const connect = async () => {
     const next = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5_000, keepAlive: true });
-    const lost = () => lose(next);
+    const own: Session = { client: next, listened: new Set() };
+    const lost = () => lose(own);
     next.on('error', lost);
     next.on('end', lost);
     next.on('notification', (message) => {
-      if (client !== next) return;
+      if (session !== own) return;
       for (const subscriber of subscribers) {
         if (subscriber.channel === message.channel) isolated(() => subscriber.onMessage(message.payload ?? ''));
       }
@@ -136,8 +141,7 @@ export function createPgListener(url: string, options: ListenerOptions = {}): Pg
       await next.end().catch(() => {});
       return;
     }
-    client = next;
-    listened = new Set();
+    session = own;
     heartbeat = setInterval(() => {
       let answered = false;
       const late = setTimeout(() => answered || lost(), heartbeatTimeoutMs);
@@ -148,9 +152,9 @@ export function createPgListener(url: string, options: ListenerOptions = {}): Pg
       );
     }, heartbeatMs);
     heartbeat.unref();
-    await catchUp(next);
+    await catchUp(own);
     // Back to a quick retry only once this connection listens on every channel.
-    if (client === next) retryMs = RETRY_FIRST_MS;
+    if (session === own) retryMs = RETRY_FIRST_MS;
   };
 
   const attempt = (): Promise<void> => {
@@ -158,7 +162,7 @@ export function createPgListener(url: string, options: ListenerOptions = {}): Pg
       connecting = undefined;
       // An attempt that ended owning no connection (the last subscriber left meanwhile, and
       // another came) must not leave the new subscriber without a retry.
-      if (client === undefined) schedule();
+      if (session === undefined) schedule();
     });
     return connecting;
   };
@@ -176,10 +180,9 @@ export function createPgListener(url: string, options: ListenerOptions = {}): Pg
   const close = async () => {
     stopTimers();
     retryMs = RETRY_FIRST_MS;
-    const current = client;
-    client = undefined;
-    listened = new Set();
-    await current?.end().catch(() => {});
+    const current = session;
+    session = undefined;
+    await current?.client.end().catch(() => {});
   };
 
   return {
@@ -187,18 +190,18 @@ export function createPgListener(url: string, options: ListenerOptions = {}): Pg
       const subscriber: Subscriber = { channel, onMessage, onState, told: true };
       subscribers.add(subscriber);
       tell(subscriber, false);
-      if (client !== undefined) await catchUp(client);
+      if (session !== undefined) await catchUp(session);
       else if (timer === undefined) await attempt();
       return async () => {
         if (!subscribers.delete(subscriber)) return;
         if (subscribers.size === 0) return close();
-        const on = client;
+        const on = session;
         if (on === undefined) return;
         // Decided in turn, after any LISTEN of this channel still under way.
         await enqueue(async () => {
-          if (client !== on || !listened.has(channel) || [...subscribers].some((other) => other.channel === channel)) return;
-          listened.delete(channel);
-          await on.query(`UNLISTEN ${pg.escapeIdentifier(channel)}`).then(
+          if (session !== on || !on.listened.has(channel) || [...subscribers].some((other) => other.channel === channel)) return;
+          on.listened.delete(channel);
+          await on.client.query(`UNLISTEN ${pg.escapeIdentifier(channel)}`).then(
             () => undefined,
             () => lose(on),
           );

@@ -45,14 +45,6 @@ async function freezingProxy(target: URL) {
   };
 }
 
-const waitFor = async (condition: () => boolean, ms: number, what: string) => {
-  const deadline = performance.now() + ms;
-  while (!condition()) {
-    if (performance.now() > deadline) throw new Error(`no ${what} within ${ms} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-};
-
 describe.runIf(DRIVERS.includes('pg'))('the LISTEN connection on a path that dies silently [pg]', () => {
   let database: TestPgDatabase;
   beforeAll(async () => {
@@ -78,17 +70,17 @@ describe.runIf(DRIVERS.includes('pg'))('the LISTEN connection on a path that die
     try {
       expect(states).toEqual([false, true]);
       await notify('before');
-      await waitFor(() => heard.includes('before'), 2_000, 'the first notification');
+      await until(() => heard.includes('before'), 'the first notification', 2_000);
 
       proxy.freeze();
       const frozenAt = performance.now();
-      await waitFor(() => states.at(-1) === false, 2_000, 'the loss noticed');
+      await until(() => states.at(-1) === false, 'the loss noticed', 2_000);
       // One heartbeat period plus its timeout, with room for a loaded machine.
       expect(performance.now() - frozenAt).toBeLessThan(1_000);
 
-      await waitFor(() => states.at(-1) === true, 3_000, 'listening again');
+      await until(() => states.at(-1) === true, 'listening again', 3_000);
       await notify('after');
-      await waitFor(() => heard.includes('after'), 2_000, 'a notification on the new connection');
+      await until(() => heard.includes('after'), 'a notification on the new connection', 2_000);
     } finally {
       await stop();
       await proxy.close();

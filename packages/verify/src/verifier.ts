@@ -356,8 +356,12 @@ export function createKeyVerifier(options: KeyVerifierOptions): KeyVerifier {
     verify(key, question) {
       const product = question?.product ?? options.product;
       const scope = question?.scope ?? options.scope;
-      if (product !== undefined && !PRODUCT_CODE.test(product)) {
-        return Promise.reject(new TypeError('product must be a catalog product code'));
+      if (product !== undefined && product !== checkedProduct) {
+        try {
+          checkedProduct = checkProduct(product);
+        } catch (error) {
+          return Promise.reject(error instanceof Error ? error : new TypeError(String(error)));
+        }
       }
       if (typeof key !== 'string' || key.length === 0 || key.length > MAX_KEY_LENGTH) return Promise.resolve(MALFORMED);
       const hash = sha256Hex(key);
